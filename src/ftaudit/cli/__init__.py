@@ -1,0 +1,60 @@
+"""The `ftaudit` command: parses, calls one function, prints.
+
+Each area registers its subcommands from its own module (`ftaudit.cli.<area>`). Those modules import only
+argparse-level things at the top; heavy imports (torch, transformers) happen inside the handlers so that
+`ftaudit estimate` answers in well under a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ftaudit import __version__
+from ftaudit.errors import BAD_INPUT, FtauditError
+
+# Modules that define `register(subparsers)`; one per area.
+COMMAND_MODULES = ["compute", "record", "data", "train", "evaluate", "docs", "ledger"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are bad input: one line, exit 1 (argparse's default is 2, which we use for runtime errors)."""
+
+    def error(self, message):
+        self.exit(BAD_INPUT, f"ftaudit: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ftaudit", description="EU AI Act evidence for fine-tuning LLMs.")
+    parser.add_argument("--version", action="version", version=f"ftaudit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"ftaudit.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"ftaudit.cli.{name}":
+                continue  # that area has no commands yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return BAD_INPUT
+    try:
+        return int(args.handler(args) or 0)
+    except FtauditError as exc:
+        print(f"ftaudit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ftaudit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from ftaudit.cli import main
+
+sys.exit(main())
