@@ -15,7 +15,7 @@ from ftaudit import __version__
 from ftaudit.errors import BAD_INPUT, FtauditError
 
 # Modules that define `register(subparsers)`; one per area.
-COMMAND_MODULES = ["compute", "record", "data", "train", "evaluate", "docs", "ledger"]
+COMMAND_MODULES = ["estimate", "status", "record", "data", "train", "evaluate", "docs", "ledger"]
 
 
 class _Parser(argparse.ArgumentParser):
