@@ -1,0 +1,246 @@
+"""Data quality: exact and near-duplicates (MinHash + LSH), train/eval leakage, empty and garbled records.
+
+Art. 10(2)-(3) asks that training data be examined and be, to the best extent possible, free of errors; Annex XI
+§1 2(c) asks for the curation methods. Duplicates inflate the weight of some texts (and raise memorisation of
+whatever personal data they carry); eval texts that also sit in the training set make the evaluation worthless.
+
+MinHash is implemented here on numpy (no extra dependency): each text becomes a set of shingles (word 3-grams, or
+character 5-grams for texts of fewer than 3 words), each shingle a 32-bit hash, and each of `num_perm` universal
+hash functions h(x) = (a·x + b) mod (2^61 − 1) keeps its minimum. The share of equal minima estimates the Jaccard
+similarity of the two shingle sets. LSH splits the signature into `bands` bands of `rows` rows; two texts become
+candidates when one band is identical, and every candidate is verified against the similarity threshold, so LSH
+decides only what is compared, never what is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_MERSENNE = np.uint64((1 << 61) - 1)
+_WORD = re.compile(r"\w+", re.UNICODE)
+_WS = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """Case-fold, NFKC, collapse whitespace: what 'the same text' means for exact duplicates."""
+    return _WS.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def exact_key(text: str) -> bytes:
+    return hashlib.blake2b(normalise(text).encode("utf-8"), digest_size=16).digest()
+
+
+def shingles(text: str, *, word_ngram: int = 3, char_ngram: int = 5) -> set[str]:
+    words = _WORD.findall(normalise(text))
+    if len(words) >= word_ngram:
+        return {" ".join(words[i : i + word_ngram]) for i in range(len(words) - word_ngram + 1)}
+    flat = " ".join(words)
+    if len(flat) <= char_ngram:
+        return {flat} if flat else set()
+    return {flat[i : i + char_ngram] for i in range(len(flat) - char_ngram + 1)}
+
+
+@dataclass(frozen=True)
+class MinHasher:
+    """Deterministic MinHash signatures (same seed → same permutations across processes and runs)."""
+
+    num_perm: int = 64
+    seed: int = 1
+
+    def __post_init__(self):
+        rng = np.random.default_rng(self.seed)
+        # a, b < 2^31 and x < 2^32 keep a·x + b below 2^64: no silent uint64 overflow.
+        object.__setattr__(self, "_a", rng.integers(1, 1 << 31, self.num_perm, dtype=np.uint64))
+        object.__setattr__(self, "_b", rng.integers(0, 1 << 31, self.num_perm, dtype=np.uint64))
+
+    def signature(self, text: str) -> np.ndarray | None:
+        """uint32[num_perm], or None for a text with no shingles (empty)."""
+        grams = shingles(text)
+        if not grams:
+            return None
+        hv = np.fromiter(
+            (int.from_bytes(hashlib.blake2b(g.encode("utf-8"), digest_size=4).digest(), "little") for g in grams),
+            dtype=np.uint64,
+            count=len(grams),
+        )
+        phv = (np.outer(hv, self._a) + self._b) % _MERSENNE
+        return (phv.min(axis=0) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """MinHash estimate of the Jaccard similarity."""
+    return float(np.count_nonzero(a == b)) / len(a)
+
+
+@dataclass
+class Pair:
+    a: int
+    b: int
+    similarity: float
+
+
+class NearDuplicateIndex:
+    """Streaming LSH index: `add` returns the earlier items this one duplicates (exactly or nearly)."""
+
+    def __init__(self, num_perm: int = 64, bands: int = 16, threshold: float = 0.8):
+        if num_perm % bands:
+            raise ValueError("num_perm must be a multiple of bands")
+        self.num_perm, self.bands, self.rows, self.threshold = num_perm, bands, num_perm // bands, threshold
+        self._buckets: list[dict[bytes, list[int]]] = [{} for _ in range(bands)]
+        self._exact: dict[bytes, int] = {}
+        self._sigs: list[np.ndarray] = []
+        self._ids: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def query(self, key: bytes, sig: np.ndarray | None) -> tuple[int | None, list[Pair]]:
+        """(id of an exact duplicate or None, near-duplicate pairs with similarity ≥ threshold)."""
+        exact = self._exact.get(key)
+        if sig is None:
+            return exact, []
+        seen: set[int] = set()
+        pairs: list[Pair] = []
+        for band, bucket in zip(self._band_keys(sig), self._buckets):
+            for pos in bucket.get(band, ()):
+                if pos in seen:
+                    continue
+                seen.add(pos)
+                sim = similarity(sig, self._sigs[pos])
+                if sim >= self.threshold and self._ids[pos] != exact:
+                    pairs.append(Pair(self._ids[pos], -1, sim))
+        return exact, pairs
+
+    def add(self, item: int, key: bytes, sig: np.ndarray | None) -> tuple[int | None, list[Pair]]:
+        exact, pairs = self.query(key, sig)
+        for p in pairs:
+            p.b = item
+        if exact is None:
+            self._exact[key] = item
+        if sig is not None and exact is None:
+            # Exact duplicates are not indexed twice: their twin already represents them.
+            pos = len(self._sigs)
+            self._sigs.append(sig)
+            self._ids.append(item)
+            for band, bucket in zip(self._band_keys(sig), self._buckets):
+                bucket.setdefault(band, []).append(pos)
+        return exact, pairs
+
+    def _band_keys(self, sig: np.ndarray) -> list[bytes]:
+        r = self.rows
+        raw = sig.tobytes()
+        return [raw[i * r * 4 : (i + 1) * r * 4] for i in range(self.bands)]
+
+
+class _UnionFind:
+    def __init__(self):
+        self.parent: dict[int, int] = {}
+
+    def find(self, x: int) -> int:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+    def groups(self) -> list[list[int]]:
+        out: dict[int, list[int]] = {}
+        for x in self.parent:
+            out.setdefault(self.find(x), []).append(x)
+        return [sorted(g) for g in out.values() if len(g) > 1]
+
+
+@dataclass
+class DuplicateResult:
+    exact_duplicate_items: int = 0  # items that repeat an earlier item exactly (after normalisation)
+    exact_groups: int = 0
+    near_duplicate_items: int = 0  # items that are not exact repeats but near an earlier item
+    near_duplicate_clusters: int = 0
+    pairs: list[Pair] = field(default_factory=list)  # near pairs, capped
+    exact_examples: list[list[int]] = field(default_factory=list)  # groups of ids, capped
+
+
+class DuplicateFinder:
+    """Feed items in order; `result()` summarises exact repeats and near-duplicate clusters."""
+
+    def __init__(self, *, num_perm: int = 64, bands: int = 16, threshold: float = 0.8, max_examples: int = 20):
+        self.index = NearDuplicateIndex(num_perm, bands, threshold)
+        self.max_examples = max_examples
+        self._exact = _UnionFind()
+        self._near = _UnionFind()
+        self._exact_items = 0
+        self._near_items = 0
+        self._pairs: list[Pair] = []
+
+    def add(self, item: int, key: bytes, sig: np.ndarray | None) -> None:
+        exact, pairs = self.index.add(item, key, sig)
+        if exact is not None:
+            self._exact_items += 1
+            self._exact.union(exact, item)
+            return
+        if pairs:
+            self._near_items += 1
+            for p in pairs:
+                self._near.union(p.a, p.b)
+            best = max(pairs, key=lambda p: p.similarity)
+            if len(self._pairs) < self.max_examples:
+                self._pairs.append(best)
+
+    def result(self) -> DuplicateResult:
+        exact_groups = self._exact.groups()
+        return DuplicateResult(
+            exact_duplicate_items=self._exact_items,
+            exact_groups=len(exact_groups),
+            near_duplicate_items=self._near_items,
+            near_duplicate_clusters=len(self._near.groups()),
+            pairs=list(self._pairs),
+            exact_examples=exact_groups[: self.max_examples],
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Empty and garbled records
+# ---------------------------------------------------------------------------------------------------------------
+
+# Typical UTF-8 read as Latin-1/CP1252 sequences ("Ã©" for "é", "â€™" for "’").
+_MOJIBAKE = re.compile(r"Ã[\x80-\xbf¡-ÿ]|â€|Â[\xa0-\xbf]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def garbled_reason(text: str) -> str | None:
+    """Why a text looks garbled, or None. Thresholds are conservative: a flag is for a human to look at."""
+    n = len(text)
+    if n == 0 or not text.strip():
+        return None  # empty is its own category
+    if text.count("\ufffd") / n > 0.01 or text.count("\ufffd") >= 5:
+        return "replacement_characters"  # bytes that were not valid in the source encoding
+    if len(_CONTROL.findall(text)) / n > 0.01:
+        return "control_characters"
+    if len(_MOJIBAKE.findall(text)) >= 3:
+        return "mojibake"
+    if n >= 20:
+        letters = sum(ch.isalpha() for ch in text)
+        if letters / n < 0.25:
+            return "few_letters"  # markup, base64 blobs, tables of numbers
+        longest = max((len(w) for w in text.split()), default=0)
+        if longest >= 200:
+            return "unbroken_run"  # a 200-character 'word' is an encoded blob, not language
+    return None
+
+
+def quality_flag(texts: list[str]) -> str | None:
+    """'empty' when a record carries no text at all; a garbled reason when its joined text looks garbled."""
+    joined = "\n".join(texts)
+    if not joined.strip():
+        return "empty"
+    return garbled_reason(joined)

@@ -1,0 +1,176 @@
+"""Language, length and token-count statistics.
+
+The AI Office training-content summary (§1) asks for the linguistic characteristics of the training content and
+a size band in tokens; Art. 10(3) asks whether the data is representative for the intended use. These numbers are
+the factual part of both answers.
+
+Language identification is a small, dependency-free method: the script of the letters (Latin, Cyrillic, Greek,
+Arabic, Hebrew, Devanagari, Thai, Hangul, Kana, Han) and, for Latin and Cyrillic scripts, a profile of each
+language's most frequent function words. It is reliable on sentences and longer texts and says "und"
+(undetermined) when the evidence is too thin; it is not a classifier for single words.
+
+Token counts: a regular-expression word/punctuation count by default (no tokenizer needed), or the exact count
+of a Hugging Face tokenizer when the caller passes one (`tokenizer=` name or path, loaded offline).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Function-word profiles: very frequent, short, language-specific words (a reading of "linguistic characteristics").
+_STOPWORDS: dict[str, frozenset[str]] = {
+    lang: frozenset(words.split())
+    for lang, words in {
+        "en": "the and of to is in that it was for on are with as this be at have from not by they you he she but or",
+        "de": "der die das und ist nicht ein eine zu mit den von sich auf für dem des auch es ich sie wir aber oder",
+        "fr": "le la les et est un une des du que qui dans pour pas sur au avec ce il elle nous vous sont mais ou",
+        "es": "el la los las y es un una que de en por para con no se del al lo como pero su sus está son",
+        "it": "il lo la gli le e è un una che di in per con non si del della sono ma come anche questo",
+        "pt": "o a os as e é um uma que de em por para com não se do da dos das mas como são está",
+        "nl": "de het een en is van in dat op te met voor niet zijn er aan ook als maar om wat",
+        "sv": "och att det som en är på för med har inte av till den jag om men ett var",
+        "da": "og at det som en er på for med har ikke af til den jeg om men et var",
+        "pl": "i w nie na się że to jest z do jak po ale co tak od za przez jego",
+        "cs": "a v se na je že to s z do jako ale o by jsem pro tak jeho ve",
+        "ro": "și în de la cu este un o că nu pe pentru care mai din sunt",
+        "fi": "ja on ei se että oli hän mutta kun tai niin ovat myös joka",
+        "ru": "и в не на что он она с как это по но из за то все так его",
+        "uk": "і в не на що він вона з як це по але із за та все так його",
+        "bg": "и в не на че той тя с как това по но от за се да са",
+    }.items()
+}
+_SCRIPT_LANG = {"GREEK": "el", "ARABIC": "ar", "HEBREW": "he", "DEVANAGARI": "hi", "THAI": "th", "HANGUL": "ko"}
+_WORD = re.compile(r"\w+", re.UNICODE)
+_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def _script(ch: str) -> str | None:
+    try:
+        name = unicodedata.name(ch)
+    except ValueError:
+        return None
+    if name.startswith("CJK"):
+        return "HAN"
+    if name.startswith(("HIRAGANA", "KATAKANA")):
+        return "KANA"
+    return name.split(" ", 1)[0]
+
+
+def detect_language(text: str, *, sample_chars: int = 2000) -> str:
+    """ISO 639-1 code, or 'und' when undetermined."""
+    sample = text[:sample_chars]
+    scripts = Counter(s for s in (_script(ch) for ch in sample if ch.isalpha()) if s)
+    if not scripts:
+        return "und"
+    script, _ = scripts.most_common(1)[0]
+    if script == "KANA" or (script == "HAN" and scripts.get("KANA", 0) > 0):
+        return "ja"
+    if script == "HAN":
+        return "zh"
+    if script in _SCRIPT_LANG:
+        return _SCRIPT_LANG[script]
+    if script not in ("LATIN", "CYRILLIC"):
+        return "und"
+    words = [w.casefold() for w in _WORD.findall(sample)]
+    if not words:
+        return "und"
+    langs = ("ru", "uk", "bg") if script == "CYRILLIC" else tuple(k for k in _STOPWORDS if k not in ("ru", "uk", "bg"))
+    hits = {lang: sum(w in _STOPWORDS[lang] for w in words) for lang in langs}
+    best = max(hits, key=hits.get)
+    ranked = sorted(hits.values(), reverse=True)
+    # Need a minimum of evidence, and a margin over the runner-up (fr/es/it/pt share many function words).
+    if hits[best] < 2 or hits[best] < 0.05 * len(words) or (len(ranked) > 1 and ranked[0] == ranked[1]):
+        return "und"
+    return best
+
+
+def regex_token_count(text: str) -> int:
+    return len(_TOKEN.findall(text))
+
+
+class TokenCounter:
+    """Counts tokens with a HF tokenizer when given one, else words and punctuation marks."""
+
+    def __init__(self, tokenizer: str | None = None):
+        self.name = tokenizer
+        self._tok = None
+        if tokenizer:
+            from ftaudit.errors import BadInput
+
+            try:
+                from transformers import AutoTokenizer
+
+                self._tok = AutoTokenizer.from_pretrained(tokenizer)
+            except Exception as exc:  # noqa: BLE001 - any loading failure is the user's argument
+                raise BadInput(
+                    f"cannot load tokenizer {tokenizer!r} ({type(exc).__name__}); pass a local tokenizer "
+                    "directory or omit --tokenizer to count words and punctuation"
+                ) from None
+
+    @property
+    def method(self) -> str:
+        return f"hf-tokenizer:{self.name}" if self._tok else "regex:words+punctuation"
+
+    def __call__(self, text: str) -> int:
+        if self._tok is not None:
+            return len(self._tok(text, add_special_tokens=False)["input_ids"])
+        return regex_token_count(text)
+
+
+@dataclass
+class Distribution:
+    count: int
+    total: int
+    min: int
+    max: int
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+    histogram: list[tuple[int, int, int]]  # (low, high, count), log-spaced bins
+
+
+def distribution(values: np.ndarray) -> Distribution:
+    if values.size == 0:
+        return Distribution(0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, [])
+    v = values.astype(np.int64)
+    top = int(v.max())
+    # Powers of two: record lengths span orders of magnitude, linear bins would hide everything but one.
+    edges = [0, 1] + [1 << k for k in range(1, max(1, top.bit_length()) + 1)]
+    if edges[-1] <= top:
+        edges.append(edges[-1] * 2)
+    counts, _ = np.histogram(v, bins=edges)
+    hist = [(edges[i], edges[i + 1] - 1, int(c)) for i, c in enumerate(counts) if c]
+    q = np.percentile(v, [50, 90, 99])
+    return Distribution(
+        count=int(v.size), total=int(v.sum()), min=int(v.min()), max=top, mean=round(float(v.mean()), 3),
+        p50=float(q[0]), p90=float(q[1]), p99=float(q[2]), histogram=hist,
+    )
+
+
+@dataclass
+class TextStats:
+    """Streaming accumulator over records: per-record lengths kept as compact int arrays (8 bytes/record)."""
+
+    chars: array = field(default_factory=lambda: array("q"))
+    tokens: array = field(default_factory=lambda: array("q"))
+    languages: Counter = field(default_factory=Counter)  # records per language
+    language_chars: Counter = field(default_factory=Counter)  # characters per language
+
+    def add(self, n_chars: int, n_tokens: int, language: str) -> None:
+        self.chars.append(n_chars)
+        self.tokens.append(n_tokens)
+        self.languages[language] += 1
+        self.language_chars[language] += n_chars
+
+    def char_distribution(self) -> Distribution:
+        return distribution(np.frombuffer(self.chars, dtype=np.int64))
+
+    def token_distribution(self) -> Distribution:
+        return distribution(np.frombuffer(self.tokens, dtype=np.int64))
