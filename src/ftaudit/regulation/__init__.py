@@ -1,1 +1,9 @@
-"""ftaudit.regulation"""
+"""ftaudit.regulation — the EU AI Act rules as data; pure functions that return their reasoning and citations.
+
+Knows nothing else in ftaudit: numbers in, judgements out (no torch, no transformers).
+"""
+
+from ftaudit.regulation.decision import Decision, OriginalCompute, decide, tokens_until_threshold
+from ftaudit.regulation.obligations import ROLES, Obligation
+
+__all__ = ["Decision", "OriginalCompute", "Obligation", "ROLES", "decide", "tokens_until_threshold"]
