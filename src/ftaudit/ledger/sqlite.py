@@ -1,0 +1,107 @@
+"""The SQLite ledger: one file, the default for a single machine."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from ftaudit.errors import BadInput, RuntimeFailure
+from ftaudit.ledger.store import TABLES, LedgerCorrupt, Store
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class SqliteStore(Store):
+    seq_type = "INTEGER"  # INTEGER PRIMARY KEY is SQLite's rowid: the cheapest ordered key
+    float_type = "REAL"
+
+    def __init__(self, path: Path, *, create: bool):
+        self.path = path
+        self.display = str(path)
+        if path.is_dir():
+            raise BadInput(f"{path}: is a directory; pass the ledger file (e.g. {path / 'ledger.sqlite'})")
+        if path.exists():
+            with open(path, "rb") as fh:
+                magic = fh.read(len(SQLITE_MAGIC))
+            if magic and magic != SQLITE_MAGIC:
+                raise BadInput(f"{path}: not a SQLite database, so not an ftaudit ledger; check --ledger")
+        elif not create:
+            raise BadInput(f"{path}: no ledger here; pass --ledger PATH or set FTAUDIT_LEDGER")
+        else:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise BadInput(f"cannot create {path.parent}: {exc.strerror}") from None
+        try:
+            # isolation_level=None: we issue BEGIN ourselves, so BEGIN IMMEDIATE means what it says.
+            self.conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA busy_timeout = 60000")
+            if create:
+                self.conn.execute("PRAGMA journal_mode = WAL")  # readers do not block the writer
+        except sqlite3.DatabaseError as exc:
+            raise self._translate(exc) from None
+
+    def _translate(self, exc: sqlite3.Error) -> Exception:
+        msg = str(exc)
+        if "not a database" in msg:
+            return BadInput(f"{self.path}: not a SQLite database, so not an ftaudit ledger; check --ledger")
+        if "malformed" in msg or "corrupt" in msg:
+            return LedgerCorrupt(f"{self.path}: ledger file is damaged ({msg})")
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg):
+            return RuntimeFailure(f"{self.path}: ledger is locked by another writer for too long ({msg})")
+        if isinstance(exc, sqlite3.OperationalError) and "readonly" in msg:
+            return BadInput(f"{self.path}: ledger is read-only; check the file permissions")
+        return LedgerCorrupt(f"{self.path}: ledger cannot be read ({msg})")
+
+    def has_schema(self) -> bool:
+        rows = self.query("SELECT name FROM sqlite_master WHERE type = 'table'")
+        names = {r[0] for r in rows}
+        if not names:
+            return False
+        if not set(TABLES) <= names:
+            raise BadInput(f"{self.path}: a SQLite database, but not an ftaudit ledger (tables missing)")
+        return True
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[None]:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        try:
+            self.conn.execute(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        try:
+            return self.conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple]:
+        try:
+            cur = self.conn.execute(sql, tuple(params))
+            while True:
+                rows = cur.fetchmany(2000)
+                if not rows:
+                    return
+                yield from rows
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+
+    def close(self) -> None:
+        self.conn.close()
