@@ -1,0 +1,433 @@
+"""Streaming loaders for training data: JSONL, JSON, CSV/TSV, Parquet, plain text, Hugging Face datasets on disk.
+
+Every loader yields `Record`s one at a time and never reads a whole JSONL/CSV/text file into memory, so a file
+larger than memory can be scanned. Bad input becomes one `BadInput` line that names the file and the line; it never
+quotes the offending content (it may hold personal data).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import os
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ftaudit.errors import BadInput
+
+OnError = Literal["stop", "skip"]
+
+JSONL_SUFFIXES = {".jsonl", ".ndjson", ".jsonlines"}
+JSON_SUFFIXES = {".json"}
+CSV_SUFFIXES = {".csv", ".tsv"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+TEXT_SUFFIXES = {".txt", ".text", ".md"}
+SUPPORTED = sorted(JSONL_SUFFIXES | JSON_SUFFIXES | CSV_SUFFIXES | PARQUET_SUFFIXES | TEXT_SUFFIXES)
+
+_SNIFF_BYTES = 8192
+_JSON_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Record:
+    """One training example. `index` is the 0-based line (JSONL, text), row (CSV, Parquet, datasets) or array
+    element (JSON) in its file; blank lines are skipped but still counted, so `index` matches the line number."""
+
+    index: int
+    source: str
+    data: dict
+
+
+@dataclass(frozen=True)
+class LoadError:
+    """A record that could not be read (collected when on_error="skip"). Never carries the record's content."""
+
+    source: str
+    index: int
+    message: str
+
+
+@dataclass
+class _Sink:
+    on_error: OnError
+    errors: list | None = field(default=None)
+
+    def bad(self, source: str, index: int, message: str) -> None:
+        if self.on_error == "stop":
+            raise BadInput(f"{source}: {message} (use --on-error skip to skip bad records)")
+        if self.errors is not None:
+            self.errors.append(LoadError(source, index, message))
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """'jsonl' | 'json' | 'csv' | 'tsv' | 'parquet' | 'text' | 'hf_dataset' from the path; BadInput otherwise."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / "dataset_dict.json").is_file() or (p / "state.json").is_file():
+            return "hf_dataset"
+        raise BadInput(f"{p}: is a directory but not a Hugging Face dataset saved with save_to_disk "
+                       "(no dataset_dict.json or state.json)")
+    suffix = p.suffix.lower()
+    if suffix == ".gz":
+        raise BadInput(f"{p}: compressed files are not read directly; decompress it first")
+    if suffix in JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix in JSON_SUFFIXES:
+        return "json"
+    if suffix == ".csv":
+        return "csv"
+    if suffix == ".tsv":
+        return "tsv"
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    if suffix in TEXT_SUFFIXES:
+        return "text"
+    raise BadInput(f"{p}: unsupported file type {suffix or '(no extension)'!r}; supported: "
+                   f"{', '.join(SUPPORTED)} or a directory written by datasets' save_to_disk")
+
+
+def _check_file(p: Path, *, text: bool) -> None:
+    """Missing, empty, binary or UTF-16 files fail early with one clear line."""
+    if not p.exists():
+        raise BadInput(f"{p}: no such file")
+    if not p.is_file():
+        raise BadInput(f"{p}: not a regular file")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise BadInput(f"{p}: cannot read: {exc.strerror}") from None
+    if not head:
+        raise BadInput(f"{p}: file is empty")
+    if not text:
+        return
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or head.startswith(
+            (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        raise BadInput(f"{p}: file is UTF-16/UTF-32 encoded; convert it to UTF-8 "
+                       "(e.g. iconv -f UTF-16 -t UTF-8)")
+    if b"\x00" in head:
+        raise BadInput(f"{p}: looks like a binary file (contains NUL bytes), not UTF-8 text")
+
+
+def _decode(raw: bytes, p: Path, lineno: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{p}: line {lineno + 1} is not valid UTF-8 (byte {exc.start} of the line); "
+                       "convert the file to UTF-8 (e.g. iconv -f latin1 -t UTF-8)") from None
+
+
+def _iter_lines(p: Path) -> Iterator[tuple[int, str]]:
+    """(0-based line number, decoded line without its newline); reads one line at a time."""
+    with open(p, "rb") as fh:
+        for lineno, raw in enumerate(fh):
+            if lineno == 0 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            if b"\x00" in raw:
+                raise BadInput(f"{p}: line {lineno + 1} contains NUL bytes; this looks like a binary file")
+            yield lineno, _decode(raw, p, lineno).rstrip("\r\n")
+
+
+def _as_record_data(value: Any) -> dict | None:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        return {"text": value}  # a JSONL file of bare strings: each string is the text
+    return None
+
+
+def _jsonl(p: Path, sink: _Sink) -> Iterator[Record]:
+    src = str(p)
+    for lineno, line in _iter_lines(p):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            sink.bad(src, lineno, f"line {lineno + 1}: invalid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        data = _as_record_data(value)
+        if data is None:
+            sink.bad(src, lineno, f"line {lineno + 1}: expected a JSON object, got {type(value).__name__}")
+            continue
+        yield Record(lineno, src, data)
+
+
+class _ChunkedText:
+    """A growing text buffer over a binary file, decoded incrementally as UTF-8."""
+
+    def __init__(self, fh, p: Path):
+        self.fh, self.p = fh, p
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+        self.consumed = 0  # characters dropped from the front of buf (for error positions)
+
+    def more(self, size: int = _JSON_CHUNK) -> bool:
+        if self.eof:
+            return False
+        raw = self.fh.read(size)
+        try:
+            if not raw:
+                self.eof = True
+                self.buf += self.decoder.decode(b"", final=True)
+                return False
+            self.buf += self.decoder.decode(raw)
+        except UnicodeDecodeError:
+            raise BadInput(f"{self.p}: not valid UTF-8 near character {self.consumed + len(self.buf)}; "
+                           "convert the file to UTF-8") from None
+        return True
+
+    def compact(self) -> None:
+        if self.pos > _JSON_CHUNK:
+            self.consumed += self.pos
+            self.buf = self.buf[self.pos:]
+            self.pos = 0
+
+    def skip_ws(self) -> str:
+        """Skips whitespace; returns the next character ('' at end of file)."""
+        while True:
+            m = _WS.match(self.buf, self.pos)
+            self.pos = m.end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.more():
+                return ""
+
+
+_DECODER = json.JSONDecoder()
+_WS = re.compile(r"\s*")
+
+
+def _json(p: Path, sink: _Sink) -> Iterator[Record]:
+    """A top-level JSON array, streamed element by element; a top-level object is one record, and a '.json' file
+    that holds several objects one after another is read as JSON Lines."""
+    src = str(p)
+    with open(p, "rb") as fh:
+        t = _ChunkedText(fh, p)
+        t.more()
+        if t.buf.startswith("\ufeff"):
+            t.pos = 1
+        first = t.skip_ws()
+        if first == "":
+            raise BadInput(f"{p}: file is empty")
+        if first != "[":
+            # A single object, or JSON Lines saved as .json: parse values one after another.
+            index = 0
+            while t.skip_ws():
+                value = _decode_value(t, p, index)
+                data = _as_record_data(value)
+                if data is None:
+                    sink.bad(src, index, f"value {index}: expected a JSON object, got {type(value).__name__}")
+                else:
+                    yield Record(index, src, data)
+                index += 1
+            return
+        t.pos += 1
+        index = 0
+        while True:
+            c = t.skip_ws()
+            if c == "]":
+                t.pos += 1
+                break
+            if c == "":
+                raise BadInput(f"{p}: JSON array is not closed (file ends after element {index})")
+            if index > 0:
+                if c != ",":
+                    raise BadInput(f"{p}: invalid JSON after array element {index - 1} (expected ',' or ']')")
+                t.pos += 1
+                t.skip_ws()
+            value = _decode_value(t, p, index)
+            data = _as_record_data(value)
+            if data is None:
+                sink.bad(src, index, f"array element {index}: expected a JSON object, got {type(value).__name__}")
+            else:
+                yield Record(index, src, data)
+            index += 1
+            t.compact()
+        if t.skip_ws():
+            raise BadInput(f"{p}: unexpected content after the top-level JSON array")
+
+
+def _decode_value(t: _ChunkedText, p: Path, index: int):
+    """Decodes one JSON value at t.pos, reading more of the file while the value is incomplete."""
+    chunk = _JSON_CHUNK
+    while True:
+        try:
+            value, end = _DECODER.raw_decode(t.buf, t.pos)
+        except json.JSONDecodeError as exc:
+            # An incomplete value (the buffer ends inside it) → read more; otherwise it is really invalid.
+            incomplete = exc.msg.startswith("Unterminated string") or exc.pos >= len(t.buf) - 16
+            if incomplete and not t.eof and t.more(chunk):
+                chunk *= 2  # doubling keeps re-parsing of one huge value O(n log n)
+                continue
+            raise BadInput(f"{p}: invalid JSON in element {index} ({exc.msg} at character "
+                           f"{t.consumed + exc.pos})") from None
+        # A number at the very end of the buffer may continue in the next chunk.
+        if end == len(t.buf) and not t.eof and t.more(chunk):
+            continue
+        t.pos = end
+        return value
+
+
+def _csv(p: Path, sink: _Sink, delimiter: str) -> Iterator[Record]:
+    src = str(p)
+    csv.field_size_limit(sys.maxsize)  # a single 50 MB cell is data, not an error
+    with open(p, "rb") as raw:
+        stream = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
+        reader = csv.reader(stream, delimiter=delimiter)
+        try:
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise BadInput(f"{p}: file is empty") from None
+            if not any(h.strip() for h in header):
+                raise BadInput(f"{p}: the first row must be a header with column names")
+            names = [h.strip() or f"column_{i}" for i, h in enumerate(header)]
+            index = 0
+            for row in reader:
+                if not row:
+                    index += 1
+                    continue
+                if len(row) != len(names):
+                    sink.bad(src, index, f"row {index + 1} (line {reader.line_num}): {len(row)} fields, "
+                                         f"header has {len(names)}")
+                else:
+                    yield Record(index, src, dict(zip(names, row)))
+                index += 1
+        except UnicodeDecodeError:
+            raise BadInput(f"{p}: not valid UTF-8 (near line {reader.line_num + 1}); convert the file to UTF-8 "
+                           "(e.g. iconv -f latin1 -t UTF-8)") from None
+        except csv.Error as exc:
+            raise BadInput(f"{p}: malformed CSV at line {reader.line_num}: {exc}") from None
+
+
+def _text(p: Path) -> Iterator[Record]:
+    src = str(p)
+    for lineno, line in _iter_lines(p):
+        if line.strip():
+            yield Record(lineno, src, {"text": line})
+
+
+def _parquet(p: Path) -> Iterator[Record]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = str(p)
+    try:
+        pf = pq.ParquetFile(p)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise BadInput(f"{p}: not a readable Parquet file ({type(exc).__name__})") from None
+    index = 0
+    for batch in pf.iter_batches(batch_size=1024):
+        for row in batch.to_pylist():
+            yield Record(index, src, row)
+            index += 1
+
+
+def _hf_dataset(p: Path) -> Iterator[Record]:
+    try:
+        import datasets
+    except ImportError:
+        raise BadInput(f"{p}: reading a saved Hugging Face dataset needs the 'datasets' package "
+                       "(pip install 'ftaudit[train]')") from None
+    try:
+        ds = datasets.load_from_disk(str(p))
+    except Exception as exc:  # datasets raises many types for a corrupt directory
+        raise BadInput(f"{p}: cannot load the saved dataset ({type(exc).__name__})") from None
+    splits = ds.items() if isinstance(ds, datasets.DatasetDict) else [(None, ds)]
+    for split, part in splits:
+        src = f"{p}[{split}]" if split else str(p)
+        for index, row in enumerate(part):
+            yield Record(index, src, dict(row))
+
+
+def iter_records(path: str | os.PathLike, *, on_error: OnError = "stop",
+                 errors: list | None = None) -> Iterator[Record]:
+    """Streams the records of one file (or saved dataset directory).
+
+    on_error="stop": the first bad record raises BadInput naming the file and line. on_error="skip": bad records
+    are skipped and, if `errors` is a list, a LoadError is appended for each. Problems with the file as a whole
+    (missing, empty, binary, wrong encoding) always raise.
+    """
+    if on_error not in ("stop", "skip"):
+        raise BadInput(f"on_error must be 'stop' or 'skip', not {on_error!r}")
+    p = Path(path)
+    if not p.exists():
+        raise BadInput(f"{p}: no such file or directory")
+    fmt = detect_format(p)
+    sink = _Sink(on_error, errors)
+    if fmt == "hf_dataset":
+        yield from _hf_dataset(p)
+        return
+    _check_file(p, text=fmt != "parquet")
+    count = 0
+    if fmt == "jsonl":
+        gen = _jsonl(p, sink)
+    elif fmt == "json":
+        gen = _json(p, sink)
+    elif fmt in ("csv", "tsv"):
+        gen = _csv(p, sink, "," if fmt == "csv" else "\t")
+    elif fmt == "parquet":
+        gen = _parquet(p)
+    else:
+        gen = _text(p)
+    for rec in gen:
+        count += 1
+        yield rec
+    if count == 0 and not (errors and any(e.source == str(p) for e in errors)):
+        raise BadInput(f"{p}: contains no records")
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
+
+
+def _key_path(prefix: str, key: str) -> str:
+    if _PLAIN_KEY.match(key):
+        return f"{prefix}.{key}" if prefix else key
+    return f"{prefix}[{json.dumps(key, ensure_ascii=False)}]"
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(v, _key_path(path, str(k)))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _walk(v, f"{path}[{i}]")
+
+
+def iter_texts(record: Record, fields: Sequence[str] | None = None) -> Iterator[tuple[str, str]]:
+    """Every string leaf of the record as (field_path, text): `text`, `prompt`, `messages[2].content`,
+    `meta.author`; a key that is not a plain identifier is quoted: `["first name"]`.
+
+    With `fields`, only leaves under those top-level paths; a field missing from the record raises BadInput
+    naming the file and record (never the content)."""
+    if fields is None:
+        yield from _walk(record.data, "")
+        return
+    for name in fields:
+        if name not in record.data:
+            raise BadInput(f"{record.source}: record {record.index} has no field {name!r} "
+                           f"(fields present: {', '.join(sorted(map(str, record.data))) or 'none'})")
+        yield from _walk(record.data[name], _key_path("", name))
+
+
+def map_texts(value: Any, fn, path: str = "") -> Any:
+    """A copy of `value` with every string leaf replaced by fn(path, text); paths as in iter_texts."""
+    if isinstance(value, str):
+        return fn(path, value)
+    if isinstance(value, dict):
+        return {k: map_texts(v, fn, _key_path(path, str(k))) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [map_texts(v, fn, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value

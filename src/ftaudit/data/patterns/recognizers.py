@@ -1,0 +1,138 @@
+"""Pattern recognisers for personal data, named with Presidio's entity names where Presidio has one.
+
+A recogniser is a regular expression, a validator (checksum or parser) and context words. Scores follow
+Presidio's convention (0–1): a validated checksum match scores high; a shape-only match scores low and is raised by
+CONTEXT_BOOST when a context word appears near it. Types without a Presidio name (FR_NIR, NL_BSN,
+BE_NATIONAL_NUMBER) use the same COUNTRY_IDENTIFIER style.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ftaudit.data.patterns import checksums as ck
+
+CONTEXT_BOOST = 0.35  # Presidio's default context enhancement
+CONTEXT_BEFORE = 48  # characters searched for context words before a match …
+CONTEXT_AFTER = 24  # … and after it
+
+
+@dataclass(frozen=True)
+class PatternRecognizer:
+    type: str
+    regex: re.Pattern
+    score: float  # score of a match that passed `validate`
+    validate: Callable[[str], bool] | None = None
+    context: tuple[str, ...] = ()
+    needs: str = "digit"  # cheap pre-check on the whole text: "digit", "@", ":" or "" (always run)
+    group: int = 0  # the regex group that is the value
+
+
+def _rx(pattern: str, flags: int = 0) -> re.Pattern:
+    return re.compile(pattern, flags)
+
+
+# Emails: RFC 5321 local part (common subset) and a dotted domain with an alphabetic TLD.
+_EMAIL = _rx(r"(?<![\w.%+\-:/])[A-Za-z0-9][\w.%+\-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}"
+             r"[A-Za-z]{2,24}(?![\w\-])")
+_FILE_TLDS = {"png", "jpg", "jpeg", "gif", "svg", "webp", "js", "css", "py", "txt", "json", "html"}
+
+
+def _email(value: str) -> bool:
+    tld = value.rsplit(".", 1)[-1].lower()
+    local = value.split("@", 1)[0]
+    return tld not in _FILE_TLDS and ".." not in local and not local.endswith(".")
+
+
+_URL = _rx(r"\b(?:https?|ftp)://[^\s<>\"'`]+|\bwww\.[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+[^\s<>\"'`]*")
+_IPV4 = _rx(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+_IPV6 = _rx(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?![\w:])")
+_CARD = _rx(r"(?<![\d\-.])\d(?:[ \-]?\d){12,18}(?![\d\-]|\.\d)")
+_IBAN = _rx(r"\b[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11,30}\b")
+_SSN = _rx(r"(?<![\d\-.])\d{3}([\- ]?)\d{2}\1\d{4}(?![\d\-]|\.\d)")
+_NHS = _rx(r"(?<![\d\-.])\d{3}([\- ]?)\d{3}\1\d{4}(?![\d\-]|\.\d)")
+_NINO = _rx(r"\b(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
+_NIF = _rx(r"\b\d{8}-?[A-Z]\b")
+_NIE = _rx(r"\b[XYZ]-?\d{7}-?[A-Z]\b")
+_CF = _rx(r"\b[A-Z]{6}[\dLMNP-V]{2}[A-EHLMPR-T][\dLMNP-V]{2}[A-Z][\dLMNP-V]{3}[A-Z]\b")
+_PESEL = _rx(r"(?<![\d\-.])\d{11}(?![\d\-]|\.\d)")
+_DE_TAX = _rx(r"(?<![\d\-.])\d{2} ?\d{3} ?\d{3} ?\d{3}(?![\d\-]|\.\d)")
+_NIR = _rx(r"(?<![\d\-.])[12378] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\d\-]|\.\d)")
+_BSN = _rx(r"(?<![\d\-.])\d{4}\.?\d{2}\.?\d{3}(?![\d\-]|\.\d)")
+_PNR = _rx(r"(?<![\d\-.])(?:19|20)?\d{6}[\-+]?\d{4}(?![\d\-]|\.\d)")
+_HETU = _rx(r"(?<![\w\-])\d{6}[\-+ABCDEFYXWVU]\d{3}[0-9A-Y](?![\w\-])")
+_BE_NN = _rx(r"(?<![\d\-.])\d{2}\.?\d{2}\.?\d{2}[\-.]?\d{3}\.?\d{2}(?![\d\-]|\.\d)")
+
+# Phone candidates: digits with common separators, an optional +/00 country prefix, parenthesised area codes and
+# an optional extension. Validated below with `phonenumbers` (libphonenumber metadata) when it is installed.
+_PHONE = _rx(r"(?<![\w+@/\-.])(?:\+|\b00)?(?:\(\d{1,5}\)|\d)(?:[ \-./\u00a0]{0,2}(?:\(\d{1,5}\)|\d)){5,18}"
+             r"(?:\s?(?:x|ext\.?|#)\s?\d{1,6})?(?![\w@]|[\-.]\d)")
+_DATE_LIKE = _rx(r"\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{4}")
+_EXTENSION = _rx(r"\s?(?:x|ext\.?|#)\s?\d{1,6}$")
+PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "BE", "AT", "CH", "PL", "SE", "FI", "DK", "IE", "PT")
+
+try:  # libphonenumber's metadata makes phone validation precise; without it a shape heuristic is used
+    import phonenumbers as _pn
+except ImportError:  # pragma: no cover - phonenumbers ships with presidio-analyzer
+    _pn = None
+
+
+def phone_score(value: str) -> float:
+    """0 (reject) … 0.75 for a phone candidate."""
+    if _DATE_LIKE.search(value):  # 2024-01-15, 15.01.2024, 01/15/2024 (+ a time) are dates, not numbers
+        return 0.0
+    core = _EXTENSION.sub("", value)
+    digits = re.sub(r"\D", "", core)
+    if not 7 <= len(digits) <= 15 or len(set(digits)) <= 2:
+        return 0.0
+    international = core.startswith("+") or core.startswith("00")
+    if _pn is not None:
+        try:
+            if international:
+                num = _pn.parse("+" + digits[2:] if core.startswith("00") else core, None)
+                return 0.75 if _pn.is_valid_number(num) else (0.4 if _pn.is_possible_number(num) else 0.0)
+            for region in PHONE_REGIONS:
+                num = _pn.parse(core, region)
+                if _pn.is_valid_number(num):
+                    return 0.6
+        except _pn.NumberParseException:
+            return 0.0
+    separated = bool(re.search(r"[ \-./()]", core))
+    return 0.4 if (international or separated) and len(digits) >= 8 else 0.2
+
+
+PHONE_CONTEXT = ("phone", "tel", "mobile", "cell", "call", "fax", "contact", "number", "whatsapp", "sms",
+                 "telefon", "handy", "rufnummer", "téléphone", "telephone", "portable", "numéro", "teléfono",
+                 "móvil", "telefono", "cellulare", "telefoonnummer", "bellen", "mobiel", "telefonnummer")
+
+RECOGNIZERS: tuple[PatternRecognizer, ...] = (
+    PatternRecognizer("EMAIL_ADDRESS", _EMAIL, 1.0, _email, ("email", "e-mail", "mail"), needs="@"),
+    PatternRecognizer("URL", _URL, 0.5, None, ("url", "link", "website", "site"), needs="/"),
+    PatternRecognizer("IP_ADDRESS", _IPV4, 0.8, ck.ipv4, ("ip", "address", "host", "server", "client"), needs="."),
+    PatternRecognizer("IP_ADDRESS", _IPV6, 0.8, ck.ipv6, ("ip", "ipv6", "address", "host"), needs=":"),
+    PatternRecognizer("CREDIT_CARD", _CARD, 0.9, ck.credit_card,
+                      ("card", "credit", "visa", "mastercard", "amex", "cc", "karte", "carte", "tarjeta", "carta")),
+    PatternRecognizer("IBAN_CODE", _IBAN, 1.0, ck.iban, ("iban", "account", "bank", "konto", "compte", "cuenta")),
+    PatternRecognizer("US_SSN", _SSN, 0.5, ck.us_ssn, ("ssn", "social security", "social")),
+    PatternRecognizer("UK_NHS", _NHS, 0.5, ck.uk_nhs, ("nhs", "health service", "patient")),
+    PatternRecognizer("UK_NINO", _NINO, 0.5, None, ("national insurance", "nino", "ni number"), needs=""),
+    PatternRecognizer("ES_NIF", _NIF, 0.85, ck.es_nif, ("nif", "dni", "documento", "identidad")),
+    PatternRecognizer("ES_NIE", _NIE, 0.85, ck.es_nie, ("nie", "extranjero", "identidad")),
+    PatternRecognizer("IT_FISCAL_CODE", _CF, 0.9, ck.it_fiscal_code, ("codice fiscale", "fiscale", "cf")),
+    PatternRecognizer("PL_PESEL", _PESEL, 0.5, ck.pl_pesel, ("pesel",)),
+    PatternRecognizer("DE_TAX_ID", _DE_TAX, 0.45, ck.de_tax_id,
+                      ("steuer", "identifikationsnummer", "steuer-id", "idnr", "tax id", "tin")),
+    PatternRecognizer("FR_NIR", _NIR, 0.85, ck.fr_nir,
+                      ("sécurité sociale", "securite sociale", "nir", "insee", "numéro de sécu", "social")),
+    PatternRecognizer("NL_BSN", _BSN, 0.4, ck.nl_bsn, ("bsn", "burgerservicenummer", "sofinummer")),
+    PatternRecognizer("SE_PERSONNUMMER", _PNR, 0.6, ck.se_personnummer, ("personnummer", "personnr")),
+    PatternRecognizer("FI_PERSONAL_IDENTITY_CODE", _HETU, 0.9, ck.fi_hetu,
+                      ("henkilötunnus", "hetu", "personbeteckning")),
+    PatternRecognizer("BE_NATIONAL_NUMBER", _BE_NN, 0.45, ck.be_national_number,
+                      ("rijksregisternummer", "numéro national", "national number", "insz", "niss")),
+)
+
+# Every type these recognisers (and the phone detector) can emit.
+PATTERN_TYPES = tuple(sorted({r.type for r in RECOGNIZERS} | {"PHONE_NUMBER"}))

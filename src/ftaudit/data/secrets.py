@@ -1,0 +1,110 @@
+"""Secrets in training data: cloud keys, API tokens, private keys, passwords in URLs, high-entropy assignments.
+
+A secret in fine-tuning data can be memorised and regurgitated by the model (EDPB Opinion 28/2024 makes the same
+point for personal data); the data policy can block training on them. Each pattern follows the issuer's published
+token format; a literal prefix check skips a pattern cheaply when its prefix is absent from the text.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from ftaudit.data.spans import Span
+
+
+@dataclass(frozen=True)
+class SecretPattern:
+    type: str
+    regex: re.Pattern
+    score: float
+    prefixes: tuple[str, ...]  # one of these must occur in the text for the regex to run ("" = always)
+    group: int = 0
+
+
+def _rx(p: str, flags: int = 0) -> re.Pattern:
+    return re.compile(p, flags)
+
+
+PATTERNS: tuple[SecretPattern, ...] = (
+    SecretPattern("AWS_ACCESS_KEY", _rx(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"), 0.95,
+                  ("AKIA", "ASIA", "ABIA", "ACCA")),
+    SecretPattern("AWS_SECRET_KEY",
+                  _rx(r"(?i)aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"),
+                  0.9, ("ecret",), group=1),
+    SecretPattern("GITHUB_TOKEN", _rx(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})\b"), 0.95,
+                  ("gh", "github_pat_")),
+    SecretPattern("GITLAB_TOKEN", _rx(r"\bgl(?:pat|dt|rt|ptt|cbt)-[A-Za-z0-9_\-]{20,}"), 0.95, ("gl",)),
+    SecretPattern("SLACK_TOKEN", _rx(r"\bxox[abposr]-[A-Za-z0-9\-]{10,250}"), 0.95, ("xox",)),
+    SecretPattern("SLACK_WEBHOOK", _rx(r"https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+"),
+                  0.95, ("hooks.slack.com",)),
+    SecretPattern("STRIPE_KEY", _rx(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,247}\b"), 0.9, ("_live_", "_test_")),
+    SecretPattern("ANTHROPIC_API_KEY", _rx(r"\bsk-ant-[A-Za-z0-9_\-]{20,}"), 0.95, ("sk-ant-",)),
+    SecretPattern("OPENAI_API_KEY", _rx(r"\bsk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"), 0.85, ("sk-",)),
+    SecretPattern("HUGGINGFACE_TOKEN", _rx(r"\bhf_[A-Za-z0-9]{30,}\b"), 0.9, ("hf_",)),
+    SecretPattern("GOOGLE_API_KEY", _rx(r"\bAIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-])"), 0.9, ("AIza",)),
+    SecretPattern("JWT", _rx(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16,}"), 0.85, ("eyJ",)),
+    SecretPattern("PRIVATE_KEY",
+                  _rx(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]{0,16384}?"
+                      r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)?"), 1.0, ("PRIVATE KEY",)),
+    # scheme://user:password@host — the span is the password only, so anonymisation keeps the rest of the URL.
+    SecretPattern("PASSWORD_IN_URL", _rx(r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/@\"'<>]{1,128}:([^\s@/\"'<>]{1,128})@"
+                                         r"[A-Za-z0-9.\-\[\]]"), 0.9, ("://",), group=1),
+)
+
+# key = "value" assignments whose key names a credential; scored by the value's entropy (low confidence).
+_ASSIGNMENT = _rx(r"(?i)\b[\w.\-]*(?:api[_\-]?key|apikey|secret|token|passw(?:or)?d|pwd|access[_\-]?key|auth[_\-]?key"
+                  r"|private[_\-]?key|client[_\-]?secret)[\w.\-]*[\"']?\s*(?:=|:|=>)\s*[\"']?([^\s\"',;]{8,200})")
+_PLACEHOLDER = _rx(r"(?i)^(?:\$\{?.*\}?|<.*>|\{\{.*\}\}|x+|\*+|\.+|changeme|password\d*|secret|your[_\-].*|example.*"
+                   r"|none|null|true|false|redacted|os\.environ.*|env\(.*)$")
+_URL_PASSWORD_PLACEHOLDER = _rx(r"(?i)^(?:password|pass|pwd|\*+|x+|\$\{?.*\}?|<.*>|\{\{.*\}\}|secret|changeme)$")
+
+
+def shannon_entropy(s: str) -> float:
+    counts = Counter(s)
+    n = len(s)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def _jwt_ok(token: str) -> bool:
+    head = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(header, dict) and "alg" in header
+
+
+def detect_secrets(text: str) -> list[Span]:
+    spans: list[Span] = []
+    for p in PATTERNS:
+        if not any(pre in text for pre in p.prefixes):
+            continue
+        for m in p.regex.finditer(text):
+            value = m.group(p.group)
+            if p.type == "JWT" and not _jwt_ok(value):
+                continue
+            if p.type == "PASSWORD_IN_URL" and _URL_PASSWORD_PLACEHOLDER.match(value):
+                continue
+            s, e = m.span(p.group)
+            spans.append(Span(s, e, p.type, p.score, "secret"))
+    if "=" in text or ":" in text:
+        for m in _ASSIGNMENT.finditer(text):
+            value = m.group(1)
+            if _PLACEHOLDER.match(value):
+                continue
+            h = shannon_entropy(value)
+            # Random 20+ character tokens have entropy ≥ ~4 bits/char; words and paths stay lower.
+            if h < 3.0 or (h < 3.5 and len(value) < 20):
+                continue
+            score = 0.5 if h >= 4.0 and len(value) >= 20 else 0.3
+            s, e = m.span(1)
+            spans.append(Span(s, e, "GENERIC_SECRET", score, "secret"))
+    return spans
+
+
+SECRET_TYPES = tuple(sorted({p.type for p in PATTERNS} | {"GENERIC_SECRET"}))
