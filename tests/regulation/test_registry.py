@@ -1,0 +1,110 @@
+"""The base-model registry: every entry validates, 6·N·D estimates match their stated arithmetic, lookups work."""
+
+import pytest
+
+from ftaudit.errors import BadInput
+from ftaudit.regulation import decide
+from ftaudit.regulation.registry import load_registry, lookup, parse_arithmetic, parse_registry
+
+REQUIRED_FAMILIES = {
+    "meta-llama/Llama-2-7b-hf", "meta-llama/Llama-2-13b-hf", "meta-llama/Llama-2-70b-hf",
+    "meta-llama/Meta-Llama-3-8B", "meta-llama/Meta-Llama-3-70B", "meta-llama/Llama-3.1-8B",
+    "meta-llama/Llama-3.1-70B", "meta-llama/Llama-3.1-405B", "meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B",
+    "meta-llama/Llama-3.3-70B-Instruct", "mistralai/Mistral-7B-v0.1", "mistralai/Mistral-7B-v0.3",
+    "mistralai/Mixtral-8x7B-v0.1", "mistralai/Mixtral-8x22B-v0.1", "Qwen/Qwen2-7B", "Qwen/Qwen2.5-0.5B",
+    "Qwen/Qwen2.5-1.5B", "Qwen/Qwen2.5-7B", "Qwen/Qwen2.5-14B", "Qwen/Qwen2.5-32B", "Qwen/Qwen2.5-72B",
+    "Qwen/Qwen3-0.6B", "Qwen/Qwen3-4B", "Qwen/Qwen3-8B", "Qwen/Qwen3-32B", "Qwen/Qwen3-30B-A3B",
+    "google/gemma-2-2b", "google/gemma-2-9b", "google/gemma-2-27b", "google/gemma-3-1b-pt", "google/gemma-3-4b-pt",
+    "google/gemma-3-12b-pt", "google/gemma-3-27b-pt", "microsoft/Phi-3-mini-4k-instruct",
+    "microsoft/Phi-3-medium-4k-instruct", "microsoft/phi-4", "HuggingFaceTB/SmolLM2-135M",
+    "HuggingFaceTB/SmolLM2-360M", "HuggingFaceTB/SmolLM2-1.7B", "allenai/OLMo-2-1124-7B", "allenai/OLMo-2-1124-13B",
+    "tiiuae/falcon-7b", "tiiuae/falcon-40b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+    "deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "openai-community/gpt2",
+}
+
+
+def test_registry_holds_the_widely_fine_tuned_models():
+    registry = load_registry()
+    assert len(registry) >= 30
+    assert REQUIRED_FAMILIES <= {e.id for e in registry}
+
+
+def test_every_entry_has_a_source_and_a_usable_config():
+    for e in load_registry():
+        assert e.source and e.config["model_type"], e.id
+        assert e.original_compute().status in {"known", "estimated", "unknown"}
+
+
+def test_estimates_match_their_stated_arithmetic():
+    estimated = [e for e in load_registry() if e.flops_status == "estimated"]
+    assert len(estimated) >= 30
+    for e in estimated:
+        n, d, f = parse_arithmetic(e.arithmetic)
+        assert n == pytest.approx(e.flops_per_token_params, rel=1e-3), e.id
+        assert d == pytest.approx(e.training_tokens, rel=1e-3), e.id
+        assert e.training_flops == pytest.approx(6 * e.flops_per_token_params * e.training_tokens, rel=1e-9), e.id
+        assert f == pytest.approx(e.training_flops, rel=5e-3), e.id
+
+
+def test_moe_entries_use_active_parameters():
+    qwen_moe = lookup("Qwen/Qwen3-30B-A3B")
+    assert qwen_moe.active_params == 3.3e9 and qwen_moe.config["num_experts_per_tok"] == 8
+    assert qwen_moe.training_flops == pytest.approx(6 * 3.3e9 * 36e12)
+    assert lookup("mixtral-8x7b").flops_status == "unknown"
+
+
+def test_nothing_is_marked_systemic_without_a_designation_and_405b_is_flagged():
+    assert not any(e.systemic_risk for e in load_registry())
+    big = lookup("meta-llama/Llama-3.1-405B")
+    assert big.flops_status == "reported" and big.training_flops == 3.8e25
+    assert "1e25" in big.notes
+    d = decide(1e24, big.original_compute())
+    assert d.original.status == "known" and d.systemic_risk_presumed
+
+
+def test_distills_say_the_teachers_compute_is_not_the_students():
+    for e in load_registry():
+        if "Distill" in e.id:
+            assert "teacher" in e.notes and "not the student" in e.notes
+
+
+def test_lookup_is_case_insensitive_on_id_and_aliases():
+    assert lookup("META-LLAMA/llama-3.1-8b").id == "meta-llama/Llama-3.1-8B"
+    assert lookup("meta-llama/Meta-Llama-3.1-8B-Instruct").id == "meta-llama/Llama-3.1-8B"
+    assert lookup("  gpt2 ").id == "openai-community/gpt2"
+    config = lookup("qwen2.5-7b").config_dict()
+    config["hidden_size"] = 1
+    assert lookup("qwen2.5-7b").config["hidden_size"] == 3584  # config_dict is a copy
+
+
+def test_unknown_id_suggests_the_closest():
+    with pytest.raises(BadInput, match="unknown model id .*did you mean .*meta-llama/Llama-3.1-8B"):
+        lookup("meta-llama/Llama-3.1-8")
+    with pytest.raises(BadInput, match="config.json"):
+        lookup("zzzz/nothing-like-it-xyz")
+
+
+def test_registry_decisions_use_the_right_rule():
+    llama8b = decide(1e22, lookup("llama-3.1-8b").original_compute())
+    assert llama8b.threshold_basis == "one_third_of_original"
+    assert llama8b.threshold_flops == pytest.approx(6 * 8.03e9 * 15e12 / 3)
+    mistral = decide(1e22, lookup("mistral-7b").original_compute())
+    assert mistral.threshold_basis == "unknown_original_fallback"
+    smol = decide(1e22, lookup("smollm2-135m").original_compute())
+    assert smol.threshold_basis == "cumulative_gpai_criterion"
+
+
+def test_malformed_registry_is_one_clear_line():
+    with pytest.raises(BadInput, match="not valid YAML"):
+        parse_registry("models: [", origin="x.yaml")
+    with pytest.raises(BadInput, match="'models' list"):
+        parse_registry("{}", origin="x.yaml")
+    bad = """
+models:
+- {id: a/b, family: f, params: 1.0e9, training_tokens: 1.0e12, training_flops: 6.0e21, flops_status: estimated,
+   source: s, config_confidence: verified, tokens_confidence: verified, config: {model_type: llama}}
+"""
+    with pytest.raises(BadInput, match="entry a/b: .*arithmetic"):
+        parse_registry(bad, origin="x.yaml")
+    with pytest.raises(ValueError):
+        parse_arithmetic("about 1e23")
