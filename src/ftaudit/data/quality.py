@@ -5,9 +5,9 @@ Art. 10(2)-(3) asks that training data be examined and be, to the best extent po
 whatever personal data they carry); eval texts that also sit in the training set make the evaluation worthless.
 
 MinHash is implemented here on numpy (no extra dependency): each text becomes a set of shingles (word 3-grams, or
-character 5-grams for texts of fewer than 3 words), each shingle a 32-bit hash, and each of `num_perm` universal
-hash functions h(x) = (a·x + b) mod (2^61 − 1) keeps its minimum. The share of equal minima estimates the Jaccard
-similarity of the two shingle sets. LSH splits the signature into `bands` bands of `rows` rows; two texts become
+character 5-grams for texts of fewer than 3 words), each shingle a 32-bit crc32, and each of `num_perm` seeded
+64-bit mixing functions (splitmix64 of value XOR seed) keeps its minimum. The share of equal minima estimates the
+Jaccard similarity of the two shingle sets. LSH splits the signature into `bands` bands of `rows` rows; two texts become
 candidates when one band is identical, and every candidate is verified against the similarity threshold, so LSH
 decides only what is compared, never what is reported.
 """
@@ -17,13 +17,14 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
-_MERSENNE = np.uint64((1 << 61) - 1)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _WS = re.compile(r"\s+")
+_CHUNK = 8192
 
 
 def normalise(text: str) -> str:
@@ -45,31 +46,38 @@ def shingles(text: str, *, word_ngram: int = 3, char_ngram: int = 5) -> set[str]
     return {flat[i : i + char_ngram] for i in range(len(flat) - char_ngram + 1)}
 
 
+def _mix64(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a bijective, well-mixing 64-bit hash (uint64 arithmetic wraps by design)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
 @dataclass(frozen=True)
 class MinHasher:
-    """Deterministic MinHash signatures (same seed → same permutations across processes and runs)."""
+    """Deterministic MinHash signatures (same seed → same hash functions across processes and runs)."""
 
     num_perm: int = 64
     seed: int = 1
 
     def __post_init__(self):
         rng = np.random.default_rng(self.seed)
-        # a, b < 2^31 and x < 2^32 keep a·x + b below 2^64: no silent uint64 overflow.
-        object.__setattr__(self, "_a", rng.integers(1, 1 << 31, self.num_perm, dtype=np.uint64))
-        object.__setattr__(self, "_b", rng.integers(0, 1 << 31, self.num_perm, dtype=np.uint64))
+        object.__setattr__(self, "_seeds", rng.integers(0, np.iinfo(np.uint64).max, self.num_perm,
+                                                        dtype=np.uint64, endpoint=True))
 
     def signature(self, text: str) -> np.ndarray | None:
         """uint32[num_perm], or None for a text with no shingles (empty)."""
         grams = shingles(text)
         if not grams:
             return None
-        hv = np.fromiter(
-            (int.from_bytes(hashlib.blake2b(g.encode("utf-8"), digest_size=4).digest(), "little") for g in grams),
-            dtype=np.uint64,
-            count=len(grams),
-        )
-        phv = (np.outer(hv, self._a) + self._b) % _MERSENNE
-        return (phv.min(axis=0) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        # crc32 (C speed, deterministic across processes, unlike hash()) maps shingles to 32 bits; the seeded
+        # 64-bit mixer then gives each of the num_perm hash functions an independent-looking order.
+        hv = np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), dtype=np.uint64, count=len(grams))
+        out = np.full(self.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
+        # Chunks keep memory at ~chunk × num_perm × 8 bytes even for a 50 MB record.
+        for i in range(0, len(hv), _CHUNK):
+            np.minimum(out, _mix64(hv[i : i + _CHUNK, None] ^ self._seeds[None, :]).min(axis=0), out=out)
+        return (out >> np.uint64(32)).astype(np.uint32)
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:

@@ -115,7 +115,11 @@ class TokenCounter:
 
     @property
     def method(self) -> str:
-        return f"hf-tokenizer:{self.name}" if self._tok else "regex:words+punctuation"
+        return self.method_name(self.name)
+
+    @staticmethod
+    def method_name(tokenizer: str | None) -> str:
+        return f"tokens (hf-tokenizer:{tokenizer})" if tokenizer else "tokens (regex: words + punctuation marks)"
 
     def __call__(self, text: str) -> int:
         if self._tok is not None:

@@ -1,0 +1,637 @@
+"""`ftaudit data scan`: one streaming pass over the data, all cores, everything a data report needs.
+
+The main process reads records (streaming, `ftaudit.data.loading`) and hands batches to worker processes, which do
+the CPU work per record: personal-data/secret/special-category detection, MinHash signature, language, lengths,
+tokens, garbled check, domains, bias counts and the record hash. At most `2 × workers` batches are in flight, so
+memory stays flat however large the file. Results come back in order and are folded into the evidence: the record
+digest, the duplicate index (sequential by nature, cheap), counts and distributions. Eval files (`--eval`) pass
+through the same workers in a light mode (hash, signature, lengths) and are checked against the training index
+for leakage.
+
+Personal data never leaves a worker: what comes back is positions, types, scores and redacted samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ftaudit.data import bias as bias_mod
+from ftaudit.data import provenance as prov
+from ftaudit.data.datasheet import Datasheet, load_datasheet, missing_answers
+from ftaudit.data.evidence import (
+    Counts, DataEvidence, DetectionInfo, Domains, DomainShare, Duplicates, FileFingerprint, FindingsSummary,
+    FindingTypeSummary, HistogramBin, LanguageShare, Leakage, LengthDistribution, QualityIssues, RecordDigest,
+    RecordPair, RedactedSample, SkippedRecord, SpecialCategoryFlag,
+)
+from ftaudit.data.quality import DuplicateFinder, MinHasher, exact_key, quality_flag
+from ftaudit.data.samples import redacted_context
+from ftaudit.data.stats import TextStats, TokenCounter, detect_language
+from ftaudit.errors import BadInput
+
+# Leaf keys that describe a record rather than hold its content: scanned for personal data (an author's email in
+# metadata is personal data too) but left out of content statistics, duplicates and bias counts.
+METADATA_KEYS = frozenset(
+    "role id uuid url source source_url link uri lang language license licence timestamp created_at updated_at "
+    "date split name_of_source dataset".split()
+)
+_INDEX = re.compile(r"\[\d+\]")
+_LAST_KEY = re.compile(r"(?:^|\.)([A-Za-z_][\w\-]*)$|\[\"((?:[^\"\\]|\\.)*)\"\]$")
+ID_SHIFT = 40  # item id = file number << 40 | record index: no per-record bookkeeping for 1e12 records per file
+MAX_EXAMPLES = 20
+MAX_SKIPPED_LISTED = 50
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    workers: int = 1
+    on_error: str = "stop"
+    fields: tuple[str, ...] | None = None
+    tokenizer: str | None = None
+    near_duplicate_threshold: float = 0.8
+    num_perm: int = 64
+    bands: int = 16
+    sme: bool = False
+    samples_per_type: int = 3
+    batch_size: int = 256
+    detect: bool = True  # personal-data detection (off only for tests of the other parts)
+    ner: bool | None = None  # None: use NER when installed; True: require it; False: patterns only
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Detection adapter: the detector module is owned by the detection work; this is the only place that touches it.
+# ---------------------------------------------------------------------------------------------------------------
+
+_SPECIAL_PREFIX = "SPECIAL_CATEGORY_"
+# A reading of Art. 9(1) GDPR: it concerns data revealing a category *about a person*. The detector scores a term
+# next to a personal cue ("my", "diagnosed with") 0.7 and a bare topic term 0.35; only the former counts as a
+# record holding special-category data (and can trigger the policy); every flag is still listed for review.
+SPECIAL_PERSONAL_MIN_SCORE = 0.5
+
+
+# A reading: a URL is flagged (Presidio lists it) but alone it rarely identifies a person — crawled corpora carry
+# one per record — so it is counted by type, not as a record holding personal data.
+NOT_PERSONAL_ALONE = frozenset({"URL"})
+
+
+def classify(finding_type: str) -> str:
+    """'secret' | 'special_category' | 'personal_data' | 'other' for a detector type name."""
+    from ftaudit.data.pii import SECRET_TYPES
+
+    if finding_type in NOT_PERSONAL_ALONE:
+        return "other"
+    if finding_type in SECRET_TYPES:
+        return "secret"
+    if finding_type.startswith(_SPECIAL_PREFIX):
+        return "special_category"
+    return "personal_data"
+
+
+def special_category_name(finding_type: str) -> str:
+    """'SPECIAL_CATEGORY_HEALTH' → 'health'."""
+    return finding_type[len(_SPECIAL_PREFIX):].lower() if finding_type.startswith(_SPECIAL_PREFIX) else finding_type
+
+
+def detection_info(ner: bool | None) -> DetectionInfo:
+    from ftaudit.data import pii
+
+    if ner is False:
+        return DetectionInfo(ner_available=False, detectors=["patterns", "secrets", "special-category lexicon"],
+                             note="NER switched off for this scan (--no-ner): PERSON, LOCATION and NRP were not "
+                                  "detected; only pattern-based types were.")
+    ok, note = pii.ner_available()
+    if ner is True and not ok:
+        raise BadInput(note)
+    return DetectionInfo(ner_available=ok, note=note,
+                         detectors=["patterns", "secrets", "special-category lexicon"] + (["spacy-ner"] if ok else []))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Worker side
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class _RecOut:
+    index: int
+    rec_hash: bytes
+    key: bytes
+    sig: Any
+    chars: int = 0
+    tokens: int = 0
+    content_bytes: int = 0
+    language: str = "und"
+    fields: int = 0
+    content_fields: int = 0
+    flag: str | None = None
+    domains: list[str] = field(default_factory=list)
+    domain_method: str = ""
+    findings: list[tuple[str, int, int, str, float]] = field(default_factory=list)
+    samples: list[tuple[str, str, int, int, str]] = field(default_factory=list)
+    skipped: str | None = None
+
+
+@dataclass
+class _BatchOut:
+    records: list[_RecOut]
+    bias: bias_mod.BiasTally | None
+
+
+class _Worker:
+    def __init__(self, opts: ScanOptions):
+        self.opts = opts
+        self.hasher = MinHasher(num_perm=opts.num_perm)
+        self.tokens = TokenCounter(opts.tokenizer)
+        self.lexicon = bias_mod.default_lexicon()
+
+    def run(self, batch: list, role: str) -> _BatchOut:
+        from ftaudit.data.loading import iter_texts
+
+        opts = self.opts
+        tally = bias_mod.BiasTally() if role == "train" else None
+        out: list[_RecOut] = []
+        to_detect: list[tuple[_RecOut, str, str]] = []
+        for rec in batch:
+            try:
+                leaves = list(iter_texts(rec, list(opts.fields) if opts.fields else None))
+            except BadInput as exc:
+                if opts.on_error == "stop":
+                    raise
+                out.append(_RecOut(rec.index, b"", b"", None, skipped=str(exc)))
+                continue
+            content = [t for path, t in leaves if _leaf_key(path) not in METADATA_KEYS]
+            joined = "\n".join(content)
+            r = _RecOut(
+                index=rec.index, rec_hash=prov.record_hash(rec.data), key=exact_key(joined),
+                sig=self.hasher.signature(joined), chars=len(joined), tokens=self.tokens(joined) if joined else 0,
+                content_bytes=len(joined.encode("utf-8")), language=detect_language(joined) if joined else "und",
+                fields=len(leaves), content_fields=len(content), flag=quality_flag(content),
+            )
+            if role == "train":
+                r.domains, r.domain_method = prov.record_domains(rec.data, content)
+                bias_mod.tally_record(content, self.lexicon, tally)
+                if opts.detect:
+                    to_detect += [(r, path, text) for path, text in leaves if text]
+            out.append(r)
+        if to_detect:
+            self._detect(to_detect)
+        return _BatchOut(out, tally)
+
+    def _detect(self, items: list[tuple[_RecOut, str, str]]) -> None:
+        from ftaudit.data.pii import detect_many
+
+        # One call per batch: NER (when installed) runs spaCy's nlp.pipe over all texts at once.
+        sampled: Counter = Counter()
+        for (r, path, text), found in zip(items, detect_many([t for *_, t in items], ner=self.opts.ner)):
+            if not found:
+                continue
+            spans = [(f.start, f.end, f.type) for f in found if not f.type.startswith(_SPECIAL_PREFIX)]
+            for f in found:
+                r.findings.append((path, f.start, f.end, f.type, f.score))
+                if sampled[f.type] < self.opts.samples_per_type:
+                    sampled[f.type] += 1
+                    r.samples.append((f.type, path, f.start, f.end,
+                                      redacted_context(text, spans + [(f.start, f.end, f.type)], (f.start, f.end))))
+
+
+def _leaf_key(path: str) -> str:
+    m = _LAST_KEY.search(path)
+    if not m:
+        return ""
+    return (m.group(1) or m.group(2) or "").lower()
+
+
+_WORKER: _Worker | None = None
+
+
+def _run_batch(job: tuple[ScanOptions, str, int, list]) -> tuple[str, int, _BatchOut]:
+    """Worker entry point. The worker state is built once per process (and rebuilt if the options change)."""
+    global _WORKER
+    opts, role, file_no, batch = job
+    if _WORKER is None or _WORKER.opts != opts:
+        _WORKER = _Worker(opts)
+    return role, file_no, _WORKER.run(batch, role)
+
+
+def _generic_field(path: str) -> str:
+    return _INDEX.sub("[*]", path)
+
+
+class _FindingsWriter:
+    """The findings contract, one JSON object per line, written to a temp file and renamed at the end."""
+
+    def __init__(self, path: str | Path | None, with_source: bool):
+        self.path = Path(path) if path else None
+        self.with_source = with_source
+        self.fh = None
+        self.tmp: Path | None = None
+        if self.path is not None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+                self.fh = open(self.tmp, "w", encoding="utf-8")
+            except OSError as exc:
+                raise BadInput(f"cannot write {self.path}: {exc.strerror}") from None
+
+    def write(self, source: str, index: int, f: tuple[str, int, int, str, float]) -> None:
+        if self.fh is None:
+            return
+        from ftaudit.data.spans import Finding
+
+        obj = Finding(index, f[0], f[1], f[2], f[3], f[4], "").as_dict()  # the contract's keys, in its order
+        if self.with_source:
+            obj["source"] = source
+        self.fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+    def finish(self) -> None:
+        if self.fh is not None:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            self.tmp.unlink(missing_ok=True)
+
+
+@dataclass
+class _TypeAgg:
+    category: str
+    count: int = 0
+    records: int = 0
+    fields: Counter = field(default_factory=Counter)
+    samples: list[RedactedSample] = field(default_factory=list)
+
+
+class _Aggregate:
+    def __init__(self, opts: ScanOptions, findings: _FindingsWriter, classify_fn: Callable[[str], str]):
+        self.opts = opts
+        self.findings = findings
+        self.classify = classify_fn
+        self.digest = prov.RecordDigest()
+        self.eval_digest = prov.RecordDigest()
+        self.counts = Counts()
+        self.stats = TextStats()
+        self.quality = QualityIssues()
+        self.domains = prov.DomainTally()
+        self.dups = DuplicateFinder(num_perm=opts.num_perm, bands=opts.bands,
+                                    threshold=opts.near_duplicate_threshold, max_examples=MAX_EXAMPLES)
+        self.bias = bias_mod.BiasTally()
+        self.types: dict[str, _TypeAgg] = {}
+        self.special: dict[str, _SpecialAgg] = {}
+        self.total_findings = 0
+        self.rec_pii = self.rec_secret = self.rec_special = self.rec_special_terms = 0
+        self.eval_records = self.exact_leaks = self.near_leaks = 0
+        self.leak_examples: list[RecordPair] = []
+        self.skipped: list[SkippedRecord] = []
+        self.sources: list[str] = []
+
+    def source_of(self, item: int) -> tuple[str, int]:
+        return self.sources[item >> ID_SHIFT], item & ((1 << ID_SHIFT) - 1)
+
+    def add_train(self, file_no: int, source: str, out: _BatchOut) -> int:
+        n = 0
+        if out.bias is not None:
+            self.bias.merge(out.bias)
+        for r in out.records:
+            if r.skipped is not None:
+                self._skip(source, r.index, r.skipped)
+                continue
+            n += 1
+            self.digest.update(r.rec_hash)
+            self._content(r)
+            if r.flag != "empty":  # empty records are reported as empty, not as duplicates of each other
+                self.dups.add((file_no << ID_SHIFT) | r.index, r.key, r.sig)
+            self.domains.add(r.domains, r.content_bytes, r.domain_method)
+            self._findings(source, r)
+        return n
+
+    def add_eval(self, source: str, out: _BatchOut) -> int:
+        n = 0
+        for r in out.records:
+            if r.skipped is not None:
+                self._skip(source, r.index, r.skipped)
+                continue
+            n += 1
+            self.eval_records += 1
+            self.eval_digest.update(r.rec_hash)
+            if r.flag == "empty":
+                continue
+            exact, pairs = self.dups.index.query(r.key, r.sig)
+            match: tuple[int, float] | None = None
+            if exact is not None:
+                self.exact_leaks += 1
+                match = (exact, 1.0)
+            elif pairs:
+                self.near_leaks += 1
+                best = max(pairs, key=lambda p: p.similarity)
+                match = (best.a, best.similarity)
+            if match and len(self.leak_examples) < MAX_EXAMPLES:
+                t_src, t_idx = self.source_of(match[0])
+                self.leak_examples.append(RecordPair(a_source=source, a_record=r.index, b_source=t_src,
+                                                     b_record=t_idx, similarity=round(match[1], 4)))
+        return n
+
+    def _skip(self, source: str, index: int, reason: str) -> None:
+        self.counts.skipped_records += 1
+        if len(self.skipped) < MAX_SKIPPED_LISTED:
+            self.skipped.append(SkippedRecord(source=source, index=index, reason=reason))
+
+    def _content(self, r: _RecOut) -> None:
+        c = self.counts
+        c.records += 1
+        c.fields += r.fields
+        c.content_fields += r.content_fields
+        c.characters += r.chars
+        c.content_bytes += r.content_bytes
+        c.tokens += r.tokens
+        self.stats.add(r.chars, r.tokens, r.language)
+        if r.flag:
+            q = self.quality
+            if r.flag == "empty":
+                q.empty_records += 1
+            else:
+                q.garbled_records += 1
+            q.by_reason[r.flag] = q.by_reason.get(r.flag, 0) + 1
+            ex = q.record_examples.setdefault(r.flag, [])
+            if len(ex) < MAX_EXAMPLES:
+                ex.append(r.index)
+
+    def _findings(self, source: str, r: _RecOut) -> None:
+        if not r.findings:
+            return
+        cats: set[str] = set()
+        types_here: set[str] = set()
+        personal_special: set[str] = set()
+        for f in r.findings:
+            self.findings.write(source, r.index, f)
+            typ = f[3]
+            agg = self.types.get(typ)
+            if agg is None:
+                agg = self.types[typ] = _TypeAgg(self.classify(typ))
+            agg.count += 1
+            agg.fields[_generic_field(f[0])] += 1
+            types_here.add(typ)
+            cats.add(agg.category)
+            if agg.category == "special_category" and f[4] >= SPECIAL_PERSONAL_MIN_SCORE:
+                personal_special.add(typ)
+            self.total_findings += 1
+        for typ in types_here:
+            self.types[typ].records += 1
+            if self.types[typ].category == "special_category":
+                flag = self.special.setdefault(special_category_name(typ), _SpecialAgg())
+                flag.add(r.index, typ in personal_special)
+        for typ, path, start, end, text in r.samples:
+            agg = self.types[typ]
+            if len(agg.samples) < self.opts.samples_per_type:
+                agg.samples.append(RedactedSample(record=r.index, source=source, field=path, start=start, end=end,
+                                                  redacted=text))
+        self.rec_pii += "personal_data" in cats
+        self.rec_secret += "secret" in cats
+        self.rec_special_terms += "special_category" in cats
+        self.rec_special += bool(personal_special)
+
+
+@dataclass
+class _SpecialAgg:
+    records: int = 0
+    term_only: int = 0
+    examples: list[int] = field(default_factory=list)
+    term_examples: list[int] = field(default_factory=list)
+
+    def add(self, index: int, personal: bool) -> None:
+        if personal:
+            self.records += 1
+            if len(self.examples) < MAX_EXAMPLES:
+                self.examples.append(index)
+        else:
+            self.term_only += 1
+            if len(self.term_examples) < MAX_EXAMPLES:
+                self.term_examples.append(index)
+
+    def flag(self, category: str) -> SpecialCategoryFlag:
+        return SpecialCategoryFlag(category=category, records=self.records, term_only_records=self.term_only,
+                                   record_examples=(self.examples + self.term_examples)[:MAX_EXAMPLES])
+
+
+def _distribution(d, unit: str) -> LengthDistribution:
+    return LengthDistribution(unit=unit, count=d.count, total=d.total, min=d.min, max=d.max, mean=d.mean, p50=d.p50,
+                              p90=d.p90, p99=d.p99,
+                              histogram=[HistogramBin(low=lo, high=hi, count=n) for lo, hi, n in d.histogram])
+
+
+def _fingerprint(path: Path, role: str, fmt: str, records: int, skipped: int) -> FileFingerprint:
+    digest, size = path_sha256(path)
+    return FileFingerprint(path=str(path), role=role, format=fmt, sha256=digest, bytes=size, records=records,
+                           skipped=skipped)
+
+
+def path_sha256(path: Path) -> tuple[str, int]:
+    """sha256 of a file; for a dataset directory, sha256 over its sorted 'relative path  file-sha256' lines."""
+    if path.is_file():
+        return prov.file_sha256(path)
+    lines, total = [], 0
+    for p in sorted(q for q in path.rglob("*") if q.is_file()):
+        digest, size = prov.file_sha256(p)
+        total += size
+        lines.append(f"{p.relative_to(path).as_posix()}  {digest}\n")
+    return hashlib.sha256("".join(lines).encode()).hexdigest(), total
+
+
+def _batches(records: Iterator, size: int) -> Iterator[list]:
+    batch: list = []
+    for rec in records:
+        batch.append(rec)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def scan(
+    paths: Iterable[str | os.PathLike],
+    *,
+    eval_paths: Iterable[str | os.PathLike] = (),
+    datasheet: str | os.PathLike | Datasheet | None = None,
+    policy: Any = None,
+    options: ScanOptions | None = None,
+    findings_path: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> DataEvidence:
+    """Scan training files (and eval files for leakage); return the evidence. Never raises for a policy block:
+    the verdict is in `evidence.policy` (see `policy.enforce`)."""
+    from ftaudit.data.loading import detect_format, iter_records
+    from ftaudit.data.parallel import imap_ordered
+    from ftaudit.data.policy import evaluate, load_policy
+
+    opts = options or ScanOptions()
+    train = [Path(p) for p in paths]
+    evals = [Path(p) for p in eval_paths]
+    if not train:
+        raise BadInput("no data to scan: pass one or more files")
+    if opts.workers < 1:
+        raise BadInput(f"--workers must be at least 1, not {opts.workers}")
+    if opts.on_error not in ("stop", "skip"):
+        raise BadInput(f"--on-error must be 'stop' or 'skip', not {opts.on_error!r}")
+    if not 0 < opts.near_duplicate_threshold <= 1:
+        raise BadInput("the near-duplicate threshold must be in (0, 1]")
+    formats = {p: detect_format(p) for p in train + evals}  # unknown types fail before any work
+    for p in train + evals:
+        if not p.exists():
+            raise BadInput(f"{p}: no such file or directory")
+    sheet = load_datasheet(datasheet) if isinstance(datasheet, (str, os.PathLike)) else datasheet
+    sheet_sha = prov.file_sha256(datasheet)[0] if isinstance(datasheet, (str, os.PathLike)) else None
+    the_policy = load_policy(policy)
+    info = detection_info(opts.ner) if opts.detect else None
+    classify_fn: Callable[[str], str] = classify if opts.detect else (lambda t: "personal_data")
+
+    writer = _FindingsWriter(findings_path, with_source=len(train) > 1)
+    agg = _Aggregate(opts, writer, classify_fn)
+    roles = [("train", p) for p in train] + [("eval", p) for p in evals]
+    agg.sources = [str(p) for _, p in roles]
+    per_file = Counter()
+    errors: dict[int, list] = {i: [] for i in range(len(roles))}
+
+    def jobs() -> Iterator[tuple[ScanOptions, str, int, list]]:
+        for file_no, (role, p) in enumerate(roles):
+            records = iter_records(p, on_error=opts.on_error, errors=errors[file_no])
+            for batch in _batches(records, opts.batch_size):
+                yield opts, role, file_no, batch
+
+    bar = _Progress(progress)
+    try:
+        for role, file_no, out in imap_ordered(_run_batch, jobs(), workers=opts.workers):
+            source = agg.sources[file_no]
+            if role == "train":
+                per_file[file_no] += agg.add_train(file_no, source, out)
+            else:
+                per_file[file_no] += agg.add_eval(source, out)
+            bar.advance(len(out.records), source)
+        for file_no in range(len(roles)):
+            for e in errors[file_no]:
+                agg._skip(e.source, e.index, e.message)
+        files = [_fingerprint(p, role, formats[p], per_file[i], len(errors[i])) for i, (role, p) in enumerate(roles)]
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        bar.close()
+    writer.finish()
+    evidence = _evidence(agg, opts, files, sheet, sheet_sha, info, bool(evals))
+    evidence.policy = evaluate(evidence, the_policy)
+    return evidence
+
+
+def scan_for_record(paths: Iterable[str | os.PathLike], **kwargs) -> DataEvidence:
+    """What the pipeline's preflight calls: the evidence for `RunRecord.data`, policy verdict included.
+
+    kwargs as for `scan` (eval_paths, datasheet, policy, options, findings_path). The caller decides whether to
+    stop: `ftaudit.data.policy.enforce(evidence.policy)` raises DataPolicyBlocked (exit 5)."""
+    kwargs.setdefault("progress", False)
+    return scan(paths, **kwargs)
+
+
+def _evidence(agg: _Aggregate, opts: ScanOptions, files: list[FileFingerprint], sheet: Datasheet | None,
+              sheet_sha: str | None, info: DetectionInfo | None, with_eval: bool) -> DataEvidence:
+    records = agg.counts.records
+    by_type = [
+        FindingTypeSummary(type=t, category=a.category, count=a.count, records=a.records,
+                           top_fields=dict(a.fields.most_common(5)), samples=a.samples)
+        for t, a in sorted(agg.types.items(), key=lambda kv: (-kv[1].count, kv[0]))
+    ]
+    findings = FindingsSummary(
+        total=agg.total_findings, records_with_personal_data=agg.rec_pii, records_with_secrets=agg.rec_secret,
+        records_with_special_categories=agg.rec_special, records_with_special_category_terms=agg.rec_special_terms,
+        by_type=by_type, special_categories=[v.flag(c) for c, v in sorted(agg.special.items())],
+        detection=info,
+    )
+    d = agg.dups.result()
+    method = (f"MinHash ({opts.num_perm} permutations, word 3-gram shingles) + LSH ({opts.bands} bands), "
+              "candidates verified against the threshold; exact = identical after case/whitespace normalisation")
+    duplicates = Duplicates(
+        method=method, threshold=opts.near_duplicate_threshold,
+        exact_duplicate_records=d.exact_duplicate_items, exact_groups=d.exact_groups,
+        near_duplicate_records=d.near_duplicate_items, near_duplicate_clusters=d.near_duplicate_clusters,
+        duplicate_rate=round((d.exact_duplicate_items + d.near_duplicate_items) / records, 6) if records else 0.0,
+        near_examples=[_pair(agg, p.a, p.b, p.similarity) for p in d.pairs],
+        exact_examples=[[agg.source_of(i)[1] for i in g] for g in d.exact_examples],
+    )
+    leakage = None
+    if with_eval:
+        leaked = agg.exact_leaks + agg.near_leaks
+        leakage = Leakage(method=method, threshold=opts.near_duplicate_threshold, eval_records=agg.eval_records,
+                          exact_overlap=agg.exact_leaks, near_overlap=agg.near_leaks,
+                          overlap_rate=round(leaked / agg.eval_records, 6) if agg.eval_records else 0.0,
+                          examples=agg.leak_examples)
+    total_chars = sum(agg.stats.language_chars.values()) or 1
+    languages = [LanguageShare(language=lang, records=n, characters=agg.stats.language_chars[lang],
+                               share=round(agg.stats.language_chars[lang] / total_chars, 4))
+                 for lang, n in sorted(agg.stats.languages.items(), key=lambda kv: (-agg.stats.language_chars[kv[0]],
+                                                                                    kv[0]))]
+    ranked = agg.domains.ranked()
+    keep = prov.top_domain_count(len(ranked), sme=opts.sme)
+    domains = Domains(
+        method="registrable domain of the record's URL metadata field, else of URLs in its text (sharing its "
+               "content size equally); content size = UTF-8 bytes of content text (reading)",
+        domains_total=len(ranked), records_with_domain=sum(agg.domains.by_method.values()),
+        rule=prov.top_domain_rule(opts.sme),
+        top=[DomainShare(domain=r.domain, bytes=r.bytes, records=r.records, share=r.share) for r in ranked[:keep]],
+    )
+    digest = RecordDigest(algorithm=prov.RecordDigest.algorithm, value=agg.digest.hexdigest(), records=records)
+    eval_digest = (RecordDigest(algorithm=prov.RecordDigest.algorithm, value=agg.eval_digest.hexdigest(),
+                                records=agg.eval_records) if with_eval else None)
+    summary = bias_mod.summarise(agg.bias)
+    from ftaudit.data.evidence import BiasEvidence
+
+    return DataEvidence(
+        scanned_at=datetime.now(timezone.utc), files=files, record_digest=digest, eval_record_digest=eval_digest,
+        counts=agg.counts, skipped=agg.skipped, findings=findings, duplicates=duplicates, leakage=leakage,
+        languages=languages,
+        language_method="script + function-word profile (ftaudit.data.stats.detect_language); 'und' = undetermined",
+        characters=_distribution(agg.stats.char_distribution(), "characters"),
+        tokens=_distribution(agg.stats.token_distribution(), TokenCounter.method_name(opts.tokenizer)),
+        quality=agg.quality, domains=domains, datasheet=sheet, datasheet_sha256=sheet_sha,
+        missing_answers=missing_answers(sheet, personal_data_found=agg.rec_pii > 0,
+                                        special_categories_found=agg.rec_special > 0),
+        bias=BiasEvidence.model_validate(summary),
+    )
+
+
+def _pair(agg: _Aggregate, a: int, b: int, sim: float) -> RecordPair:
+    a_src, a_idx = agg.source_of(a)
+    b_src, b_idx = agg.source_of(b)
+    return RecordPair(a_source=a_src, a_record=a_idx, b_source=b_src, b_record=b_idx, similarity=round(sim, 4))
+
+
+class _Progress:
+    """Rich progress on stderr for long scans; silent when disabled (--json, library use)."""
+
+    def __init__(self, enabled: bool):
+        self.p = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.p = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                              TextColumn("{task.completed:,} records"), TimeElapsedColumn(),
+                              console=Console(stderr=True), transient=True)
+            self.p.start()
+            self.task = self.p.add_task("scanning", total=None)
+
+    def advance(self, n: int, source: str) -> None:
+        if self.p is not None:
+            self.p.update(self.task, advance=n, description=f"scanning {Path(source).name}")
+
+    def close(self) -> None:
+        if self.p is not None:
+            self.p.stop()
