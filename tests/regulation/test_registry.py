@@ -108,3 +108,19 @@ models:
         parse_registry(bad, origin="x.yaml")
     with pytest.raises(ValueError):
         parse_arithmetic("about 1e23")
+
+
+def test_configs_rebuild_the_published_parameter_counts():
+    # Cross-check of the data, not of the estimator: a mistyped config field (hidden size, layers, KV heads,
+    # vocabulary, tying) moves the parameter count far more than 2 %.
+    arch = pytest.importorskip("ftaudit.compute.arch")
+    flops = pytest.importorskip("ftaudit.compute.flops")
+    checked = 0
+    for e in load_registry():
+        a = arch.architecture_from_config(e.config_dict())
+        if not a.known:  # the estimator falls back to a parameter-count method for this model type
+            continue
+        n = flops.build_flop_model(a).n_parameters
+        assert n == pytest.approx(e.params, rel=0.02), e.id
+        checked += 1
+    assert checked >= 40

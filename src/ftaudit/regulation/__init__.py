@@ -5,5 +5,9 @@ Knows nothing else in ftaudit: numbers in, judgements out (no torch, no transfor
 
 from ftaudit.regulation.decision import Decision, OriginalCompute, decide, tokens_until_threshold
 from ftaudit.regulation.obligations import ROLES, Obligation
+from ftaudit.regulation.registry import RegistryEntry, load_registry, lookup
 
-__all__ = ["Decision", "OriginalCompute", "Obligation", "ROLES", "decide", "tokens_until_threshold"]
+__all__ = [
+    "Decision", "OriginalCompute", "Obligation", "ROLES", "RegistryEntry",
+    "decide", "load_registry", "lookup", "tokens_until_threshold",
+]
