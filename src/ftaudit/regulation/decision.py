@@ -123,9 +123,12 @@ class Decision(BaseModel):
         None, description="Threshold if the original's estimate is 30 % low (estimated originals only)."
     )
     original_margin_straddles: bool = Field(
-        False, description="The ±30 % uncertainty of an estimated original moves the threshold across the modification."
+        False,
+        description="The ±30 % uncertainty of an estimated original moves the threshold across the modification.",
     )
-    cumulative_model_flops: float | None = Field(None, description="Original + modifications, when the original is known.")
+    cumulative_model_flops: float | None = Field(
+        None, description="Original + modifications, when the original is known."
+    )
     systemic_risk_presumed: bool = Field(description="Cumulative compute of the modified model > 1e25 (Art. 51(2)).")
     obligations: list[Obligation]
     reasoning: list[Reason]
@@ -208,8 +211,8 @@ def decide(modification_flops: float, original: OriginalCompute, *,
             threshold, basis = orig / MODIFICATION_DIVISOR, "one_third_of_original"
             kind = "a GPAI model with systemic risk" if original.systemic_risk else "a GPAI model"
             outcome = "of a systemic-risk model" if original.systemic_risk else "of the modified model"
-            rule = (f"The original is {kind} of {original.status} training compute: the modifier becomes the provider {outcome} "
-                    "when the modification compute exceeds one third of the original's training compute.")
+            rule = (f"The original is {kind} of {original.status} training compute: the modifier becomes the provider "
+                    f"{outcome} when the modification compute exceeds one third of the original's training compute.")
             citation = MODIFICATION_RULE_CITATION
             reading("When the original compute is known (or estimated), the threshold is one third of it whatever its "
                     "size; the 3.3e22 and 3.3e24 fallbacks are only for an unknown original.",

@@ -149,7 +149,9 @@ def lookup(model_id: str) -> RegistryEntry:
     return load_registry().lookup(model_id)
 
 
-_ARITHMETIC = re.compile(r"6 × (?P<n>[0-9.e+-]+) params(?: \(active\))? × (?P<d>[0-9.e+-]+) tokens = (?P<f>[0-9.e+-]+) FLOP")
+_ARITHMETIC = re.compile(
+    r"6 × (?P<n>[0-9.e+-]+) params(?: \(active\))? × (?P<d>[0-9.e+-]+) tokens = (?P<f>[0-9.e+-]+) FLOP"
+)
 
 
 def parse_arithmetic(text: str) -> tuple[float, float, float]:

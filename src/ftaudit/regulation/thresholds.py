@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 AI_ACT = "Regulation (EU) 2024/1689"
-GUIDELINES = "Commission Guidelines on the scope of obligations for providers of general-purpose AI models, C(2025) 5045"
+GUIDELINES = ("Commission Guidelines on the scope of obligations for providers of general-purpose AI models, "
+              "C(2025) 5045")
 
 
 @dataclass(frozen=True)
