@@ -1,7 +1,98 @@
-"""`ftaudit data scan`."""
+"""`ftaudit data scan` and `ftaudit data datasheet-template`.
+
+Exit codes: 0 ok; 1 bad input (unreadable data, bad datasheet or policy, invalid arguments); 5 the data policy
+blocks training (the reports are still written, so the reasons can be read).
+"""
 
 from __future__ import annotations
 
 
 def register(sub) -> None:
-    pass  # filled by the data-governance work
+    p = sub.add_parser(
+        "scan", help="scan training data: personal data, secrets, duplicates, leakage, languages, domains, bias",
+        description="Scan training data and write data_report.json/.md/.html and "
+                    "training_content_summary.data.json. Exit 5 when the data policy blocks training.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="training data: JSONL, JSON, CSV, Parquet, text or a "
+                   "saved Hugging Face dataset directory")
+    p.add_argument("--eval", dest="eval_paths", action="append", default=[], metavar="PATH",
+                   help="evaluation data to check for overlap with the training data (repeatable)")
+    p.add_argument("--datasheet", metavar="FILE", help="the filled datasheet YAML (see datasheet-template)")
+    p.add_argument("-o", "--output-dir", default="data_report", metavar="DIR",
+                   help="where the reports go (default: ./data_report)")
+    p.add_argument("--findings", metavar="OUT.jsonl", help="also write one JSON line per finding: record, field, "
+                   "start, end, type, score (never the matched text)")
+    p.add_argument("--json", action="store_true", help="print the JSON report on stdout; no progress display")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
+                   help="on an unreadable record: stop (default) or skip it and list it in the report")
+    p.add_argument("--policy", default=None, metavar="SPEC", help="data policy: default, strict, off, a YAML file, "
+                   "or key=value,... (e.g. max_personal_data_record_rate=0.01)")
+    p.add_argument("--fields", default=None, metavar="A,B", help="only these top-level fields (default: all text)")
+    p.add_argument("--tokenizer", default=None, metavar="NAME_OR_DIR",
+                   help="count tokens with this Hugging Face tokenizer (offline); default: words + punctuation")
+    p.add_argument("--near-duplicate-threshold", type=float, default=0.8, metavar="J",
+                   help="estimated Jaccard similarity at or above which two records are near duplicates")
+    p.add_argument("--sme", action="store_true", help="list domains by the SME rule of the summary template "
+                   "(top 5 %% or 1,000)")
+    p.add_argument("--no-ner", action="store_true", help="pattern-based detection only, even if NER is installed")
+    p.set_defaults(handler=run)
+
+    t = sub.add_parser("datasheet-template", help="print or write a datasheet YAML to fill in")
+    t.add_argument("-o", "--output", metavar="FILE", help="write it here instead of stdout (not overwritten)")
+    t.set_defaults(handler=run_template)
+
+
+def run(args) -> int:
+    import sys
+
+    from ftaudit.data.parallel import default_workers
+    from ftaudit.data.policy import enforce
+    from ftaudit.data.report import render_json, write_reports
+    from ftaudit.data.scan import ScanOptions, scan
+    from ftaudit.errors import BadInput
+
+    if args.workers is not None and args.workers < 1:
+        raise BadInput(f"--workers must be at least 1, not {args.workers}")
+    fields = tuple(f.strip() for f in args.fields.split(",") if f.strip()) if args.fields else None
+    opts = ScanOptions(
+        workers=args.workers or default_workers(), on_error=args.on_error, fields=fields, tokenizer=args.tokenizer,
+        near_duplicate_threshold=args.near_duplicate_threshold, sme=args.sme, ner=False if args.no_ner else None,
+    )
+    evidence = scan(args.paths, eval_paths=args.eval_paths, datasheet=args.datasheet, policy=args.policy,
+                    options=opts, findings_path=args.findings, progress=not args.json and sys.stderr.isatty())
+    written = write_reports(evidence, args.output_dir)
+    if args.json:
+        print(render_json(evidence), end="")
+    else:
+        f, d = evidence.findings, evidence.duplicates
+        print(f"{evidence.counts.records:,} records; {f.total:,} findings (records with personal data "
+              f"{f.records_with_personal_data:,}, secrets {f.records_with_secrets:,}, special categories "
+              f"{f.records_with_special_categories:,}); duplicates {d.exact_duplicate_records + d.near_duplicate_records:,}"
+              + (f"; eval overlap {evidence.leakage.overlap_rate:.2%}" if evidence.leakage else ""))
+        if f.detection and not f.detection.ner_available:
+            print(f"note: {f.detection.note}")
+        if evidence.missing_answers:
+            print(f"datasheet: {len(evidence.missing_answers)} answers missing")
+        print(f"policy: {evidence.policy.status}")
+        for path in written + ([args.findings] if args.findings else []):
+            print(f"wrote {path}")
+    enforce(evidence.policy)
+    return 0
+
+
+def run_template(args) -> int:
+    from pathlib import Path
+
+    from ftaudit.data.datasheet import template_text
+    from ftaudit.errors import BadInput
+    from ftaudit.io import atomic_write_text
+
+    text = template_text()
+    if not args.output:
+        print(text, end="")
+        return 0
+    if Path(args.output).exists():
+        raise BadInput(f"{args.output} exists; the template never overwrites a datasheet")
+    atomic_write_text(args.output, text)
+    print(f"wrote {args.output}")
+    return 0
