@@ -121,18 +121,27 @@ def test_original_above_1e25_not_designated_is_flagged():
 
 
 # --- the reading for originals below 1e23 ----------------------------------------------------------------------
-def test_known_original_below_1e23_is_judged_on_cumulative_compute_against_1e23():
-    original = OriginalCompute(1.5e21, "estimated", source="GPT-2 6·N·D")
-    d = decide(1e21, original)  # above one third of the original, far below 1e23 cumulative
-    assert d.threshold_basis == "cumulative_gpai_criterion"
-    assert d.threshold_flops == pytest.approx(1e23 - 1.5e21)
+def test_known_original_below_1e23_applies_whichever_test_is_reached_first():
+    # REGULATION.md §1: one third of a known original whatever its size, and the reading that a sub-1e23 original's
+    # modified model becomes GPAI once its cumulative compute passes 1e23. The earlier of the two decides.
+    small = OriginalCompute(1.5e21, "estimated", source="GPT-2 6·N·D")
+    d = decide(4e20, small)
+    assert d.threshold_basis == "one_third_of_original"
+    assert d.threshold_flops == pytest.approx(1.5e21 / 3)
     assert d.role == "downstream_modifier"
     assert any(i.label == "reading" and "1e23" in i.text for i in d.interpretations)
-    over = decide(1e23, original)
+    over = decide(6e20, small)
     assert over.role == "gpai_provider"
     assert all(o.scope == "whole_model" for o in over.obligations)
-    at = decide(1e23 - 4e22, OriginalCompute(4e22, "known"))
-    assert at.role == "downstream_modifier" and at.headroom_flops == 0
+    # Near 1e23, passing the indicative criterion comes before one third of the original.
+    big = OriginalCompute(9e22, "known")
+    near = decide(1e22, big)
+    assert near.threshold_basis == "cumulative_gpai_criterion"
+    assert near.threshold_flops == pytest.approx(1e22) and near.headroom_fraction == pytest.approx(0.0, abs=1e-12)
+    assert near.role == "downstream_modifier"
+    assert decide(1.1e22, big).role == "gpai_provider"
+    crossover = OriginalCompute(7.5e22, "known")  # one third == 1e23 - original
+    assert decide(2.5e22, crossover).role == "downstream_modifier"
 
 
 def test_systemic_original_below_1e23_still_uses_one_third():

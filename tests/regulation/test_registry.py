@@ -91,7 +91,7 @@ def test_registry_decisions_use_the_right_rule():
     mistral = decide(1e22, lookup("mistral-7b").original_compute())
     assert mistral.threshold_basis == "unknown_original_fallback"
     smol = decide(1e22, lookup("smollm2-135m").original_compute())
-    assert smol.threshold_basis == "cumulative_gpai_criterion"
+    assert smol.threshold_basis == "one_third_of_original"
 
 
 def test_malformed_registry_is_one_clear_line():

@@ -196,16 +196,24 @@ def decide(modification_flops: float, original: OriginalCompute, *,
         say(f"The original model's training compute is {flops2(orig)} FLOP, {original.status}{src}.",
             MODIFICATION_RULE_CITATION)
         if not original.systemic_risk and orig < GPAI_INDICATIVE.value:
-            threshold, basis = GPAI_INDICATIVE.value - orig, "cumulative_gpai_criterion"
-            rule = ("The original was trained with less than 1e23 FLOP and is likely not a GPAI model: the modified "
-                    "model becomes one, with the modifier as its provider, when its cumulative compute (original "
-                    "plus all modifications) exceeds 1e23 FLOP.")
-            citation = GPAI_INDICATIVE.citation
-            reading(f"The original ({flops2(orig)} FLOP) is below the 1e23 indicative criterion, so it is likely not a "
-                    "GPAI model and the one-third rule (which concerns modifying a GPAI model) is not applied; the "
-                    f"modified model is judged on its cumulative compute against 1e23 instead. One third of the "
-                    f"original would have been {flops2(orig / MODIFICATION_DIVISOR)} FLOP.", GPAI_INDICATIVE.citation)
-            reading("Since the original was not a GPAI model, no upstream provider carries its obligations: the "
+            # Two tests apply; whichever is reached first decides (the conservative reading).
+            one_third, to_criterion = orig / MODIFICATION_DIVISOR, GPAI_INDICATIVE.value - orig
+            if one_third <= to_criterion:
+                threshold, basis = one_third, "one_third_of_original"
+                rule = ("The original's training compute is known: the modifier becomes the provider of the modified "
+                        "model when the modification compute exceeds one third of it, whatever its size.")
+                citation = MODIFICATION_RULE_CITATION
+            else:
+                threshold, basis = to_criterion, "cumulative_gpai_criterion"
+                rule = ("The modified model becomes a GPAI model, with the modifier as its provider, when its "
+                        "cumulative compute (original plus all modifications) exceeds 1e23 FLOP.")
+                citation = GPAI_INDICATIVE.citation
+            reading(f"The original ({flops2(orig)} FLOP) is below the 1e23 indicative criterion and is likely not a "
+                    "GPAI model. Two tests are applied and the one reached first decides: one third of the original "
+                    f"({flops2(one_third)} FLOP, the rule for a known original whatever its size) and the modified "
+                    f"model's cumulative compute passing 1e23 ({flops2(to_criterion)} FLOP of modification).",
+                    f"{MODIFICATION_RULE_CITATION}; {GPAI_INDICATIVE.citation}")
+            reading("Since the original is likely not a GPAI model, no upstream provider carries its obligations: the "
                     "provider's duties cover the whole model, not only the modification.", "Recital 109 (a contrario)")
         else:
             threshold, basis = orig / MODIFICATION_DIVISOR, "one_third_of_original"
@@ -280,7 +288,8 @@ def decide(modification_flops: float, original: OriginalCompute, *,
                 ESTIMATION_MARGIN_CITATION)
 
     # --- obligations and the organisation's accepted role ----------------------------------------------------
-    scope = "whole_model" if basis == "cumulative_gpai_criterion" else "modification"
+    below_criterion = orig is not None and not original.systemic_risk and orig < GPAI_INDICATIVE.value
+    scope = "whole_model" if below_criterion else "modification"
     because = f"the modification compute ({flops2(mod)} FLOP) exceeds the threshold ({flops2(threshold)} FLOP)"
     obligations = obligations_for(role, scope=scope, because=because)
     if role == "downstream_modifier":
