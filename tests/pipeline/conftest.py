@@ -1,0 +1,88 @@
+"""Fixtures for the pipeline tests: a tiny llama built from a config and a BPE tokenizer trained offline."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+DEMO_DATA = Path(__file__).resolve().parents[2] / "src" / "ftaudit" / "demo" / "data"
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def _build_tiny_model(directory: Path) -> None:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    texts = [json.loads(line)["prompt"] + json.loads(line)["completion"]
+             for line in (DEMO_DATA / "support_train.jsonl").read_text().splitlines()]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=600, special_tokens=[
+        "<unk>", "<|im_start|>", "<|im_end|>", "<pad>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<|im_end|>",
+                                   pad_token="<pad>", bos_token="<|im_start|>")
+    fast.chat_template = CHATML
+    fast.save_pretrained(directory)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      tie_word_embeddings=True, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
+                      bos_token_id=fast.bos_token_id)
+    LlamaForCausalLM(cfg).save_pretrained(directory)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("tiny-llama")
+    _build_tiny_model(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("data")
+    rows = (DEMO_DATA / "support_train.jsonl").read_text().splitlines()
+    (d / "train.jsonl").write_text("\n".join(rows[:48]) + "\n")
+    (d / "eval.jsonl").write_text("\n".join((DEMO_DATA / "support_eval.jsonl").read_text().splitlines()[:8]) + "\n")
+    return {"train": d / "train.jsonl", "eval": d / "eval.jsonl"}
+
+
+def make_config(tmp: Path, model: Path, data: dict[str, Path], **over) -> Path:
+    """Write a run config for the tiny model; `over` replaces top-level sections (dicts are merged one level)."""
+    cfg = {
+        "name": "tiny",
+        "base_model": {"path": str(model)},
+        "datasets": [{"path": str(data["train"]), "provenance": "synthetic (ftaudit demo generator)",
+                      "licence": "Apache-2.0"}],
+        "method": {"type": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0,
+                                            "target_modules": ["q_proj", "v_proj"]}},
+        "training": {"max_steps": 4, "per_device_batch_size": 4, "learning_rate": 1e-3, "save_steps": 2,
+                     "logging_steps": 1, "meter_every_steps": 1, "max_seq_len": 256},
+        "purpose": {"intended_purpose": "extract fields from support messages", "deployment_context": "tests"},
+        "provider": {"name": "Test Org", "contact": "ml-team@example.org"},
+        "output_dir": str(tmp / "run"),
+        "data_policy": {},
+    }
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        elif value is None:
+            cfg.pop(key, None)
+        else:
+            cfg[key] = value
+    path = tmp / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    return e
