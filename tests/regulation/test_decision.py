@@ -135,13 +135,14 @@ def test_known_original_below_1e23_applies_whichever_test_is_reached_first():
     assert all(o.scope == "whole_model" for o in over.obligations)
     # Near 1e23, passing the indicative criterion comes before one third of the original.
     big = OriginalCompute(9e22, "known")
-    near = decide(1e22, big)
+    near = decide(0.9e22, big)
     assert near.threshold_basis == "cumulative_gpai_criterion"
-    assert near.threshold_flops == pytest.approx(1e22) and near.headroom_fraction == pytest.approx(0.0, abs=1e-12)
+    assert near.threshold_flops == pytest.approx(1e22) and near.headroom_fraction == pytest.approx(0.1)
     assert near.role == "downstream_modifier"
     assert decide(1.1e22, big).role == "gpai_provider"
     crossover = OriginalCompute(7.5e22, "known")  # one third == 1e23 - original
-    assert decide(2.5e22, crossover).role == "downstream_modifier"
+    assert decide(2.4e22, crossover).role == "downstream_modifier"
+    assert decide(2.6e22, crossover).role == "gpai_provider"
 
 
 def test_systemic_original_below_1e23_still_uses_one_third():
