@@ -92,7 +92,8 @@ def domain_of_url(url: str) -> str | None:
 
 
 def urls_in_text(text: str) -> list[str]:
-    return _URL.findall(text)
+    # Sentence punctuation after a URL is not part of it ("see http://c.net, then ...").
+    return [u.rstrip(".,;:!?") for u in _URL.findall(text)]
 
 
 def _lookup(data, dotted: str):
