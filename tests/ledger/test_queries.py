@@ -61,6 +61,7 @@ def test_regulatory_flops_read_defensively():
     assert regulatory_flops({"regulatory_flops": 1e20}) == 1e20
     assert regulatory_flops({"regulatory_flops": {"value": 2e20, "unit": "FLOP"}}) == 2e20
     assert regulatory_flops({"totals": {"regulatory_flops": 3e20}, "estimate": {"flops": 9}}) == 3e20
+    assert regulatory_flops({"regulatory_flops": None, "flops": {"regulatory": 4e20}}) == 4e20
     assert regulatory_flops({"regulatory_flops": None}) is None
     assert regulatory_flops({"regulatory_flops": True}) is None
     assert regulatory_flops(None) is None

@@ -117,6 +117,9 @@ def regulatory_flops(compute: Any) -> float | None:
     for name in names:
         if name in compute and _number(compute[name]) is not None:
             return _number(compute[name])
+    flops = compute.get("flops")
+    if isinstance(flops, dict) and _number(flops.get("regulatory")):  # the meter's {"flops": {"regulatory": ...}}
+        return _number(flops["regulatory"])
     for value in compute.values():
         if isinstance(value, dict):
             for name in names:

@@ -103,5 +103,13 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             raise self._translate(exc) from None
 
+    def integrity_problem(self) -> str | None:
+        try:
+            rows = self.conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        problems = [r[0] for r in rows if r[0] != "ok"]
+        return f"{problems[0]} (+{len(problems) - 1} more)" if problems else None
+
     def close(self) -> None:
         self.conn.close()

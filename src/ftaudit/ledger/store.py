@@ -105,6 +105,10 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def integrity_problem(self) -> str | None:
+        """A storage-level check (page checksums and b-trees) where the backend has one; None when sound."""
+        return None
+
     seq_type = "BIGINT"
     float_type = "DOUBLE PRECISION"
 

@@ -121,6 +121,9 @@ def verify_ledger(ledger: Ledger, trust: Trust, checkpoint: SignedHead | None = 
 def _verify_ledger(ledger: Ledger, trust: Trust, checkpoint: SignedHead | None) -> LedgerReport:
     where = f"ledger {ledger.location}"
     store = ledger.store
+    problem = store.integrity_problem()
+    if problem:
+        raise VerificationFailed(f"{where}: ledger file damaged ({problem})")
     ledger_id_row = store.one("SELECT value FROM meta WHERE key = 'ledger_id'")
     if not ledger_id_row:
         raise VerificationFailed(f"{where}: ledger id missing from the meta table")
