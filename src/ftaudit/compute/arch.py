@@ -99,6 +99,7 @@ class Architecture:
     moe: MoE | None = None
     layer_windows: tuple[int | None, ...] = ()  # sliding-window size per layer (None = full attention)
     n_positions: int = 0  # rows of a learned absolute position embedding (0 = none)
+    residual_dropout: float = 0.0  # dropout on a sublayer output (saves a mask: matters for checkpoint recompute)
     extra_params: int = 0  # parameters outside the walked modules (e.g. BLOOM's embedding LayerNorm)
     names: Names = field(default_factory=Names)
     notes: tuple[str, ...] = ()
@@ -353,6 +354,7 @@ def _gpt2(cfg, mt):
     a["n_kv_heads"] = a["n_heads"]
     a["head_dim"] = a["hidden"] // a["n_heads"]
     a["n_positions"] = _int(cfg, "n_positions", "max_position_embeddings", default=1024)
+    a["residual_dropout"] = float(_get(cfg, "resid_pdrop", default=0.1))
     return a
 
 
@@ -399,6 +401,7 @@ def _gptj(cfg, mt):
               names=Names(embed="transformer.wte", layers="transformer.h", attn="attn", o="out_proj", up="fc_in",
                           down="fc_out", norm_attn_in="ln_1", norm_mlp_in=None, final_norm="transformer.ln_f"))
     a["intermediate"] = _int(cfg, "n_inner", default=4 * a["hidden"])
+    a["residual_dropout"] = float(_get(cfg, "resid_pdrop", default=0.0))
     return a
 
 

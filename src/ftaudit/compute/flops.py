@@ -241,6 +241,7 @@ class _Walk:
         self.tok.fwd += f
         if self.in_layer:
             self.layer_fwd_tok += f
+            self._last_mm = f
         if a_rg:
             self.tok.bwd += f
         if b_rg:
@@ -292,6 +293,7 @@ class _Walk:
         return p_rg or v_rg
 
     _att_layer_fwd: float = 0.0
+    _last_mm: float = 0.0
 
     # --- blocks
     def attention_block(self, p: str, i: int, x_rg: bool) -> bool:
@@ -395,6 +397,13 @@ class _Walk:
                 rg = att | self.mlp_block(p, i, h2) | rg
             per_layer_att_fwd.append(self._att_layer_fwd)
             self.in_layer = False
+            # Non-reentrant checkpointing (transformers' default) stops recomputing once the last tensor saved for
+            # backward is back; a matmul packs its inputs before it runs, so a layer's final matmul — followed only
+            # by the residual add — is not recomputed. A post-norm, a residual dropout mask or the MoE combine
+            # saves something after it, and then it is.
+            moe_layer = a.moe is not None and i in a.moe.layers
+            if a.layout in ("pre", "parallel", "parallel2") and not a.residual_dropout and not moe_layer:
+                self.layer_fwd_tok -= self._last_mm
         h = self.norm(n.final_norm, rg, a.hidden)
         if a.tied_embeddings:
             self.linear(n.lm_head, h, a.hidden, a.vocab, a.lm_head_bias, is_lm_head=True, count_params=False,

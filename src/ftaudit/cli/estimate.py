@@ -1,0 +1,229 @@
+"""`ftaudit estimate`: training FLOPs before training, full vs LoRA vs the plan, and the GPAI-role decision.
+
+Contract (other tools depend on it): `--config --tokens --seq-len [--method] [--lora-r] [--lora-target-modules]
+[--json]`; with --json one JSON object on stdout with training_flops, forward_flops_per_token, n_parameters,
+n_trainable_parameters and decision{role, threshold_flops, rule, citation, headroom_fraction}. Exit 0 on success,
+1 on bad input (one line on stderr). Never imports torch or transformers.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "estimate",
+        help="estimate training FLOPs from a config.json and judge the GPAI-provider role",
+        description="Estimate the training FLOPs of a fine-tuning run from the model's config.json (architecture "
+        "method, guidelines Annex A.2) and judge the resulting role under the EU AI Act.",
+    )
+    p.add_argument("--config", required=True, metavar="PATH_OR_MODEL_ID",
+                   help="config.json, a directory holding one, or a model id in the base-model registry")
+    p.add_argument("--tokens", required=True, metavar="N", help="training tokens per epoch (unpadded)")
+    p.add_argument("--seq-len", required=True, metavar="S", help="sequence length")
+    p.add_argument("--epochs", default="1", metavar="E", help="passes over the tokens (default 1)")
+    p.add_argument("--method", choices=["full", "lora", "partial"], default=None,
+                   help="fine-tuning method (default full; partial when --trainable is given)")
+    p.add_argument("--lora-r", default="16", metavar="R", help="LoRA rank (default 16)")
+    p.add_argument("--lora-target-modules", default=None, metavar="a,b,...",
+                   help="LoRA targets: leaf module names, all-linear, or one regex (default: PEFT's for the model)")
+    p.add_argument("--trainable", default=None, metavar="PATTERNS",
+                   help="comma-separated fnmatch patterns of trainable modules (partial FT; with LoRA: "
+                   "modules_to_save), e.g. 'model.layers.11.*,lm_head'")
+    p.add_argument("--quant", choices=["4", "8"], default=None, help="4- or 8-bit quantised base (QLoRA)")
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="report activation recompute (excluded from the regulatory figure, guidelines Annex A.1)")
+    p.add_argument("--attention-kernel", choices=["eager", "sdpa", "flash"], default="eager",
+                   help="flash skips masked attention blocks (default eager: full S×S)")
+    p.add_argument("--original-flops", default=None, metavar="FLOP",
+                   help="training FLOP of the original model (overrides PRETRAIN_FLOPS and the registry)")
+    p.add_argument("--original-systemic", action="store_true",
+                   help="the original is a GPAI model with systemic risk (Art. 51)")
+    p.add_argument("--prior-flops", default="0", metavar="FLOP",
+                   help="modification FLOP already spent on this lineage (earlier jobs)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("-o", "--output", default=None, metavar="FILE", help="also write the JSON object to FILE")
+    p.set_defaults(handler=run)
+
+
+def _number(raw: str, what: str, *, positive: bool, integer: bool = False) -> float:
+    import math
+
+    from ftaudit.errors import BadInput
+
+    try:
+        value = float(str(raw).replace("_", ""))
+    except ValueError:
+        raise BadInput(f"{what} must be a number, got {raw!r}") from None
+    if math.isnan(value) or math.isinf(value):
+        raise BadInput(f"{what} must be a finite number, got {raw!r}")
+    if value < 0 or (positive and value == 0):
+        raise BadInput(f"{what} must be {'positive' if positive else 'zero or more'}, got {raw!r}")
+    if integer and value != int(value):
+        raise BadInput(f"{what} must be a whole number, got {raw!r}")
+    return value
+
+
+def _original(args, config_source: str):
+    """Original-model compute: --original-flops, else PRETRAIN_FLOPS, else the registry entry, else unknown."""
+    import os
+
+    from ftaudit.regulation import OriginalCompute
+
+    systemic = bool(args.original_systemic)
+    if args.original_flops is not None:
+        flops = _number(args.original_flops, "--original-flops", positive=True)
+        return OriginalCompute(flops, "known", systemic, "--original-flops")
+    raw = os.environ.get("PRETRAIN_FLOPS", "").strip()
+    if raw:
+        flops = _number(raw, "PRETRAIN_FLOPS", positive=True)
+        return OriginalCompute(flops, "known", systemic, "PRETRAIN_FLOPS")
+    if config_source.startswith("registry:"):
+        from ftaudit.compute.arch import _registry_entry
+
+        entry = _registry_entry(config_source.split(":", 1)[1])
+        flops = getattr(entry, "training_flops", None)
+        status = str(getattr(entry, "flops_status", "unknown") or "unknown")
+        source = str(getattr(entry, "source", "") or "base-model registry")
+        systemic = systemic or bool(getattr(entry, "systemic_risk", False))
+        if flops and status != "unknown":
+            return OriginalCompute(float(flops), "estimated" if status == "estimated" else "known", systemic,
+                                   f"base-model registry: {source}")
+    return OriginalCompute(None, "unknown", systemic, "not given (--original-flops, PRETRAIN_FLOPS or a registry id)")
+
+
+def _setup(args, method: str, *, lora_targets=None, quant=None):
+    from ftaudit.compute.flops import TrainingSetup
+
+    patterns = tuple(p.strip() for p in (args.trainable or "").split(",") if p.strip())
+    return TrainingSetup(
+        method=method,
+        lora_r=int(_number(args.lora_r, "--lora-r", positive=True, integer=True)),
+        lora_target_modules=lora_targets,
+        trainable_patterns=patterns if method != "full" else (),
+        quant_bits=quant,
+        gradient_checkpointing=bool(args.gradient_checkpointing),
+        attention_kernel=args.attention_kernel,
+    )
+
+
+def run(args) -> int:
+    import json
+    import sys
+
+    from ftaudit.compute.estimate import estimate_from_model, resolve_config
+    from ftaudit.compute.flops import build_flop_model
+    from ftaudit.errors import BadInput
+    from ftaudit.regulation import decide, tokens_until_threshold
+    from ftaudit.regulation.figures import flops2, percent2
+
+    tokens = int(_number(args.tokens, "--tokens", positive=True, integer=True))
+    seq_len = int(_number(args.seq_len, "--seq-len", positive=True, integer=True))
+    epochs = _number(args.epochs, "--epochs", positive=True)
+    prior = _number(args.prior_flops, "--prior-flops", positive=False)
+    method = args.method or ("partial" if args.trainable else "full")
+    if method == "partial" and not args.trainable:
+        raise BadInput("--method partial needs --trainable PATTERNS (e.g. 'model.layers.11.*,lm_head')")
+    targets = None
+    if args.lora_target_modules is not None:
+        targets = tuple(t.strip() for t in args.lora_target_modules.split(",") if t.strip())
+        if not targets:
+            raise BadInput("--lora-target-modules is empty; give names like q_proj,v_proj or all-linear")
+    quant = int(args.quant) if args.quant else None
+    if args.output:
+        from ftaudit.io import atomic_write_text  # noqa: F401  (fail early below, before the work)
+
+    arch, source = resolve_config(args.config)
+    original = _original(args, source)
+    planned_setup = _setup(args, method, lora_targets=targets, quant=quant)
+    planned = estimate_from_model(build_flop_model(arch, planned_setup), tokens, seq_len, epochs=epochs,
+                                  config_source=source)
+    modification = prior + planned.training_flops
+    decision = decide(modification, original)
+
+    # Side by side: full fine-tuning, LoRA (the given targets, else PEFT's default, else all-linear) and the plan.
+    compare: dict[str, object] = {}
+    if method != "full":
+        compare["full"] = estimate_from_model(build_flop_model(arch, _setup(args, "full", quant=quant)), tokens,
+                                              seq_len, epochs=epochs, config_source=source)
+    else:
+        compare["full"] = planned
+    if method == "lora":
+        compare["lora"] = planned
+    else:
+        lora_targets = targets
+        try:
+            fm = build_flop_model(arch, _setup(args, "lora", lora_targets=lora_targets, quant=quant))
+        except BadInput:
+            fm = build_flop_model(arch, _setup(args, "lora", lora_targets=("all-linear",), quant=quant))
+        compare["lora"] = estimate_from_model(fm, tokens, seq_len, epochs=epochs, config_source=source)
+    if method == "partial":
+        compare["partial"] = planned
+
+    per_epoch = planned.training_flops / epochs
+    more_tokens = tokens_until_threshold(planned.training_flops_per_token, decision)
+    more_epochs = max(decision.headroom_flops, 0.0) / per_epoch if per_epoch else 0.0
+    result = {
+        **planned.model_dump(mode="json"),
+        "prior_flops": prior,
+        "lineage_flops": modification,
+        "decision": decision.model_dump(mode="json"),
+        "headroom": {
+            "more_tokens_under_threshold": more_tokens,
+            "more_epochs_under_threshold": more_epochs,
+            "method": "tokens at this run's training FLOP per token; epochs of this run's tokens",
+        },
+        "comparison": {
+            k: {
+                "method": e.method,
+                "training_flops": e.training_flops,
+                "forward_flops_per_token": e.forward_flops_per_token,
+                "n_parameters": e.n_parameters,
+                "n_trainable_parameters": e.n_trainable_parameters,
+                "role": decide(prior + e.training_flops, original).role,
+            }
+            for k, e in compare.items()
+        },
+    }
+    text = json.dumps(result, indent=2) + "\n"
+    if args.output:
+        from ftaudit.io import atomic_write_text
+
+        atomic_write_text(args.output, text)
+    if args.json:
+        sys.stdout.write(text)
+        return 0
+
+    out = sys.stdout.write
+    out(f"ftaudit estimate — {args.config} ({arch.model_type}; {planned.flops_method} method)\n")
+    out(f"{tokens:,} tokens per epoch × {epochs:g} epoch(s), unpadded sequences of {seq_len} tokens\n\n")
+    cols = list(compare.items())
+    header = ["", *[("▶ " if e is planned else "") + k for k, e in cols]]
+    rows = [
+        ["method", *[e.method for _, e in cols]],
+        ["parameters", *[flops2(e.n_parameters) for _, e in cols]],
+        ["trainable", *[flops2(e.n_trainable_parameters) for _, e in cols]],
+        ["forward FLOP/token", *[flops2(e.forward_flops_per_token) for _, e in cols]],
+        ["training FLOP", *[flops2(e.training_flops) for _, e in cols]],
+        ["role", *[result["comparison"][k]["role"] for k, _ in cols]],
+    ]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        out("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+    if planned.recompute_flops:
+        out(f"\nrecompute (gradient checkpointing, excluded): {flops2(planned.recompute_flops)} FLOP\n")
+    out(f"\nplanned: {planned.method}: {flops2(planned.training_flops)} FLOP"
+        + (f" + {flops2(prior)} earlier in the lineage = {flops2(modification)} FLOP" if prior else "") + "\n")
+    out(f"decision: {decision.role} — threshold {flops2(decision.threshold_flops)} FLOP, headroom "
+        f"{percent2(decision.headroom_fraction)}\n")
+    out(f"  rule: {decision.rule}\n  citation: {decision.citation}\n")
+    if decision.margin_straddles:
+        out("  the ±30 % estimation margin straddles the threshold (guidelines Annex A.2)\n")
+    if more_tokens > 0:
+        out(f"  fits under the threshold: {more_tokens:,} more tokens (≈ {more_epochs:.3g} more epochs of this run)\n")
+    else:
+        out("  no more tokens fit under the threshold\n")
+    for w in planned.warnings:
+        out(f"warning: {w}\n")
+    return 0

@@ -1,0 +1,196 @@
+"""The pre-training FLOP estimate (guidelines: compute "should be estimated before training"), as a typed record.
+
+`estimate(config, tokens, seq_len, setup)` resolves a config.json (path or base-model registry id), builds the
+FLOP model of `ftaudit.compute.flops` and returns an `Estimate` that goes into the RunRecord. Pure Python.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ftaudit.compute.arch import Architecture, architecture_from_config, load_model_config
+from ftaudit.compute.flops import FlopModel, TrainingSetup, build_flop_model
+from ftaudit.errors import BadInput
+
+CONVENTION = (
+    "2 FLOP per multiply-accumulate of every matmul executed in forward and backward (DESIGN.md); attention QKᵀ and "
+    "PV as executed; element-wise ops, norms, softmax and the embedding lookup not counted; logits at every position"
+)
+ACCURACY_ARCHITECTURE = (
+    "architecture method: matches torch.utils.flop_counter.FlopCounterMode to within 1 % (exactly, on the tested "
+    "tiny models) for one forward+backward of the same model with eager attention and no padding; real runs add "
+    "padding (metered apart) and may use a kernel that skips masked attention blocks"
+)
+ACCURACY_PARAMETER_COUNT = (
+    "parameter-count method (guidelines Annex A.2, C ≈ 6·N·D): no attention term and no architecture detail; "
+    "expect up to ±30 %"
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EstimateSetup(_Strict):
+    """The training set-up the estimate assumes (mirrors `ftaudit.compute.flops.TrainingSetup`)."""
+
+    method: Literal["full", "lora", "partial"]
+    lora_r: int | None = None
+    lora_target_modules: list[str] | None = None
+    trainable_patterns: list[str] = Field(default_factory=list)
+    quant_bits: int | None = None
+    gradient_checkpointing: bool = False
+    inputs_require_grad: bool | None = None
+    attention_kernel: Literal["eager", "sdpa", "flash"] = "eager"
+
+    @classmethod
+    def from_setup(cls, setup: TrainingSetup) -> "EstimateSetup":
+        d = asdict(setup)
+        if setup.method != "lora":
+            d["lora_r"] = None
+            d["lora_target_modules"] = None
+        elif d["lora_target_modules"] is not None:
+            d["lora_target_modules"] = list(d["lora_target_modules"])
+        d["trainable_patterns"] = list(d["trainable_patterns"])
+        return cls(**d)
+
+    def to_setup(self) -> TrainingSetup:
+        return TrainingSetup(
+            method=self.method,
+            lora_r=self.lora_r or 16,
+            lora_target_modules=tuple(self.lora_target_modules) if self.lora_target_modules else None,
+            trainable_patterns=tuple(self.trainable_patterns),
+            quant_bits=self.quant_bits,
+            gradient_checkpointing=self.gradient_checkpointing,
+            inputs_require_grad=self.inputs_require_grad,
+            attention_kernel=self.attention_kernel,
+        )
+
+
+class Estimate(_Strict):
+    """Training FLOPs planned for one run (one lineage step), before it starts."""
+
+    model_type: str
+    config_source: str = Field(description="config.json path or registry:<model id>.")
+    flops_method: Literal["architecture", "parameter-count"]
+    method: str = Field(description="Human-readable fine-tuning method, e.g. 'LoRA r=16 on q_proj, v_proj'.")
+    setup: EstimateSetup
+    n_parameters: int = Field(description="Logical parameters of the model as trained (base + adapters).")
+    n_trainable_parameters: int
+    lora_modules: int = Field(0, description="Number of modules that get LoRA adapters.")
+    tokens: int = Field(description="Training tokens per epoch (unpadded).")
+    seq_len: int = Field(description="Sequence length the tokens are cut into.")
+    epochs: float
+    sequences_per_epoch: int
+    forward_flops_per_token: float = Field(description="Forward FLOP per token at seq_len (attention included).")
+    training_flops_per_token: float = Field(description="Forward + backward FLOP per token at seq_len.")
+    forward_flops: float
+    backward_flops: float
+    recompute_flops: float = Field(description="Gradient-checkpointing recompute: reported, excluded "
+                                   "(guidelines Annex A.1).")
+    training_flops: float = Field(description="Regulatory figure: forward + backward over all epochs.")
+    attention_fraction: float = Field(description="Share of training_flops in the attention S² term.")
+    convention: str = CONVENTION
+    assumptions: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    accuracy: str
+
+
+def _positive_int(value, what: str) -> int:
+    if isinstance(value, bool):
+        raise BadInput(f"{what} must be a positive integer, got {value!r}")
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"{what} must be a positive integer, got {value!r}") from None
+    if math.isnan(f) or math.isinf(f) or f <= 0 or f != int(f):
+        raise BadInput(f"{what} must be a positive integer, got {value!r}")
+    return int(f)
+
+
+def resolve_config(config_ref_or_dict: str | dict | Architecture) -> tuple[Architecture, str]:
+    if isinstance(config_ref_or_dict, Architecture):
+        return config_ref_or_dict, "architecture"
+    if isinstance(config_ref_or_dict, dict):
+        return architecture_from_config(config_ref_or_dict), "dict"
+    config, source = load_model_config(str(config_ref_or_dict))
+    return architecture_from_config(config), source
+
+
+def estimate_from_model(fm: FlopModel, tokens: int, seq_len: int, *, epochs: float = 1,
+                        config_source: str = "") -> Estimate:
+    tokens = _positive_int(tokens, "tokens")
+    seq_len = _positive_int(seq_len, "sequence length")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or not math.isfinite(epochs) or epochs <= 0:
+        raise BadInput(f"epochs must be a positive number, got {epochs!r}")
+    per_epoch = fm.training_flops(tokens, seq_len)
+    total = per_epoch.scaled(epochs)
+    seq = fm.sequence(seq_len)
+    attn = sum((g.per_pair.training for g in fm.attention), 0.0)
+    attn_total = 0.0
+    if attn:
+        linear_total = fm.per_token.training * tokens
+        attn_total = max(per_epoch.training - linear_total, 0.0)
+    arch, setup = fm.architecture, fm.setup
+    assumptions = [
+        f"{tokens} tokens per epoch in unpadded sequences of {seq_len} tokens"
+        + ("" if tokens % seq_len == 0 else f" (the last one {tokens % seq_len} tokens)")
+        + f"; {epochs:g} epoch(s); padding adds executed compute that the meter counts apart",
+        f"attention kernel {setup.attention_kernel}: "
+        + ("the full S×S score matrix is computed (masking afterwards)" if setup.attention_kernel != "flash"
+           else "masked causal half and out-of-window blocks skipped"),
+        "logits computed at every position; the embedding lookup and its gradient are not matmuls",
+    ]
+    if setup.method != "full":
+        assumptions.append(
+            "backward computes input gradients only where something upstream requires grad and weight gradients only "
+            "for trainable weights (autograd semantics)"
+        )
+    if setup.gradient_checkpointing:
+        assumptions.append(
+            "gradient checkpointing of every decoder layer: recompute reported apart and excluded (guidelines Annex "
+            "A.1); transformers enables input gradients from the embedding output, adding input-gradient matmuls"
+        )
+    if arch.moe is not None:
+        assumptions.append(
+            f"MoE: router over {arch.moe.n_experts} experts, each token runs top-{arch.moe.top_k} routed experts"
+            + (" plus the shared expert" if arch.moe.shared_intermediate else "")
+            + "; dropped tokens (capacity limits) not modelled"
+        )
+    if setup.quant_bits in (4, 8):
+        assumptions.append(f"{setup.quant_bits}-bit base: logical parameter count; matmul FLOPs as unquantised")
+    return Estimate(
+        model_type=arch.model_type,
+        config_source=config_source,
+        flops_method="architecture" if arch.known else "parameter-count",
+        method=fm.method,
+        setup=EstimateSetup.from_setup(setup),
+        n_parameters=fm.n_parameters,
+        n_trainable_parameters=fm.n_trainable_parameters,
+        lora_modules=len(fm.lora_modules),
+        tokens=tokens,
+        seq_len=seq_len,
+        epochs=float(epochs),
+        sequences_per_epoch=math.ceil(tokens / seq_len),
+        forward_flops_per_token=seq.forward / seq_len,
+        training_flops_per_token=seq.training / seq_len,
+        forward_flops=total.forward,
+        backward_flops=total.backward,
+        recompute_flops=total.recompute,
+        training_flops=total.training,
+        attention_fraction=(attn_total / per_epoch.training) if per_epoch.training else 0.0,
+        assumptions=assumptions,
+        warnings=list(fm.warnings),
+        accuracy=ACCURACY_ARCHITECTURE if arch.known else ACCURACY_PARAMETER_COUNT,
+    )
+
+
+def estimate(config_ref_or_dict: str | dict | Architecture, tokens: int, seq_len: int,
+             setup: TrainingSetup = TrainingSetup(), epochs: float = 1) -> Estimate:
+    """Training FLOPs for `tokens` (per epoch) in unpadded sequences of `seq_len`, over `epochs`."""
+    arch, source = resolve_config(config_ref_or_dict)
+    return estimate_from_model(build_flop_model(arch, setup), tokens, seq_len, epochs=epochs, config_source=source)
