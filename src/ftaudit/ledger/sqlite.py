@@ -108,8 +108,9 @@ class SqliteStore(Store):
             rows = self.conn.execute("PRAGMA quick_check").fetchall()
         except sqlite3.DatabaseError as exc:
             return str(exc)
-        problems = [r[0] for r in rows if r[0] != "ok"]
-        return f"{problems[0]} (+{len(problems) - 1} more)" if problems else None
+        lines = [ln.strip() for r in rows if r[0] != "ok" for ln in str(r[0]).splitlines()]
+        problems = [ln for ln in lines if ln and not ln.startswith("***")]
+        return f"{problems[0]}; {len(problems) - 1} more problem(s)" if problems else None
 
     def close(self) -> None:
         self.conn.close()
