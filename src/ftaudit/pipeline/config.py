@@ -70,6 +70,8 @@ class DatasetSpec(Strict):
 
 
 class LoraSpec(Strict):
+    """LoRA adapter settings (PEFT LoraConfig)."""
+
     r: int = Field(16, gt=0, description="LoRA rank.")
     alpha: float = Field(32, gt=0, description="LoRA scaling numerator (lora_alpha).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
@@ -80,6 +82,8 @@ class LoraSpec(Strict):
 
 
 class MethodSpec(Strict):
+    """How the model is fine-tuned (the estimator and the meter count the FLOPs of exactly this)."""
+
     type: Literal["lora", "qlora", "partial", "full"] = Field(
         "lora", description="lora; qlora (4-bit base, needs bitsandbytes and a GPU); partial (only `trainable` "
                             "modules); full.")
@@ -95,6 +99,8 @@ class MethodSpec(Strict):
 
 
 class TrainingSpec(Strict):
+    """Training arguments (passed to transformers' TrainingArguments)."""
+
     epochs: float = Field(1.0, gt=0, description="Passes over the training data.")
     max_steps: int | None = Field(None, gt=0, description="Optimizer steps; overrides epochs when set.")
     learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
@@ -123,6 +129,8 @@ class TrainingSpec(Strict):
 
 
 class PurposeSpec(Strict):
+    """What the fine-tuned model is for (Annex XI 1(a); input to the risk classification)."""
+
     intended_purpose: str = Field(description="What the fine-tuned model is for (Annex XI 1(a); used for the "
                                               "risk classification).")
     deployment_context: str = Field("", description="Where and by whom it will be used.")
@@ -130,6 +138,8 @@ class PurposeSpec(Strict):
 
 
 class ProviderSpec(Strict):
+    """Who runs the fine-tuning (the provider identity in the documents)."""
+
     name: str = Field(description="Organisation that runs the fine-tuning.")
     contact: str | None = Field(None, description="Contact point (a role address, not a person's private data).")
     established_in_eu: bool | None = Field(None, description="False triggers the Art. 54 authorised-representative "
@@ -137,6 +147,8 @@ class ProviderSpec(Strict):
 
 
 class ComputePolicy(Strict):
+    """The compute gate: which role the organisation accepts (guidelines C(2025) 5045 §3.2)."""
+
     accepted_role: Literal["downstream_modifier", "gpai_provider", "gpai_provider_systemic_risk"] = Field(
         "downstream_modifier", description="The role the organisation accepts. A plan that would cross into a "
                                            "higher role is refused (exit 3); a run that reaches it stops (exit 4).")

@@ -371,6 +371,12 @@ def execute(run: Run, *, plan_only: bool = False) -> Result:
     run = preflight(run)
     if plan_only:
         return Result(run.rd.root, run.record, 0, "plan only: nothing was trained or written", run.timings, run.plan)
+    return after_preflight(run, t0)
+
+
+def after_preflight(run: Run, t0: float | None = None) -> Result:
+    """Create the run dir, then train → evaluate → document → record."""
+    t0 = t0 or time.time()
     if run.is_main:
         run.rd.root.mkdir(parents=True, exist_ok=True)
         layout.write_config(run.rd, run.cfg)

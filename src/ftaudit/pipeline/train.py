@@ -91,12 +91,13 @@ def training_arguments(cfg: RunConfig, rd: RunDir):
         disable_tqdm=True,  # ftaudit draws its own progress line with the compute figure
         remove_unused_columns=False,
         dataloader_num_workers=0,
-        gradient_checkpointing=t.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        dataloader_pin_memory=_cuda(),
         ddp_find_unused_parameters=False,
         bf16=cfg.base_model.dtype == "bfloat16" and _cuda(),
         fp16=cfg.base_model.dtype == "float16" and _cuda(),
     )
+    if t.gradient_checkpointing:
+        kw.update(gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False})
     if t.fsdp:
         kw["fsdp"] = t.fsdp
     if t.fsdp_config is not None:

@@ -1,0 +1,81 @@
+"""The compute gate: refuse before training (exit 3), accept, and stop mid-run (exit 4)."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import make_config
+from ftaudit.cli import main
+from ftaudit.errors import COMPUTE_GATE_STOPPED
+from ftaudit.pipeline.run import after_preflight, preflight, prepare
+from ftaudit.record import RunRecord
+
+
+def test_plan_matches_the_tokenised_data(tmp_path, tiny_model, tiny_data, capsys):
+    p = make_config(tmp_path, tiny_model, tiny_data, training={"max_steps": None, "epochs": 2})
+    assert main(["train", str(p), "--plan", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    plan = out["plan"]
+    assert plan["train_records"] == 48 and plan["optimizer_steps"] == 2 * 12
+    assert plan["planned_tokens_effective"] == 2 * plan["train_tokens_per_epoch"]
+    assert plan["planned_flops"] >= plan["effective_flops"] > 0
+    assert out["decision"]["role"] == "downstream_modifier" and out["decision"]["within_accepted_role"]
+    assert not (tmp_path / "run").exists()  # --plan writes nothing
+
+
+def test_refused_before_loading_the_model(tmp_path, tiny_model, tiny_data, capsys):
+    # original compute 3e9 FLOP -> threshold 1e9, below the plan (~1.7e9): a GPAI provider the config does not accept
+    p = make_config(tmp_path, tiny_model, tiny_data, compute_policy={"original_flops": 3e9})
+    assert main(["train", str(p)]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("ftaudit: error: compute gate") and "gpai_provider" in err[-1]
+    assert "Art. 53(1)(a)" in err[-1] and "1e+09" in err[-1]
+    assert not (tmp_path / "run").exists()
+
+
+def test_near_threshold_stop_refuses(tmp_path, tiny_model, tiny_data, capsys):
+    p = make_config(tmp_path, tiny_model, tiny_data,
+                    compute_policy={"original_flops": 6e9, "near_threshold": "stop", "near_fraction": 0.5})
+    assert main(["train", str(p), "--plan"]) == 3
+    assert "near_threshold=stop" in capsys.readouterr().err
+
+
+def test_accepted_role_trains(tmp_path, tiny_model, tiny_data, capsys):
+    p = make_config(tmp_path, tiny_model, tiny_data,
+                    compute_policy={"original_flops": 3e9, "accepted_role": "gpai_provider"})
+    assert main(["train", str(p), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rec = out["record"]
+    assert rec["status"] == "completed" and rec["decision"]["role"] == "gpai_provider"
+    assert rec["decision"]["within_accepted_role"]
+    assert [s["status"] for s in rec["stages"]][:2] == ["ok", "ok"]
+    run = tmp_path / "run"
+    for name in ("config.yaml", "run_record.json", "ftaudit_meter.json", "flops_meter.json",
+                 "model/adapter_config.json", "model/ftaudit_lineage.json", "logs/train.jsonl", "logs/stages.jsonl"):
+        assert (run / name).is_file(), name
+    metered = rec["compute"]["flops"]["regulatory"]
+    planned = rec["compute"]["estimate"]["planned_flops"]
+    assert 0.8 < metered / planned < 1.2  # same data, different shuffle: padding differs a little
+    assert {a["kind"] for a in rec["artefacts"]} >= {"dataset:train", "config", "adapter", "evidence:meter"}
+
+
+def test_stops_mid_run_when_the_meter_reaches_the_limit(tmp_path, tiny_model, tiny_data):
+    """Preflight passes; then an artificially low original_flops override puts the accepted limit at about 40 %
+    of the plan, so the runtime gate must stop the run, save a checkpoint and report exit 4."""
+    from ftaudit.regulation import OriginalCompute, decide
+
+    p = make_config(tmp_path, tiny_model, tiny_data, training={"max_steps": 8, "save_steps": 100})
+    run = preflight(prepare(p, quiet=True))
+    low = run.plan.planned_flops * 0.4 * 3  # one third of it is the threshold
+    run.original = OriginalCompute(low, "known", source="test override")
+    run.planned_decision = decide(0.0, run.original)
+    result = after_preflight(run)
+    assert result.exit_code == COMPUTE_GATE_STOPPED and "stopped" in result.message
+    rec = RunRecord.load(tmp_path / "run")
+    assert rec.status == "stopped"
+    train = next(s for s in rec.stages if s.name == "train")
+    assert train.status == "stopped" and "limit" in train.reason
+    ckpts = list((tmp_path / "run" / "checkpoints").glob("checkpoint-*"))
+    assert ckpts and all(int(c.name.split("-")[1]) < 8 for c in ckpts)
+    # stopped at the limit (projected), never far past it
+    assert rec.compute.flops.regulatory <= low / 3 * 1.05
