@@ -461,6 +461,12 @@ def build_flop_model(config_or_arch: dict | Architecture, setup: TrainingSetup =
     for window, t in sorted(walk.att.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
         rec = t.fwd if setup.gradient_checkpointing else 0.0  # attention is inside the decoder layers
         groups.append(AttentionGroup(window, SequenceFlops(t.fwd, t.bwd, rec)))
+    if setup.method == "lora" and arch.moe is not None and (regex is not None or "all-linear" in (targets or ())):
+        warnings.append(
+            "MoE with LoRA all-linear/regex targets: PEFT >= 0.17 may also wrap router and expert parameters "
+            "(target_parameters); their adapters and the expert weight gradients they imply are not modelled and "
+            "can add tens of percent; prefer explicit attention/shared-expert targets or meter the run"
+        )
     if setup.quant_bits in (4, 8):
         warnings.append(
             f"{setup.quant_bits}-bit base: parameters counted logically (not as packed storage); the matmuls run on "
