@@ -40,11 +40,15 @@ def examples(n: int, lo: int, hi: int, seed: int = 0) -> list[dict]:
 class PadCollator:
     """Right-pads to the longest row and records every batch it builds (the hand count's source of truth)."""
 
-    def __init__(self):
+    def __init__(self, log: str | None = None):
         self.batches: list[list[int]] = []
+        self.log = log  # one line per batch, flushed at once, so a killed run leaves what it fed
 
     def __call__(self, feats):
         lengths = [len(f["input_ids"]) for f in feats]
+        if self.log:
+            with open(self.log, "a") as fh:
+                fh.write(",".join(map(str, lengths)) + "\n")
         s = max(lengths)
         ids = torch.zeros(len(feats), s, dtype=torch.long)
         mask = torch.zeros(len(feats), s, dtype=torch.long)
@@ -109,7 +113,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     rank = int(os.environ.get("RANK", "0"))
     data = examples(64, 8, 24, seed=1)
-    collator = PadCollator()
+    os.makedirs(a.out, exist_ok=True)
+    collator = PadCollator(log=os.path.join(a.out, f"batches-{'resume' if a.resume else 'first'}-rank{rank}.txt"))
     kw = dict(max_steps=a.max_steps, per_device_train_batch_size=2)
     if a.save_steps:
         kw.update(save_strategy="steps", save_steps=a.save_steps)
@@ -119,10 +124,6 @@ def main(argv=None) -> int:
         cbs.append(_Slow(a.slow))
     trainer = Trainer(model=tiny_model(), args=args, train_dataset=data, data_collator=collator, callbacks=cbs)
     trainer.train(resume_from_checkpoint=True if a.resume else None)
-    # Each rank writes what it fed, so the test can hand-count across ranks.
-    with open(os.path.join(a.out, f"batches-rank{rank}.txt"), "a") as fh:
-        for b in collator.batches:
-            fh.write(",".join(map(str, b)) + "\n")
     return 0
 
 

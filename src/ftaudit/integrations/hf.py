@@ -638,8 +638,8 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
             return control
         new = self._sync(state)
         if self._gate_says_stop(new, state):
-            new.stopped_by_gate = True
-            new.status = "stopped"
+            for st in (new, self._base):
+                st.stopped_by_gate, st.status = True, "stopped"
             control.should_training_stop = True
             control.should_save = True
         if self._rank0:
