@@ -177,4 +177,6 @@ def test_json_flag_prints_the_report_only(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((tmp_path / "out" / REPORT_JSON).read_text())
     html = (tmp_path / "out" / REPORT_HTML).read_text()
-    assert "<svg" in html and "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    # Self-contained: inline SVG, no scripts, no external links or assets.
+    assert "<svg" in html and "<script" not in html
+    assert "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")

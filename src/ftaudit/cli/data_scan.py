@@ -65,9 +65,10 @@ def run(args) -> int:
         print(render_json(evidence), end="")
     else:
         f, d = evidence.findings, evidence.duplicates
+        dups = d.exact_duplicate_records + d.near_duplicate_records
         print(f"{evidence.counts.records:,} records; {f.total:,} findings (records with personal data "
               f"{f.records_with_personal_data:,}, secrets {f.records_with_secrets:,}, special categories "
-              f"{f.records_with_special_categories:,}); duplicates {d.exact_duplicate_records + d.near_duplicate_records:,}"
+              f"{f.records_with_special_categories:,}); duplicates {dups:,}"
               + (f"; eval overlap {evidence.leakage.overlap_rate:.2%}" if evidence.leakage else ""))
         if f.detection and not f.detection.ner_available:
             print(f"note: {f.detection.note}")

@@ -222,6 +222,7 @@ class DuplicateFinder:
 
 # Typical UTF-8 read as Latin-1/CP1252 sequences ("Ã©" for "é", "â€™" for "’").
 _MOJIBAKE = re.compile(r"Ã[\x80-\xbf¡-ÿ]|â€|Â[\xa0-\xbf]")
+_LETTER = re.compile(r"[^\W\d_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -237,7 +238,7 @@ def garbled_reason(text: str) -> str | None:
     if len(_MOJIBAKE.findall(text)) >= 3:
         return "mojibake"
     if n >= 20:
-        letters = sum(ch.isalpha() for ch in text)
+        letters = len(_LETTER.findall(text))
         if letters / n < 0.25:
             return "few_letters"  # markup, base64 blobs, tables of numbers
         longest = max((len(w) for w in text.split()), default=0)

@@ -254,7 +254,8 @@ def svg_bar_chart(chart: Chart, *, width: int = 640, bar: int = 18, gap: int = 6
 
 
 def render_html(ev: DataEvidence) -> str:
-    body = [f"<h1>Data governance report</h1><p>Scanned {html.escape(ev.scanned_at.isoformat() if ev.scanned_at else '')}"
+    when = html.escape(ev.scanned_at.isoformat() if ev.scanned_at else "")
+    body = [f"<h1>Data governance report</h1><p>Scanned {when}"
             f" by ftaudit. JSON (<code>{REPORT_JSON}</code>) is the source of truth; this is a rendering of it.</p>"]
     for sec in build_document(ev):
         body.append(f"<h2>{html.escape(sec.title)}</h2>")

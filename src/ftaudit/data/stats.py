@@ -16,7 +16,6 @@ of a Hugging Face tokenizer when the caller passes one (`tokenizer=` name or pat
 from __future__ import annotations
 
 import re
-import unicodedata
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
@@ -45,43 +44,52 @@ _STOPWORDS: dict[str, frozenset[str]] = {
         "bg": "и в не на че той тя с как това по но от за се да са",
     }.items()
 }
+# Unicode blocks per script; counted with one C-speed regex pass each (unicodedata.name per character is ~50× slower).
+_SCRIPTS = {
+    "LATIN": re.compile(r"[A-Za-z\u00C0-\u024F\u1E00-\u1EFF]"),
+    "CYRILLIC": re.compile(r"[\u0400-\u04FF]"),
+    "GREEK": re.compile(r"[\u0370-\u03FF\u1F00-\u1FFF]"),
+    "ARABIC": re.compile(r"[\u0600-\u06FF\u0750-\u077F]"),
+    "HEBREW": re.compile(r"[\u0590-\u05FF]"),
+    "DEVANAGARI": re.compile(r"[\u0900-\u097F]"),
+    "THAI": re.compile(r"[\u0E00-\u0E7F]"),
+    "HANGUL": re.compile(r"[\uAC00-\uD7AF\u1100-\u11FF]"),
+    "KANA": re.compile(r"[\u3040-\u30FF]"),
+    "HAN": re.compile(r"[\u4E00-\u9FFF\u3400-\u4DBF]"),
+}
 _SCRIPT_LANG = {"GREEK": "el", "ARABIC": "ar", "HEBREW": "he", "DEVANAGARI": "hi", "THAI": "th", "HANGUL": "ko"}
 _WORD = re.compile(r"\w+", re.UNICODE)
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-
-
-def _script(ch: str) -> str | None:
-    try:
-        name = unicodedata.name(ch)
-    except ValueError:
-        return None
-    if name.startswith("CJK"):
-        return "HAN"
-    if name.startswith(("HIRAGANA", "KATAKANA")):
-        return "KANA"
-    return name.split(" ", 1)[0]
+_CYRILLIC_LANGS = ("ru", "uk", "bg")
+_LATIN_LANGS = tuple(k for k in _STOPWORDS if k not in _CYRILLIC_LANGS)
+_WORD_LANGS: dict[str, tuple[str, ...]] = {}
+for _lang, _words in _STOPWORDS.items():
+    for _w in _words:
+        _WORD_LANGS[_w] = _WORD_LANGS.get(_w, ()) + (_lang,)
 
 
 def detect_language(text: str, *, sample_chars: int = 2000) -> str:
     """ISO 639-1 code, or 'und' when undetermined."""
     sample = text[:sample_chars]
-    scripts = Counter(s for s in (_script(ch) for ch in sample if ch.isalpha()) if s)
-    if not scripts:
+    scripts = {name: len(rx.findall(sample)) for name, rx in _SCRIPTS.items()}
+    script = max(scripts, key=scripts.get)
+    if scripts[script] == 0:
         return "und"
-    script, _ = scripts.most_common(1)[0]
-    if script == "KANA" or (script == "HAN" and scripts.get("KANA", 0) > 0):
+    if script == "KANA" or (script == "HAN" and scripts["KANA"] > 0):
         return "ja"
     if script == "HAN":
         return "zh"
     if script in _SCRIPT_LANG:
         return _SCRIPT_LANG[script]
-    if script not in ("LATIN", "CYRILLIC"):
-        return "und"
-    words = [w.casefold() for w in _WORD.findall(sample)]
+    words = _WORD.findall(sample.casefold())
     if not words:
         return "und"
-    langs = ("ru", "uk", "bg") if script == "CYRILLIC" else tuple(k for k in _STOPWORDS if k not in ("ru", "uk", "bg"))
-    hits = {lang: sum(w in _STOPWORDS[lang] for w in words) for lang in langs}
+    langs = _CYRILLIC_LANGS if script == "CYRILLIC" else _LATIN_LANGS
+    hits = dict.fromkeys(langs, 0)
+    for w in words:
+        for lang in _WORD_LANGS.get(w, ()):
+            if lang in hits:
+                hits[lang] += 1
     best = max(hits, key=hits.get)
     ranked = sorted(hits.values(), reverse=True)
     # Need a minimum of evidence, and a margin over the runner-up (fr/es/it/pt share many function words).
