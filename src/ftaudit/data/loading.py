@@ -31,7 +31,7 @@ TEXT_SUFFIXES = {".txt", ".text", ".md"}
 SUPPORTED = sorted(JSONL_SUFFIXES | JSON_SUFFIXES | CSV_SUFFIXES | PARQUET_SUFFIXES | TEXT_SUFFIXES)
 
 _SNIFF_BYTES = 8192
-_JSON_CHUNK = 1 << 20
+_JSON_CHUNK = 1 << 16  # grows by doubling while one value is larger
 
 
 @dataclass(frozen=True)
@@ -268,6 +268,8 @@ def _decode_value(t: _ChunkedText, p: Path, index: int):
             if incomplete and not t.eof and t.more(chunk):
                 chunk *= 2  # doubling keeps re-parsing of one huge value O(n log n)
                 continue
+            if t.eof and exc.pos >= len(t.buf) - 16:
+                raise BadInput(f"{p}: file ends inside element {index}; the JSON is truncated (not closed)") from None
             raise BadInput(f"{p}: invalid JSON in element {index} ({exc.msg} at character "
                            f"{t.consumed + exc.pos})") from None
         # A number at the very end of the buffer may continue in the next chunk.

@@ -76,32 +76,88 @@ def _trim_iban(text: str, start: int, end: int) -> int | None:
     return None
 
 
+_ASCII_DIGIT = re.compile(r"[0-9]")  # a one-character class gets re's fast scan; r"\d+" is ~3x slower here
+_DIGITS_AT = re.compile(r"[0-9]*")
+REGION_MARGIN = 32  # characters kept around digits: IBAN/NIF/fiscal-code letters, separators, context
+SMALL_TEXT = 4096  # below this, scanning the whole text is cheaper than finding regions first
+
+
+def _digit_regions(text: str) -> list[tuple[int, int]]:
+    """Merged windows around digit runs. Every numeric recogniser needs a digit, and re scans a short window much
+    faster than a long text whose every position it must try (patterns with look-behinds get no prefix scan)."""
+    n = len(text)
+    if n <= SMALL_TEXT:
+        return [(0, n)] if _HAS_DIGIT.search(text) else []
+    regions: list[list[int]] = []
+    pos = 0
+    while (m := _ASCII_DIGIT.search(text, pos)) is not None:
+        end = _DIGITS_AT.match(text, m.start()).end()
+        s, e = max(0, m.start() - REGION_MARGIN), min(n, end + REGION_MARGIN)
+        if regions and s <= regions[-1][1]:
+            regions[-1][1] = e
+        else:
+            regions.append([s, e])
+        pos = end
+    return [(s, e) for s, e in regions]
+
+
+def _literal_regions(text: str, literals: Sequence[str], before: int, after: int) -> list[tuple[int, int]]:
+    """Merged windows around each occurrence of the literals (str.find is much faster than any regex scan)."""
+    n = len(text)
+    if n <= SMALL_TEXT:
+        return [(0, n)] if any(lit in text for lit in literals) else []
+    hits: list[int] = []
+    for lit in literals:
+        i = text.find(lit)
+        while i >= 0:
+            hits.append(i)
+            i = text.find(lit, i + 1)
+    regions: list[list[int]] = []
+    for i in sorted(hits):
+        s, e = max(0, i - before), min(n, i + after)
+        if regions and s <= regions[-1][1]:
+            regions[-1][1] = max(regions[-1][1], e)
+        else:
+            regions.append([s, e])
+    return [(s, e) for s, e in regions]
+
+
+# Where each recogniser can match: literal anchors with the window they need, or the digit regions.
+_LITERAL_WINDOWS = {"@": (("@",), 70, 260), "/": (("://", "www."), 8, 4096)}
+
+
 def _pattern_spans(text: str) -> list[Span]:
     spans: list[Span] = []
-    has_digit = _HAS_DIGIT.search(text) is not None
+    digit_regions = _digit_regions(text)
+    literal_regions: dict[str, list[tuple[int, int]]] = {}
     for r in RECOGNIZERS:
-        if r.needs == "digit":
-            if not has_digit:
-                continue
-        elif r.needs and r.needs not in text:
-            continue
-        for m in r.regex.finditer(text):
-            s, e = m.span(r.group)
-            if r.type == "IBAN_CODE":
-                e = _trim_iban(text, s, e)
-                if e is None:
+        if r.needs in _LITERAL_WINDOWS:
+            if r.needs not in literal_regions:
+                lits, before, after = _LITERAL_WINDOWS[r.needs]
+                literal_regions[r.needs] = _literal_regions(text, lits, before, after)
+            regions = literal_regions[r.needs]
+        else:
+            regions = digit_regions
+        for rs, re_ in regions:
+            for m in r.regex.finditer(text, rs, re_):
+                s, e = m.span(r.group)
+                if r.type == "IBAN_CODE":
+                    e = _trim_iban(text, s, e)
+                    if e is None:
+                        continue
+                elif r.type == "URL":
+                    while e > s and text[e - 1] in ".,;:!?)]}":
+                        e -= 1
+                elif r.validate is not None and not r.validate(text[s:e]):
                     continue
-            elif r.type == "URL":
-                while e > s and text[e - 1] in ".,;:!?)]}":
-                    e -= 1
-            elif r.validate is not None and not r.validate(text[s:e]):
-                continue
-            score = r.score
-            if _has_context(text, s, e, r.context):
-                score = min(1.0, score + CONTEXT_BOOST)
-            spans.append(Span(s, e, r.type, score, "pattern"))
-    if has_digit:
-        for m in _PHONE.finditer(text):
+                score = r.score
+                if r.bare_score is not None and text[s:e].isalnum():
+                    score = r.bare_score
+                if _has_context(text, s, e, r.context):
+                    score = min(1.0, score + CONTEXT_BOOST)
+                spans.append(Span(s, e, r.type, score, "pattern"))
+    for rs, re_ in digit_regions:
+        for m in _PHONE.finditer(text, rs, re_):
             s, e = m.span()
             score = phone_score(text[s:e])
             if score <= 0:

@@ -57,8 +57,12 @@ PATTERNS: tuple[SecretPattern, ...] = (
 )
 
 # key = "value" assignments whose key names a credential; scored by the value's entropy (low confidence).
-_ASSIGNMENT = _rx(r"(?i)\b[\w.\-]*(?:api[_\-]?key|apikey|secret|token|passw(?:or)?d|pwd|access[_\-]?key|auth[_\-]?key"
-                  r"|private[_\-]?key|client[_\-]?secret)[\w.\-]*[\"']?\s*(?:=|:|=>)\s*[\"']?([^\s\"',;]{8,200})")
+# Found in two steps: str.find for the keyword stems, then an anchored match around each hit.
+_KEY_STEMS = ("key", "secret", "token", "pass", "pwd")
+_KEY_NAME = _rx(r"(?i)(?:api[_\-]?key|apikey|secret|token|passw(?:or)?d|pwd|access[_\-]?key|auth[_\-]?key"
+                r"|private[_\-]?key)")
+_ASSIGNMENT = _rx(r"[\w.\-]*[\"']?\s*(?:=|:|=>)\s*[\"']?([^\s\"',;]{8,200})")
+_IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _PLACEHOLDER = _rx(r"(?i)^(?:\$\{?.*\}?|<.*>|\{\{.*\}\}|x+|\*+|\.+|changeme|password\d*|secret|your[_\-].*|example.*"
                    r"|none|null|true|false|redacted|os\.environ.*|env\(.*)$")
 _URL_PASSWORD_PLACEHOLDER = _rx(r"(?i)^(?:password|pass|pwd|\*+|x+|\$\{?.*\}?|<.*>|\{\{.*\}\}|secret|changeme)$")
@@ -93,17 +97,44 @@ def detect_secrets(text: str) -> list[Span]:
             s, e = m.span(p.group)
             spans.append(Span(s, e, p.type, p.score, "secret"))
     if "=" in text or ":" in text:
-        for m in _ASSIGNMENT.finditer(text):
-            value = m.group(1)
-            if _PLACEHOLDER.match(value):
-                continue
-            h = shannon_entropy(value)
-            # Random 20+ character tokens have entropy ≥ ~4 bits/char; words and paths stay lower.
-            if h < 3.0 or (h < 3.5 and len(value) < 20):
-                continue
-            score = 0.5 if h >= 4.0 and len(value) >= 20 else 0.3
-            s, e = m.span(1)
-            spans.append(Span(s, e, "GENERIC_SECRET", score, "secret"))
+        spans += _assignments(text)
+    return spans
+
+
+def _assignments(text: str) -> list[Span]:
+    lower = text.lower()
+    if len(lower) != len(text):  # a few characters change length when lower-cased; keep offsets exact
+        lower = text
+    starts: set[int] = set()
+    for stem in _KEY_STEMS:
+        i = lower.find(stem)
+        while i >= 0:
+            j = i
+            while j > 0 and text[j - 1] in _IDENT_CHARS:
+                j -= 1
+            starts.add(j)
+            i = lower.find(stem, i + 1)
+    spans: list[Span] = []
+    seen_values: set[int] = set()
+    for j in sorted(starts):
+        if j > 0 and text[j - 1].isalnum():
+            continue
+        name = _KEY_NAME.search(text, j, j + 64)
+        if name is None:
+            continue
+        m = _ASSIGNMENT.match(text, name.end())
+        if m is None or m.start(1) in seen_values:
+            continue
+        value = m.group(1)
+        if _PLACEHOLDER.match(value):
+            continue
+        h = shannon_entropy(value)
+        # Random 20+ character tokens have entropy >= ~4 bits/char; words and paths stay lower.
+        if h < 3.0 or (h < 3.5 and len(value) < 20):
+            continue
+        seen_values.add(m.start(1))
+        score = 0.5 if h >= 4.0 and len(value) >= 20 else 0.3
+        spans.append(Span(m.start(1), m.end(1), "GENERIC_SECRET", score, "secret"))
     return spans
 
 

@@ -68,8 +68,7 @@ def load_lexicon() -> Lexicon:
             term_categories.setdefault(t, [])
             if name not in term_categories[t]:
                 term_categories[t].append(name)
-    regex = re.compile(r"(?<!\w)" + _trie_pattern(sorted(term_categories, key=len, reverse=True)) + r"s?(?!\w)",
-                       re.IGNORECASE)
+    regex = re.compile(r"(?<!\w)" + _trie_pattern(sorted(term_categories, key=len, reverse=True)) + r"s?(?!\w)")
     cues = sorted({c.lower() for c in raw["personal_cues"]}, key=len, reverse=True)
     cue_regex = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, cues)) + r")(?!\w)", re.IGNORECASE)
     return Lexicon(int(raw["version"]), categories, {k: v["article"] for k, v in raw["categories"].items()},
@@ -84,7 +83,11 @@ def detect_special(text: str) -> list[Span]:
     """One span per (term occurrence, category). Offsets only; the caller never needs the matched words."""
     lex = load_lexicon()
     spans: list[Span] = []
-    for m in lex.regex.finditer(text):
+    # Matching the lower-cased text is about twice as fast as re.IGNORECASE; offsets stay exact unless lower-casing
+    # changes the length (rare characters such as 'İ'), where the text is matched case-sensitively as a fallback.
+    lower = text.lower()
+    haystack = lower if len(lower) == len(text) else text
+    for m in lex.regex.finditer(haystack):
         term = m.group(0).lower()
         cats = lex.term_categories.get(term) or lex.term_categories.get(term[:-1] if term.endswith("s") else term)
         if not cats:

@@ -26,8 +26,9 @@ class PatternRecognizer:
     score: float  # score of a match that passed `validate`
     validate: Callable[[str], bool] | None = None
     context: tuple[str, ...] = ()
-    needs: str = "digit"  # cheap pre-check on the whole text: "digit", "@", ":" or "" (always run)
+    needs: str = "digit"  # where it can match: near a digit, or near "@" (emails) or "://"/"www." (URLs)
     group: int = 0  # the regex group that is the value
+    bare_score: float | None = None  # score instead of `score` when the match has no separators at all
 
 
 def _rx(pattern: str, flags: int = 0) -> re.Pattern:
@@ -93,31 +94,34 @@ def phone_score(value: str) -> float:
             if international:
                 num = _pn.parse("+" + digits[2:] if core.startswith("00") else core, None)
                 return 0.75 if _pn.is_valid_number(num) else (0.4 if _pn.is_possible_number(num) else 0.0)
+            separated = bool(re.search(r"[ \-./()]", core))
             for region in PHONE_REGIONS:
                 num = _pn.parse(core, region)
                 if _pn.is_valid_number(num):
-                    return 0.6
+                    # A bare digit run is as likely an ID or an order number: below checksum-validated IDs.
+                    return 0.6 if separated else 0.35
         except _pn.NumberParseException:
             return 0.0
     separated = bool(re.search(r"[ \-./()]", core))
     return 0.4 if (international or separated) and len(digits) >= 8 else 0.2
 
 
-PHONE_CONTEXT = ("phone", "tel", "mobile", "cell", "call", "fax", "contact", "number", "whatsapp", "sms",
+PHONE_CONTEXT = ("phone", "tel", "mobile", "cell", "call", "fax", "contact", "whatsapp", "sms",
                  "telefon", "handy", "rufnummer", "téléphone", "telephone", "portable", "numéro", "teléfono",
                  "móvil", "telefono", "cellulare", "telefoonnummer", "bellen", "mobiel", "telefonnummer")
 
 RECOGNIZERS: tuple[PatternRecognizer, ...] = (
     PatternRecognizer("EMAIL_ADDRESS", _EMAIL, 1.0, _email, ("email", "e-mail", "mail"), needs="@"),
     PatternRecognizer("URL", _URL, 0.5, None, ("url", "link", "website", "site"), needs="/"),
-    PatternRecognizer("IP_ADDRESS", _IPV4, 0.8, ck.ipv4, ("ip", "address", "host", "server", "client"), needs="."),
-    PatternRecognizer("IP_ADDRESS", _IPV6, 0.8, ck.ipv6, ("ip", "ipv6", "address", "host"), needs=":"),
+    PatternRecognizer("IP_ADDRESS", _IPV4, 0.8, ck.ipv4, ("ip", "address", "host", "server", "client")),
+    PatternRecognizer("IP_ADDRESS", _IPV6, 0.8, ck.ipv6, ("ip", "ipv6", "address", "host")),
     PatternRecognizer("CREDIT_CARD", _CARD, 0.9, ck.credit_card,
                       ("card", "credit", "visa", "mastercard", "amex", "cc", "karte", "carte", "tarjeta", "carta")),
     PatternRecognizer("IBAN_CODE", _IBAN, 1.0, ck.iban, ("iban", "account", "bank", "konto", "compte", "cuenta")),
-    PatternRecognizer("US_SSN", _SSN, 0.5, ck.us_ssn, ("ssn", "social security", "social")),
+    # Nine bare digits are an SSN only with context (Presidio scores them 0.05).
+    PatternRecognizer("US_SSN", _SSN, 0.5, ck.us_ssn, ("ssn", "social security", "social"), bare_score=0.1),
     PatternRecognizer("UK_NHS", _NHS, 0.5, ck.uk_nhs, ("nhs", "health service", "patient")),
-    PatternRecognizer("UK_NINO", _NINO, 0.5, None, ("national insurance", "nino", "ni number"), needs=""),
+    PatternRecognizer("UK_NINO", _NINO, 0.5, None, ("national insurance", "nino", "ni number")),
     PatternRecognizer("ES_NIF", _NIF, 0.85, ck.es_nif, ("nif", "dni", "documento", "identidad")),
     PatternRecognizer("ES_NIE", _NIE, 0.85, ck.es_nie, ("nie", "extranjero", "identidad")),
     PatternRecognizer("IT_FISCAL_CODE", _CF, 0.9, ck.it_fiscal_code, ("codice fiscale", "fiscale", "cf")),
