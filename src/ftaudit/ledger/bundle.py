@@ -85,6 +85,8 @@ def _run_files(run_dir: Path, artefacts: dict[str, dict[str, Any]]) -> tuple[dic
     pack: dict[str, int | None] = {}
     referenced = []
     for rel, meta in artefacts.items():
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise BadInput(f"artefact path {rel} leaves the run directory; it cannot be bundled")
         if meta.get("kind") in WEIGHT_KINDS:
             referenced.append(BundleFile(path="run/" + rel, sha256=meta["sha256"], bytes=meta.get("bytes") or 0,
                                          ledger_seq=meta["seq"]))
