@@ -37,6 +37,7 @@ TINY_CONFIGS: dict[str, dict] = {
     "phi": _TINY,
     "gptj": dict(n_embd=64, n_layer=2, n_head=4, vocab_size=256, rotary_dim=8, n_positions=1100),
     "bloom": dict(hidden_size=64, n_layer=2, n_head=4, vocab_size=256),
+    "falcon": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, vocab_size=256, ffn_hidden_size=128),
     "mixtral": dict(_TINY, num_local_experts=4, num_experts_per_tok=2),
     "qwen2_moe": dict(_TINY, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=48,
                       shared_expert_intermediate_size=96, decoder_sparse_step=2),

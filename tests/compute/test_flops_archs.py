@@ -29,6 +29,7 @@ REL = 1e-9
 LORA_TARGETS = {
     "gpt2": [("c_attn",), ("c_attn", "c_fc"), ("all-linear",)],
     "bloom": [("query_key_value",), ("dense_4h_to_h",), ("all-linear",)],
+    "falcon": [("query_key_value",), ("dense", "dense_4h_to_h"), ("all-linear",)],
     "gpt_neox": [("query_key_value",), ("dense",), ("all-linear",)],
     "phi3": [("qkv_proj",), ("gate_up_proj", "o_proj"), ("all-linear",)],
     "opt": [("q_proj", "v_proj"), ("fc2",), ("all-linear",)],
@@ -128,3 +129,30 @@ def test_gradient_checkpointing_recompute_is_reported_apart(model_type, method):
         assert seq.training == pytest.approx(plain.training, rel=REL)
     else:  # input gradients down to layer 0 (enable_input_require_grads) cost more than without checkpointing
         assert seq.training > plain.training
+
+
+FALCON_VARIANTS = {
+    "multi-query, parallel (falcon-7b)": dict(),
+    "MHA, sequential, biases": dict(multi_query=False, parallel_attn=False, bias=True),
+    "new decoder, 2 LNs (falcon-40b)": dict(new_decoder_architecture=True, num_kv_heads=2),
+    "new decoder, 1 LN": dict(new_decoder_architecture=True, num_kv_heads=2, num_ln_in_parallel_attn=1),
+    "alibi": dict(alibi=True),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(FALCON_VARIANTS))
+def test_falcon_generations_match_flopcounter(variant):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg = AutoConfig.for_model("falcon", hidden_size=64, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
+                               ffn_hidden_size=128, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                               **FALCON_VARIANTS[variant])
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").train()
+    lora = with_lora(model, ("all-linear",), r=4)
+    for m, setup in ((model, TrainingSetup()),
+                     (lora, TrainingSetup(method="lora", lora_r=4, lora_target_modules=("all-linear",)))):
+        fm = build_flop_model(cfg.to_dict(), setup)
+        assert fm.sequence(200).training == pytest.approx(counted_flops(m, 200), rel=REL)
+        assert (fm.n_parameters, fm.n_trainable_parameters) == n_params(m)

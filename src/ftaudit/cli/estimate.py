@@ -80,16 +80,14 @@ def _original(args, config_source: str):
         flops = _number(raw, "PRETRAIN_FLOPS", positive=True)
         return OriginalCompute(flops, "known", systemic, "PRETRAIN_FLOPS")
     if config_source.startswith("registry:"):
-        from ftaudit.compute.arch import _registry_entry
+        from ftaudit.compute.arch import registry_entry
 
-        entry = _registry_entry(config_source.split(":", 1)[1])
-        flops = getattr(entry, "training_flops", None)
-        status = str(getattr(entry, "flops_status", "unknown") or "unknown")
-        source = str(getattr(entry, "source", "") or "base-model registry")
-        systemic = systemic or bool(getattr(entry, "systemic_risk", False))
-        if flops and status != "unknown":
-            return OriginalCompute(float(flops), "estimated" if status == "estimated" else "known", systemic,
-                                   f"base-model registry: {source}")
+        entry = registry_entry(config_source.split(":", 1)[1])
+        if entry is not None and hasattr(entry, "original_compute"):
+            found = entry.original_compute()
+            if systemic and not found.systemic_risk:
+                found = OriginalCompute(found.flops, found.status, True, found.source)
+            return found
     return OriginalCompute(None, "unknown", systemic, "not given (--original-flops, PRETRAIN_FLOPS or a registry id)")
 
 
@@ -215,6 +213,12 @@ def run(args) -> int:
         out(f"\nrecompute (gradient checkpointing, excluded): {flops2(planned.recompute_flops)} FLOP\n")
     out(f"\nplanned: {planned.method}: {flops2(planned.training_flops)} FLOP"
         + (f" + {flops2(prior)} earlier in the lineage = {flops2(modification)} FLOP" if prior else "") + "\n")
+    if original.flops is not None:
+        out(f"original model: {flops2(original.flops)} FLOP ({original.status}; {original.source})"
+            + (", systemic risk" if original.systemic_risk else "") + "\n")
+    else:
+        out(f"original model: training compute unknown ({original.source})"
+            + (", systemic risk" if original.systemic_risk else "") + "\n")
     out(f"decision: {decision.role} — threshold {flops2(decision.threshold_flops)} FLOP, headroom "
         f"{percent2(decision.headroom_fraction)}\n")
     out(f"  rule: {decision.rule}\n  citation: {decision.citation}\n")

@@ -137,28 +137,21 @@ def load_model_config(ref: str) -> tuple[dict, str]:
         if not isinstance(config, dict):
             raise BadInput(f"{path}: expected a JSON object (a Hugging Face config.json)")
         return config, str(path)
-    entry = _registry_entry(ref)
-    if entry is None:
-        looks_like_path = ref.endswith(".json") or os.sep in ref and not _looks_like_model_id(ref)
-        if looks_like_path:
-            raise BadInput(f"{ref}: no such file; pass a config.json path, a directory holding one, or a model id")
-        raise BadInput(
-            f"{ref}: not a file and not a model id in the base-model registry; pass the path of its config.json "
-            "(`ftaudit estimate --config path/to/config.json`)"
-        )
-    config = getattr(entry, "config", None)
-    if not isinstance(config, dict) or not config:
+    if ref.endswith(".json") or ref.startswith((".", "/", "~")) or ref.count("/") > 1 or os.sep != "/" and os.sep in ref:
+        raise BadInput(f"{ref}: no such file; pass a config.json path, a directory holding one, or a model id")
+    try:
+        from ftaudit.regulation.registry import lookup
+    except ImportError:
+        raise BadInput(f"{ref}: not a file, and no base-model registry is installed; pass a config.json path") from None
+    entry = lookup(ref)  # BadInput naming the closest known ids when it is not there
+    config = entry.config_dict() if hasattr(entry, "config_dict") else dict(getattr(entry, "config", None) or {})
+    if not config:
         raise BadInput(f"{ref}: the base-model registry has no config.json for it; pass the path of its config.json")
-    return dict(config), f"registry:{ref}"
+    return config, f"registry:{getattr(entry, 'id', ref)}"
 
 
-def _looks_like_model_id(ref: str) -> bool:
-    parts = ref.split("/")
-    return len(parts) == 2 and all(parts) and not ref.startswith((".", "/", "~"))
-
-
-def _registry_entry(model_id: str):
-    """The registry is written by the regulation area; absent or failing registry means 'not found'."""
+def registry_entry(model_id: str):
+    """The base-model registry entry for `model_id`, or None (no registry installed, or not in it)."""
     try:
         from ftaudit.regulation.registry import lookup
     except ImportError:
@@ -417,6 +410,35 @@ def _bloom(cfg, mt):
     return a
 
 
+def _falcon(cfg, mt):
+    """Falcon: fused query_key_value whose width depends on the generation (modeling_falcon.FalconAttention)."""
+    new = bool(_get(cfg, "new_decoder_architecture", default=False))
+    multi_query = bool(_get(cfg, "multi_query", default=True))
+    parallel = bool(_get(cfg, "parallel_attn", default=True))
+    n_ln = _get(cfg, "num_ln_in_parallel_attn", default=None)
+    if n_ln is None and new:
+        n_ln = 2
+    bias = bool(_get(cfg, "bias", default=False))
+    a = _base(cfg, mt, tied_embeddings=True, mlp_kind="plain", norm_kind="layer", fused_qkv=True, qkv_bias=bias,
+              o_bias=bias, mlp_bias=bias)
+    heads = a["n_heads"]
+    a["head_dim"] = a["hidden"] // heads  # Falcon ignores head_dim
+    a["n_kv_heads"] = _int(cfg, "num_kv_heads", default=heads) if new else (1 if multi_query else heads)
+    a["intermediate"] = _int(cfg, "ffn_hidden_size", default=4 * a["hidden"])
+    names = dict(embed="transformer.word_embeddings", layers="transformer.h", attn="self_attention",
+                 qkv="query_key_value", o="dense", up="dense_h_to_4h", down="dense_4h_to_h",
+                 final_norm="transformer.ln_f")
+    if new and n_ln == 2:
+        a["layout"] = "parallel2"
+        names.update(norm_attn_in="ln_attn", norm_mlp_in="ln_mlp")
+    elif new or parallel:
+        a["layout"] = "parallel"
+        names.update(norm_mlp_in=None)
+    a["names"] = Names(**names)
+    a["residual_dropout"] = float(_get(cfg, "hidden_dropout", default=0.0))
+    return a
+
+
 def _moe_layers(cfg, n_layers: int) -> tuple[int, ...]:
     step = int(_get(cfg, "decoder_sparse_step", default=1) or 1)
     dense_only = set(_get(cfg, "mlp_only_layers", default=[]) or [])
@@ -499,6 +521,7 @@ _PARSERS: dict[str, Callable[[dict, str], dict | None]] = {
     "phi": _phi,
     "gptj": _gptj,
     "bloom": _bloom,
+    "falcon": _falcon,
     "mixtral": _mixtral,
     "qwen2_moe": _qwen2_moe,
     "qwen3_moe": _qwen3_moe,
