@@ -54,7 +54,9 @@ def test_register_artefact_rejects_paths_outside_run_dir(sqlite_location):
             ledger.register_artefact("r", "../etc/passwd", "0" * 64, "document")
         with pytest.raises(BadInput, match="64 lowercase hex"):
             ledger.register_artefact("r", "docs/a.md", "xyz", "document")
-        assert ledger.head().count == 0
+        with pytest.raises(BadInput, match="plain JSON"):
+            ledger.record_event("r", "meter", {"flops": float("nan")})
+        assert ledger.head().count == 0  # nothing half-written
 
 
 def test_regulatory_flops_read_defensively():

@@ -106,6 +106,13 @@ def _run_files(run_dir: Path, artefacts: dict[str, dict[str, Any]]) -> tuple[dic
 def write_bundle(ledger: Ledger, run_dir: str | Path, out: str | Path, key: SigningKey, trust: Trust) -> Manifest:
     """Verify the run against the ledger, then write the bundle atomically (a temp file renamed into place)."""
     run_dir, out = Path(run_dir), Path(out)
+    with ledger.store.transaction(write=False):  # one snapshot: what is verified is what is packed
+        members = _collect(ledger, run_dir, key, trust)
+    _write_zip_atomically(out, members[0])
+    return members[1]
+
+
+def _collect(ledger: Ledger, run_dir: Path, key: SigningKey, trust: Trust) -> tuple[dict[str, bytes], "Manifest"]:
     verify_run_dir(ledger, run_dir, trust)  # never bundle a run that does not verify
     record = read_run_record(run_dir)
     run_id = record["run_id"]
@@ -155,8 +162,7 @@ def write_bundle(ledger: Ledger, run_dir: str | Path, out: str | Path, key: Sign
     manifest_bytes = (manifest.model_dump_json(indent=2) + "\n").encode()
     members[MANIFEST] = manifest_bytes
     members[SIGNATURE] = (key.sign(chain.MANIFEST_DOMAIN + manifest_bytes) + "\n").encode()
-    _write_zip_atomically(out, members)
-    return manifest
+    return members, manifest
 
 
 def _write_zip_atomically(out: Path, members: dict[str, bytes]) -> None:

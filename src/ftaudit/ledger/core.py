@@ -229,7 +229,10 @@ class Ledger:
         if row is None:
             raise BadInput(f"{self.location}: ledger head is missing; run `ftaudit verify` to see why")
         count, prev_hash = int(row[0]), row[1]
-        text = chain.canonical_json(content)
+        try:
+            text = chain.canonical_json(content)
+        except (TypeError, ValueError) as exc:
+            raise BadInput(f"a {kind} entry must be plain JSON (no NaN, dates or objects): {exc}") from None
         content_sha = chain.sha256_hex(text)
         seq = count + 1
         created_at = _now_iso()

@@ -15,6 +15,7 @@ ADVISORY_LOCK_ID = 0x66746175_6C656467 & 0x7FFFFFFFFFFFFFFF  # "ftauledg"
 class PostgresStore(Store):
     def __init__(self, url: str):
         self.display = redact_url(url)
+        self._depth = 0
         try:
             import psycopg
         except ImportError:
@@ -49,13 +50,21 @@ class PostgresStore(Store):
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[None]:
+        if self._depth:  # nested: the outer transaction already holds the snapshot or the lock
+            yield
+            return
+        self._depth += 1
         try:
             with self.conn.transaction():
                 if write:
                     self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_ID,))
+                else:  # one snapshot for the whole read: head and entries seen at the same point in time
+                    self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 yield
         except self._psycopg.Error as exc:
             raise self._translate(exc) from None
+        finally:
+            self._depth -= 1
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         try:

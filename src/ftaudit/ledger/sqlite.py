@@ -66,7 +66,11 @@ class SqliteStore(Store):
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[None]:
+        if self.conn.in_transaction:  # nested: the outer transaction already holds the snapshot or the lock
+            yield
+            return
         try:
+            # A read transaction is one WAL snapshot: head and entries are read at the same point in time.
             self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         except sqlite3.Error as exc:
             raise self._translate(exc) from None

@@ -113,7 +113,8 @@ def check_linked_entry(row: dict[str, Any], *, ledger_id: str, expected_seq: int
 
 def verify_ledger(ledger: Ledger, trust: Trust, checkpoint: SignedHead | None = None) -> LedgerReport:
     try:
-        return _verify_ledger(ledger, trust, checkpoint)
+        with ledger.store.transaction(write=False):
+            return _verify_ledger(ledger, trust, checkpoint)
     except LedgerCorrupt as exc:
         raise VerificationFailed(str(exc)) from None
 
