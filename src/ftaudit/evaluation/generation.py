@@ -1,0 +1,172 @@
+"""Batched generation and likelihood scoring with left padding.
+
+Rows are sorted by length before batching (less padding), and position ids are computed from the attention mask,
+so a row's numbers do not depend on what it was batched with (tests check batched == unbatched).
+Prompts longer than the context window are truncated from the left, and counted: the evidence says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ftaudit.evaluation.models import LoadedModel
+
+
+class DecodingSettings(BaseModel):
+    """Everything needed to reproduce a generation (greedy by default)."""
+
+    model_config = ConfigDict(extra="forbid")
+    do_sample: bool = Field(False, description="False: greedy decoding (deterministic).")
+    max_new_tokens: int = Field(48, ge=1, le=4096)
+    temperature: float | None = Field(None, description="Only with do_sample.")
+    top_p: float | None = Field(None, description="Only with do_sample.")
+    seed: int = 0
+    batch_size: int = Field(16, ge=1)
+    prompt_format: str = Field("raw", description="raw: prompt text as is; chat: the tokenizer's chat template, one user turn.")
+
+
+@dataclass
+class Usage:
+    """Counts the runner reports into the evidence."""
+
+    truncated_prompts: int = 0
+    generated_rows: int = 0
+    scored_rows: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+class Runner:
+    def __init__(self, loaded: LoadedModel, settings: DecodingSettings):
+        import torch
+
+        self.loaded = loaded
+        self.tok = loaded.tokenizer
+        self.settings = settings
+        self.usage = Usage()
+        self.torch = torch
+        self.device = next(loaded.model.parameters()).device
+        if settings.prompt_format not in ("raw", "chat"):
+            from ftaudit.errors import BadInput
+
+            raise BadInput(f"prompt_format {settings.prompt_format!r}: use raw or chat")
+        if settings.prompt_format == "chat" and not getattr(self.tok, "chat_template", None):
+            from ftaudit.errors import BadInput
+
+            raise BadInput(f"prompt_format chat: model {loaded.ref.spec} has no chat template; use prompt_format raw")
+
+    # -- text -> ids ---------------------------------------------------------------------------------------------
+    def _format(self, prompt: str, raw: bool = False) -> list[int]:
+        if self.settings.prompt_format == "chat" and not raw:
+            ids = self.tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True)
+            if isinstance(ids, dict) or hasattr(ids, "keys"):
+                ids = ids["input_ids"]
+            return list(ids)
+        return self.tok(prompt, add_special_tokens=True)["input_ids"]
+
+    def _fit(self, ids: list[int], room: int) -> list[int]:
+        """Keep the last `room` tokens (the end of a prompt is what the model continues from)."""
+        limit = max(1, self.loaded.context_window - room)
+        if len(ids) > limit:
+            self.usage.truncated_prompts += 1
+            return ids[-limit:]
+        return ids
+
+    def _pad_left(self, rows: list[list[int]]):
+        torch = self.torch
+        width = max(len(r) for r in rows)
+        pad = self.tok.pad_token_id
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _batches(self, lengths: Sequence[int]):
+        order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+        bs = self.settings.batch_size
+        for start in range(0, len(order), bs):
+            yield order[start:start + bs]
+
+    # -- generation ----------------------------------------------------------------------------------------------
+    def generate(self, prompts: Sequence[str], *, max_new_tokens: int | None = None, raw: bool = False) -> list[str]:
+        """Continuations (without the prompt), in the order of `prompts`. `raw`: never apply the chat template
+        (for continuing training text verbatim, as the extraction test does)."""
+        import time
+
+        torch = self.torch
+        if not prompts:
+            return []
+        new = max_new_tokens or self.settings.max_new_tokens
+        encoded = [self._fit(self._format(p, raw), new) for p in prompts]
+        out: list[str] = [""] * len(prompts)
+        start = time.perf_counter()
+        torch.manual_seed(self.settings.seed)
+        kwargs = dict(max_new_tokens=new, do_sample=self.settings.do_sample, pad_token_id=self.tok.pad_token_id)
+        if self.settings.do_sample:
+            kwargs.update({k: v for k, v in (("temperature", self.settings.temperature), ("top_p", self.settings.top_p)) if v is not None})
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        with self.loaded.active() as model, torch.inference_mode():
+            for idx in self._batches([len(e) for e in encoded]):
+                ids, mask = self._pad_left([encoded[i] for i in idx])
+                gen = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+                for row, i in enumerate(idx):
+                    out[i] = self.tok.decode(gen[row, ids.shape[1]:], skip_special_tokens=True)
+        self.usage.generated_rows += len(prompts)
+        self.usage.seconds += time.perf_counter() - start
+        return out
+
+    # -- scoring -------------------------------------------------------------------------------------------------
+    def score(self, contexts: Sequence[str], continuations: Sequence[str]) -> list[tuple[float, int]]:
+        """(sum of log-probabilities of the continuation's tokens given the context, number of those tokens).
+
+        The context is tokenised alone and the continuation appended as its own tokens, so every context/
+        continuation pair is split at the same token boundary whatever the tokenizer merges."""
+        import time
+
+        torch = self.torch
+        if len(contexts) != len(continuations):
+            raise ValueError("contexts and continuations differ in length")
+        rows, cont_lens = [], []
+        for ctx, cont in zip(contexts, continuations):
+            ctx_ids = self._format(ctx) if ctx else ([self.tok.bos_token_id] if self.tok.bos_token_id is not None else [])
+            cont_ids = self.tok(cont, add_special_tokens=False)["input_ids"]
+            if not cont_ids:
+                raise ValueError("empty continuation")
+            if not ctx_ids:  # no BOS token: the first continuation token becomes context
+                ctx_ids, cont_ids = cont_ids[:1], cont_ids[1:]
+            cont_ids = cont_ids[-(self.loaded.context_window - 1):]
+            ctx_ids = self._fit(ctx_ids, len(cont_ids))
+            rows.append(ctx_ids + cont_ids)
+            cont_lens.append(len(cont_ids))
+        results: list[tuple[float, int]] = [(0.0, 0)] * len(rows)
+        start = time.perf_counter()
+        with self.loaded.active() as model, torch.inference_mode():
+            for idx in self._batches([len(r) for r in rows]):
+                ids, mask = self._pad_left([rows[i] for i in idx])
+                keep = max(cont_lens[i] for i in idx)
+                pos = (mask.cumsum(-1) - 1).clamp(min=0)
+                # left padding puts every continuation at the right edge: only the last `keep`+1 logits are needed
+                logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep + 1).logits
+                logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # predicts positions -keep..-1
+                targets = ids[:, -keep:]
+                tok_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+                for row, i in enumerate(idx):
+                    n = cont_lens[i]
+                    results[i] = (float(tok_lp[row, keep - n:].sum()), n)
+        self.usage.scored_rows += len(rows)
+        self.usage.seconds += time.perf_counter() - start
+        return results
+
+    def perplexity(self, contexts: Sequence[str], texts: Sequence[str]) -> tuple[float, int]:
+        """Perplexity of `texts` given `contexts` (token-weighted) and the number of tokens scored."""
+        scores = self.score(contexts, texts)
+        nll = -sum(s for s, _ in scores)
+        n = sum(k for _, k in scores)
+        return (math.exp(nll / n) if n else float("nan"), n)
