@@ -1,0 +1,118 @@
+"""Annex XI (technical documentation, Art. 53(1)(a)) and Annex XII (information for downstream providers,
+Art. 53(1)(b)).
+
+For a modifier who became a provider, both are limited to the modification (recital 109); Annex XI §2 is added only
+for a model with systemic risk (Art. 55). Evaluation results go in §2(1) from the evaluation evidence.
+"""
+
+from __future__ import annotations
+
+from ftaudit.regulation.thresholds import AI_ACT
+from ftaudit.reporting.completeness import finalise
+from ftaudit.reporting.context import XI, XII, Ctx
+from ftaudit.reporting.document import Document, Section, show
+from ftaudit.reporting.evaluation_tables import metrics_table
+
+
+def _doc(ctx: Ctx, name: str, title: str, citation: str, kind: str) -> Document:
+    r = ctx.record
+    return Document(document=name, title=title, citation=citation, run_id=r.run_id,
+                    record_updated_at=r.updated_at, ftaudit_version=r.ftaudit_version, scope=ctx.scope(kind))
+
+
+def _training_process(ctx: Ctx, f, prefix: str, cite: str) -> list:
+    t = ctx.conf("training") or {}
+    hp = {k: t[k] for k in ("epochs", "max_steps", "learning_rate", "lr_scheduler", "warmup_steps",
+                            "per_device_batch_size", "gradient_accumulation_steps", "max_seq_len", "seed")
+          if k in t and t[k] is not None}
+    lora = ctx.conf("method", "lora") if ctx.method in ("lora", "qlora") else None
+    if lora:
+        hp.update({f"lora_{k}": v for k, v in lora.items() if k in ("r", "alpha", "dropout", "target_modules")})
+    objective = None
+    if t:
+        objective = ("next-token cross-entropy on the completion/assistant tokens only" if t.get("completion_only_loss")
+                     else "next-token cross-entropy on all tokens")
+    return [
+        f.item(f"{prefix}.method", "Training method", cite, value=ctx.method, source="record.config.method.type",
+               awaiting="no run config in the record"),
+        f.item(f"{prefix}.hyperparameters", "Key settings", cite, value=hp or None, source="record.config.training",
+               awaiting="no run config in the record"),
+        f.item(f"{prefix}.objective", "What is optimised", cite, value=objective,
+               source="record.config.training.completion_only_loss", awaiting="no run config in the record"),
+        f.ask(f"{prefix}.design_choices", "Key design choices and rationale", cite, "design_choices"),
+    ]
+
+
+def annex_xi(ctx: Ctx) -> Document:
+    f = ctx.filler()
+    doc = _doc(ctx, "annex_xi", "Technical documentation (Annex XI)", f"{AI_ACT}, Art. 53(1)(a), Annex XI",
+               "Annex XI technical documentation")
+    s1 = Section(id="1.1", title="1. General description of the model", citation=f"{XI} point 1")
+    s1.items += ctx.purpose_items(f, "1.1.a", f"{XI} 1(a)")
+    s1.items.append(f.ask("1.1.b", "Acceptable use policies", f"{XI} 1(b)", "acceptable_use_policy"))
+    s1.items.append(f.ask("1.1.c.release_date", "Date of release", f"{XI} 1(c)", "release_date"))
+    s1.items.append(f.ask("1.1.c.distribution", "Methods of distribution", f"{XI} 1(c)", "distribution_methods"))
+    s1.items += ctx.architecture_items(f, "1.1.d", f"{XI} 1(d)")
+    s1.items += ctx.modality_items(f, "1.1.e", f"{XI} 1(e)")
+    s1.items.append(ctx.licence_item(f, "1.1.f", f"{XI} 1(f)"))
+
+    s2 = Section(id="1.2", title="2. Elements of the model and the process of its development",
+                 citation=f"{XI} point 2")
+    s2.items.append(f.ask("1.2.a", "Technical means for integration", f"{XI} 2(a)",
+                          "technical_means_for_integration"))
+    s2.items += _training_process(ctx, f, "1.2.b", f"{XI} 2(b)")
+    s2.items += ctx.data_items(f, "1.2.c", f"{XI} 2(c)")
+    s2.items += ctx.compute_items(f, "1.2.d", f"{XI} 2(d)")
+    s2.items.append(ctx.energy_item(f, "1.2.e", f"{XI} 2(e)"))
+    doc.sections = [s1, s2]
+
+    d = ctx.record.decision
+    if d is not None and d.role == "gpai_provider_systemic_risk":
+        cite = f"{AI_ACT}, Annex XI §2"
+        s3 = Section(id="2", title="Section 2: additional information for models with systemic risk", citation=cite)
+        ev = ctx.record.evaluation
+        results = None
+        if ev:
+            results = f"{sum(len(x.metrics) for x in ev.families)} metrics in {len(ev.families)} probe families " \
+                      f"({', '.join(ev.suites)}), base vs tuned; gates: " + (
+                          "none configured" if ev.approved is None else "all passed" if ev.approved else "FAILED")
+        s3.items.append(f.item("2.1.results", "Evaluation results", f"{cite} (1)", value=results,
+                               source="record.evaluation", awaiting="no evaluation in the record"))
+        s3.items.append(f.ask("2.1.strategy", "Evaluation strategies, criteria and limitations", f"{cite} (1)",
+                              "evaluation_strategy"))
+        s3.items.append(f.ask("2.2", "Adversarial testing", f"{cite} (2); {AI_ACT}, Art. 55(1)(a)",
+                              "adversarial_testing"))
+        s3.items.append(f.ask("2.3", "System architecture", f"{cite} (3)", "system_architecture"))
+        if ev:
+            s3.tables.append(metrics_table(ev))
+        doc.sections.append(s3)
+    elif d is not None:
+        doc.sections.append(Section(id="2", title="Section 2 (systemic risk only)", citation=f"{AI_ACT}, Annex XI §2",
+                                    note=f"Not required: the model is not a GPAI model with systemic risk "
+                                         f"({show(d.role)}; {d.citation})."))
+    return finalise(doc)
+
+
+def annex_xii(ctx: Ctx) -> Document:
+    f = ctx.filler()
+    doc = _doc(ctx, "annex_xii", "Information for downstream providers (Annex XII)",
+               f"{AI_ACT}, Art. 53(1)(b), Annex XII", "Annex XII information")
+    s1 = Section(id="1", title="1. General description of the model", citation=f"{XII} point 1")
+    s1.items += ctx.purpose_items(f, "1.a", f"{XII} 1(a)")
+    s1.items.append(f.ask("1.b", "Acceptable use policies", f"{XII} 1(b)", "acceptable_use_policy"))
+    s1.items.append(f.ask("1.c.release_date", "Date of release", f"{XII} 1(c)", "release_date"))
+    s1.items.append(f.ask("1.c.distribution", "Methods of distribution", f"{XII} 1(c)", "distribution_methods"))
+    s1.items.append(f.ask("1.d", "Interaction with hardware or software that is not part of the model",
+                          f"{XII} 1(d)", "external_interaction"))
+    s1.items.append(ctx.software_item(f, "1.e", f"{XII} 1(e)"))
+    s1.items += ctx.architecture_items(f, "1.f", f"{XII} 1(f)")
+    s1.items += ctx.modality_items(f, "1.g", f"{XII} 1(g)")
+    s1.items.append(ctx.licence_item(f, "1.h", f"{XII} 1(h)"))
+    s2 = Section(id="2", title="2. Elements of the model and the process of its development",
+                 citation=f"{XII} point 2")
+    s2.items.append(f.ask("2.a", "Technical means for integration", f"{XII} 2(a)",
+                          "technical_means_for_integration"))
+    s2.items += ctx.data_items(f, "2.c", f"{XII} 2(c)")
+    doc.sections = [s1, s2]
+    return finalise(doc)
+
