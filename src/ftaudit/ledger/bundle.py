@@ -43,8 +43,9 @@ from ftaudit.record import RECORD_FILENAME
 
 BUNDLE_FORMAT = "ftaudit-bundle/1"
 MANIFEST, SIGNATURE = "manifest.json", "manifest.sig"
-# Weights are referenced by hash, not packed: a reviewer holding the model can check them against the ledger.
-WEIGHT_KINDS = {"model", "adapter", "checkpoint", "weights"}
+# Weights and data copies are referenced by hash, not packed (they are large, and data may hold personal data):
+# a reviewer holding them can check them against the ledger.
+WEIGHT_KINDS = {"model", "adapter", "checkpoint", "weights", "data", "dataset"}
 SKELETON_FIELDS = ("seq", "kind", "created_at", "key_id", "prev_hash", "content_sha256", "entry_hash", "signature")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member times: the same run gives the same members
 
