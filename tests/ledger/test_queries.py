@@ -74,3 +74,19 @@ def test_reader_never_creates_a_ledger(tmp_path, key_path):
     with pytest.raises(BadInput, match="no ledger here"):
         open_ledger(missing, create=False)
     assert not missing.exists()
+
+
+def test_two_writers_with_their_own_keys(location, tmp_path):
+    from ftaudit.errors import VerificationFailed
+    from ftaudit.ledger.keys import load_signing_key, load_public_key, key_id, public_key_path
+    from ftaudit.ledger.verify import Trust
+
+    with open_ledger(location) as a:
+        a.record_run(make_record())
+    other = tmp_path / "machine-b" / "key.pem"
+    with open_ledger(location, key_path=other) as b:
+        b.record_run(make_record())
+        raws = [load_signing_key().public_raw, load_public_key(public_key_path(other))]
+        assert verify_ledger(b, Trust(keys={key_id(r): r for r in raws}, pinned=True)).entries == 3
+        with pytest.raises(VerificationFailed, match=r"head: signed by key \w+, which is not a trusted"):
+            verify_ledger(b, load_trust())
