@@ -156,3 +156,32 @@ def test_falcon_generations_match_flopcounter(variant):
         fm = build_flop_model(cfg.to_dict(), setup)
         assert fm.sequence(200).training == pytest.approx(counted_flops(m, 200), rel=REL)
         assert (fm.n_parameters, fm.n_trainable_parameters) == n_params(m)
+
+
+@pytest.mark.parametrize("model_id", ["Qwen/Qwen2.5-0.5B"])
+def test_real_size_models_on_the_meta_device(model_id):
+    """Real shapes (GQA, tied embeddings, biases) at S = 2048: FlopCounterMode counts meta tensors without computing."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    registry = pytest.importorskip("ftaudit.regulation.registry")
+    cfg = registry.lookup(model_id).config_dict()
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg), attn_implementation="eager")
+    model.train()
+
+    def count(m):
+        from torch.utils.flop_counter import FlopCounterMode
+
+        ids = torch.zeros((1, 2048), dtype=torch.long, device="meta")
+        counter = FlopCounterMode(display=False)
+        with counter:
+            m(input_ids=ids, labels=ids).loss.backward()
+        return float(counter.get_total_flops())
+
+    assert build_flop_model(cfg).sequence(2048).training == pytest.approx(count(model), rel=REL)
+    assert build_flop_model(cfg).n_parameters == n_params(model)[0]
+    lora = get_peft_model(model, LoraConfig(r=16, target_modules=["q_proj", "v_proj"]))
+    setup = TrainingSetup(method="lora", lora_r=16, lora_target_modules=("q_proj", "v_proj"))
+    assert build_flop_model(cfg, setup).sequence(2048).training == pytest.approx(count(lora), rel=REL)
