@@ -303,7 +303,7 @@ def _classification(ctx: Ctx, f: Filler) -> tuple[list[Section], dict]:
     conclusion = Section(id="conclusion", title="Classification", citation=f"{AI_ACT}, Art. 5, 6, 50, 51")
     conclusion.items.append(Item(id="conclusion.tier", label="Risk tier of the intended purpose",
                                  citation=f"{AI_ACT}, Art. 6", status="answered" if final else "awaiting_human",
-                                 value=tier, display=tier, source="answers" if final else None))
+                                 value=tier if final else None, display=tier, source="answers" if final else None))
     sections = [conclusion, s5, s3, s50, sg]
     if "high-risk (" in tier or (not final and suggested):
         sections.append(Section(id="duties", title="High-risk duties (if the classification holds)",
