@@ -126,3 +126,9 @@ def test_ner_finds_people_and_places():
         found.setdefault(s.type, []).append(text[s.start:s.end])
     assert "Paris" in found["LOCATION"] and "Emmanuel Macron" in found["PERSON"]
     assert found["EMAIL_ADDRESS"] == ["a.m@example.org"]
+
+
+def test_document_numbers_score_below_phone_numbers():
+    invoice = [s for s in detect_text("Invoice 612345678 attached", ner=False) if s.type == "PHONE_NUMBER"]
+    call = [s for s in detect_text("call 612345678 today", ner=False) if s.type == "PHONE_NUMBER"]
+    assert call and (not invoice or invoice[0].score < 0.3 <= call[0].score)

@@ -21,7 +21,8 @@ from ftaudit.data.loading import LoadError, OnError, iter_records, iter_texts  #
 from ftaudit.data.parallel import imap_ordered
 from ftaudit.data.patterns.checksums import IBAN_LENGTHS, iban
 from ftaudit.data.patterns.recognizers import (CONTEXT_AFTER, CONTEXT_BEFORE, CONTEXT_BOOST, PATTERN_TYPES,
-                                               PHONE_CONTEXT, RECOGNIZERS, _PHONE, phone_score)
+                                               PHONE_CONTEXT, PHONE_NEGATIVE_CONTEXT,
+                                               PHONE_NEGATIVE_PENALTY, RECOGNIZERS, _PHONE, phone_score)
 from ftaudit.data.secrets import SECRET_TYPES, detect_secrets
 from ftaudit.data.spans import Finding, Span, resolve_overlaps
 from ftaudit.data.special_categories import PREFIX as SPECIAL_PREFIX
@@ -164,6 +165,8 @@ def _pattern_spans(text: str) -> list[Span]:
                 continue
             if _has_context(text, s, e, PHONE_CONTEXT):
                 score = min(1.0, score + CONTEXT_BOOST)
+            elif _has_context(text, s, e, PHONE_NEGATIVE_CONTEXT):
+                score = max(0.05, score - PHONE_NEGATIVE_PENALTY)
             spans.append(Span(s, e, "PHONE_NUMBER", score, "pattern"))
     return spans
 

@@ -131,6 +131,12 @@ PHONE_CONTEXT = ("phone", "tel", "mobile", "cell", "call", "fax", "contact", "wh
                  "telefon", "handy", "rufnummer", "téléphone", "telephone", "portable", "numéro", "teléfono",
                  "móvil", "telefono", "cellulare", "telefoonnummer", "bellen", "mobiel", "telefonnummer")
 
+# Words that say a digit run is a document number, not a phone: lower the score (never below zero).
+PHONE_NEGATIVE_CONTEXT = ("invoice", "order", "reference", "ref", "ticket", "isbn", "version", "batch", "serial",
+                          "tracking", "receipt", "rechnung", "bestellung", "facture", "commande", "factura",
+                          "pedido", "fattura", "ordine", "factuur", "bestelling")
+PHONE_NEGATIVE_PENALTY = 0.3
+
 RECOGNIZERS: tuple[PatternRecognizer, ...] = (
     PatternRecognizer("EMAIL_ADDRESS", _EMAIL, 1.0, _email, ("email", "e-mail", "mail"), needs="@"),
     PatternRecognizer("URL", _URL, 0.5, None, ("url", "link", "website", "site"), needs="/"),
