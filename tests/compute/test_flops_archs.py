@@ -3,6 +3,8 @@ attention, no padding. Target: within 1 % (the walk is exact, so we hold it to 1
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import replace
 
 import pytest
@@ -11,6 +13,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
+sys.path.insert(0, os.path.dirname(__file__))  # the shared helper, whether or not tests/ is a package
 from flops_reference import (  # noqa: E402
     DENSE_TYPES,
     counted_flops,

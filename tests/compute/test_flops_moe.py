@@ -3,6 +3,9 @@ and against FlopCounterMode when the experts run as per-expert F.linear (experts
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 
 from ftaudit.compute.flops import TrainingSetup, build_flop_model
@@ -85,6 +88,7 @@ def test_moe_lora_attention_only_hand_count():
 @pytest.mark.parametrize("model_type", sorted(CASES))
 def test_moe_matches_flopcounter_with_eager_experts(model_type):
     pytest.importorskip("transformers")
+    sys.path.insert(0, os.path.dirname(__file__))
     from flops_reference import counted_flops, n_params, tiny_config, tiny_model, with_lora
 
     model = tiny_model(model_type, experts="eager")
@@ -101,3 +105,33 @@ def test_moe_all_linear_lora_warns():
     cfg, _ = CASES["mixtral"]
     fm = build_flop_model(cfg, TrainingSetup(method="lora", lora_target_modules=("all-linear",)))
     assert any("MoE" in w for w in fm.warnings)
+
+
+DEEPSEEK = dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
+                intermediate_size=128, vocab_size=256, n_routed_experts=8, num_experts_per_tok=2,
+                moe_intermediate_size=32, n_shared_experts=2, first_k_dense_replace=1, kv_lora_rank=32,
+                qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=24, n_group=2, topk_group=1,
+                pad_token_id=0, bos_token_id=1, eos_token_id=2)
+
+
+@pytest.mark.parametrize("model_type,q_lora_rank", [("deepseek_v3", 48), ("deepseek_v3", None), ("deepseek_v2", None)])
+def test_deepseek_mla_moe_matches_flopcounter(model_type, q_lora_rank):
+    """MLA (low-rank q and kv, rope/nope split, v_head_dim ≠ qk_head_dim), dense first layer, routed + shared
+    experts; experts run per expert so FlopCounterMode sees them."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    sys.path.insert(0, os.path.dirname(__file__))
+    from flops_reference import counted_flops, n_params, with_lora
+
+    cfg = transformers.AutoConfig.for_model(model_type, **DEEPSEEK, q_lora_rank=q_lora_rank)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager",
+                                                          experts_implementation="eager").train()
+    fm = build_flop_model(cfg.to_dict())
+    assert fm.sequence(200).training == pytest.approx(counted_flops(model, 200), rel=1e-9)
+    assert (fm.n_parameters, fm.n_trainable_parameters) == n_params(model)
+    targets = ("q_b_proj", "kv_b_proj") if q_lora_rank else ("q_proj", "kv_b_proj")
+    lora = with_lora(model, targets, r=4)
+    fm = build_flop_model(cfg.to_dict(), TrainingSetup(method="lora", lora_r=4, lora_target_modules=targets))
+    assert fm.sequence(200).training == pytest.approx(counted_flops(lora, 200), rel=1e-9)
+    assert fm.n_trainable_parameters == n_params(lora)[1]

@@ -72,6 +72,17 @@ class MoE:
 
 
 @dataclass(frozen=True)
+class MLA:
+    """DeepSeek multi-head latent attention: low-rank query and key/value projections, split rope/nope heads."""
+
+    q_lora_rank: int | None  # None: a plain q_proj
+    kv_lora_rank: int
+    qk_nope_head_dim: int
+    qk_rope_head_dim: int
+    v_head_dim: int
+
+
+@dataclass(frozen=True)
 class Architecture:
     model_type: str
     known: bool
@@ -97,6 +108,7 @@ class Architecture:
     qk_norm_kind: NormKind = "rms"
     qk_norm_per_head_params: bool = False  # StableLM: one LayerNorm(head_dim) per head
     moe: MoE | None = None
+    mla: MLA | None = None
     layer_windows: tuple[int | None, ...] = ()  # sliding-window size per layer (None = full attention)
     n_positions: int = 0  # rows of a learned absolute position embedding (0 = none)
     residual_dropout: float = 0.0  # dropout on a sublayer output (saves a mask: matters for checkpoint recompute)
@@ -495,6 +507,34 @@ def _olmoe(cfg, mt):
     return a
 
 
+def _deepseek(cfg, mt):
+    """DeepSeek V2/V3: MLA attention; dense MLP in the first `first_k_dense_replace` layers, then MoE with shared
+    experts (modeling_deepseek_v3.DeepseekV3MoE)."""
+    a = _llama(cfg, mt)
+    # An explicit null means a plain q_proj (DeepSeek-V2-Lite); only an absent key takes the class default.
+    q_rank = cfg["q_lora_rank"] if "q_lora_rank" in cfg else (1536 if mt == "deepseek_v3" else None)
+    a["mla"] = MLA(
+        q_lora_rank=int(q_rank) if q_rank else None,
+        kv_lora_rank=_int(cfg, "kv_lora_rank", default=512),
+        qk_nope_head_dim=_int(cfg, "qk_nope_head_dim", default=128),
+        qk_rope_head_dim=_int(cfg, "qk_rope_head_dim", default=64),
+        v_head_dim=_int(cfg, "v_head_dim", default=128),
+    )
+    a["n_kv_heads"] = a["n_heads"]  # K/V are expanded per head from the latent
+    n_layers = a["n_layers"]
+    first_dense = _int(cfg, "first_k_dense_replace", default=3 if mt == "deepseek_v3" else 0)
+    inter_e = _int(cfg, "moe_intermediate_size", default=2048 if mt == "deepseek_v3" else 1407)
+    a["moe"] = MoE(
+        n_experts=_int(cfg, "n_routed_experts", "num_local_experts", default=256 if mt == "deepseek_v3" else 64),
+        top_k=_int(cfg, "num_experts_per_tok", default=8 if mt == "deepseek_v3" else 6),
+        expert_intermediate=inter_e,
+        layers=tuple(range(first_dense, n_layers)),
+        shared_intermediate=inter_e * _int(cfg, "n_shared_experts", default=1 if mt == "deepseek_v3" else 2),
+    )
+    a["names"] = Names(shared="shared_experts")
+    return a
+
+
 # model_type -> parser returning Architecture kwargs (or None: recognised but a variant we do not model)
 _PARSERS: dict[str, Callable[[dict, str], dict | None]] = {
     "llama": _llama,
@@ -526,6 +566,8 @@ _PARSERS: dict[str, Callable[[dict, str], dict | None]] = {
     "qwen2_moe": _qwen2_moe,
     "qwen3_moe": _qwen3_moe,
     "olmoe": _olmoe,
+    "deepseek_v2": _deepseek,
+    "deepseek_v3": _deepseek,
 }
 
 KNOWN_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_PARSERS))

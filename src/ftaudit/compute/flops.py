@@ -281,16 +281,37 @@ class _Walk:
         b = self.param(module + ".bias", dim * copies) if kind == "layer" else False
         return x_rg or w or b
 
-    def attention_core(self, window: int | None, q_rg: bool, k_rg: bool, v_rg: bool):
+    def attention_core(self, window: int | None, q_rg: bool, k_rg: bool, v_rg: bool,
+                       qk_dim: int | None = None, v_dim: int | None = None):
         """QKᵀ and PV over all query heads (eager repeats K/V for GQA), per query-key pair."""
         a = self.arch
-        per = 2.0 * a.n_heads * a.head_dim  # one matmul, per pair
+        qk = 2.0 * a.n_heads * (qk_dim or a.head_dim)  # QKᵀ, per pair
+        pv = 2.0 * a.n_heads * (v_dim or a.head_dim)  # PV, per pair
         t = self.att.setdefault(window if self.setup.attention_kernel == "flash" else None, _Tally())
-        t.fwd += 2 * per
+        t.fwd += qk + pv
         p_rg = q_rg or k_rg
-        t.bwd += per * (int(q_rg) + int(k_rg) + int(p_rg) + int(v_rg))
-        self._att_layer_fwd += 2 * per
+        t.bwd += qk * (int(q_rg) + int(k_rg)) + pv * (int(p_rg) + int(v_rg))
+        self._att_layer_fwd += qk + pv
         return p_rg or v_rg
+
+    def mla_block(self, base: str, i: int, x_rg: bool) -> bool:
+        """DeepSeek MLA (modeling_deepseek_v3.DeepseekV3Attention), K/V expanded per head from the latent."""
+        a, m = self.arch, self.arch.mla
+        qk_dim = m.qk_nope_head_dim + m.qk_rope_head_dim
+        bias = a.qkv_bias
+        if m.q_lora_rank:
+            q = self.linear(f"{base}.q_a_proj", x_rg, a.hidden, m.q_lora_rank, bias)
+            q = self.norm(f"{base}.q_a_layernorm", q, m.q_lora_rank, "rms")
+            q_rg = self.linear(f"{base}.q_b_proj", q, m.q_lora_rank, a.n_heads * qk_dim, False)
+        else:
+            q_rg = self.linear(f"{base}.q_proj", x_rg, a.hidden, a.n_heads * qk_dim, False)
+        c = self.linear(f"{base}.kv_a_proj_with_mqa", x_rg, a.hidden, m.kv_lora_rank + m.qk_rope_head_dim, bias)
+        latent = self.norm(f"{base}.kv_a_layernorm", c, m.kv_lora_rank, "rms")
+        kv = self.linear(f"{base}.kv_b_proj", latent, m.kv_lora_rank,
+                         a.n_heads * (m.qk_nope_head_dim + m.v_head_dim), False)
+        window = a.layer_windows[i] if i < len(a.layer_windows) else None
+        o_in = self.attention_core(window, q_rg, kv or c, kv, qk_dim=qk_dim, v_dim=m.v_head_dim)
+        return self.linear(f"{base}.{a.names.o}", o_in, a.n_heads * m.v_head_dim, a.hidden, a.o_bias)
 
     _att_layer_fwd: float = 0.0
     _last_mm: float = 0.0
@@ -299,6 +320,8 @@ class _Walk:
     def attention_block(self, p: str, i: int, x_rg: bool) -> bool:
         a, n = self.arch, self.arch.names
         base = f"{p}.{n.attn}"
+        if a.mla is not None:
+            return self.mla_block(base, i, x_rg)
         if a.fused_qkv:
             out = self.linear(f"{base}.{n.qkv}", x_rg, a.hidden, a.q_out + 2 * a.kv_out, a.qkv_bias)
             q_rg = k_rg = v_rg = out
