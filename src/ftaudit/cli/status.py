@@ -23,7 +23,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from ftaudit.compute import seed_compat
-    from ftaudit.compute.meter import METER_FILENAME, MeterState, load_state
+    from ftaudit.compute.meter import METER_FILENAME, load_state
     from ftaudit.errors import BadInput
 
     run_dir = Path(args.run_dir)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -405,9 +406,9 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
             if self.write_seed_file:
                 seed_compat.check_writable(seed_compat.seed_output_dir(self._out), "FLOPS_METER_OUT")
         warnings_: list[str] = []
-        base = self._restore(state)
+        base = self._restore(state, args)
         if base is None:
-            run_id = self.run_id or __import__("uuid").uuid4().hex
+            run_id = self.run_id or uuid.uuid4().hex
             parent = find_lineage([self.parent, *_model_paths(model)])
             lineage, lw = start_lineage(run_id, parent)
             warnings_ += lw
@@ -431,7 +432,7 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
             save_state(self._out, self.meter_state)
         return control
 
-    def _restore(self, state) -> MeterState | None:
+    def _restore(self, state, args) -> MeterState | None:
         if not state.global_step:
             return None
         slot = (state.stateful_callbacks or {}).get(type(self).__name__)
@@ -440,14 +441,14 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
         data = (slot or {}).get("attributes", {}).get("_checkpoint_meter_state") if isinstance(slot, dict) else None
         restored = state_from_json(data) if data else None
         if restored is None or restored.global_step != state.global_step:
-            ckpt = Path(self.output_dir or "") / f"checkpoint-{state.global_step}"
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if (ckpt / METER_FILENAME).is_file():
                 restored = load_state(ckpt)
         if restored is None:
             return None
         last = None
-        if self.output_dir or restored.output_dir:
-            path = Path(self.output_dir or restored.output_dir) / METER_FILENAME
+        if self._out is not None:
+            path = self._out / METER_FILENAME
             try:
                 last = load_state(path) if path.is_file() else None
             except BadInput:
