@@ -115,7 +115,8 @@ def preflight(run: Run) -> Run:
     run.warnings += run.plan.warnings
     run.warnings += pf.gate(cfg, run.plan, decision)  # raises ComputeGateRefused (exit 3)
 
-    _data_scan(run)  # may raise DataPolicyBlocked (exit 5)
+    if run.is_main:  # evidence is rank 0's job; a policy block there ends the whole torchrun job
+        _data_scan(run)  # may raise DataPolicyBlocked (exit 5)
     rec = run.record
     rec.config = cfg.as_dict()
     rec.model = ModelIdentity(base_model=cfg.base_model.registry_id or cfg.base_model.id or str(run.source.location),
@@ -270,7 +271,11 @@ def evaluate(run: Run) -> Run:
     if not run.cfg.eval_datasets:
         _mark(run, "evaluate", "skipped", started, "no eval_datasets in the config")
         return run
-    run.record.evaluation = fn(run)
+    try:
+        run.record.evaluation = fn(run)
+    except FtauditError as exc:
+        _mark(run, "evaluate", "failed", started, str(exc).splitlines()[0][:300])
+        raise
     _mark(run, "evaluate", "ok", started)
     return run
 
@@ -403,6 +408,12 @@ def after_preflight(run: Run, t0: float | None = None) -> Result:
     run = record(run)
     run.timings["total"] = time.time() - t0
     code, message = 0, None
+    gates = _optional("ftaudit.evaluation.gates", "raise_for_gates")
+    if gates is not None and run.record.evaluation is not None:
+        try:
+            gates(run.record.evaluation)  # after the record is saved: the model is kept, marked not approved
+        except FtauditError as exc:
+            code, message = exc.exit_code, str(exc)
     if run.outcome.status == "stopped":
         err = ComputeGateStopped(f"compute gate: {run.outcome.reason} (run dir {run.rd.root})")
         code, message = err.exit_code, str(err)

@@ -92,6 +92,8 @@ def training_arguments(cfg: RunConfig, rd: RunDir):
         remove_unused_columns=False,
         dataloader_num_workers=0,
         dataloader_pin_memory=_cuda(),
+        # without a GPU, say so: Accelerate then runs torchrun/accelerate-launch jobs as MULTI_CPU with gloo
+        use_cpu=not _cuda(),
         ddp_find_unused_parameters=False,
         bf16=cfg.base_model.dtype == "bfloat16" and _cuda(),
         fp16=cfg.base_model.dtype == "float16" and _cuda(),
@@ -187,8 +189,8 @@ def run_trainer(cfg: RunConfig, rd: RunDir, model, tokenizer, data: TokenizedSet
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.time() - t0
+    trainer.save_model(str(rd.model))  # every rank: FSDP/DeepSpeed gather the weights; rank 0 writes
     if trainer.is_world_process_zero():
-        trainer.save_model(str(rd.model))
         tokenizer.save_pretrained(str(rd.model))
     return TrainOutcome(status="stopped" if gate.tripped else "ok", reason=gate.reason,
                         global_step=trainer.state.global_step, seconds=seconds, resumed_from=resume_from,

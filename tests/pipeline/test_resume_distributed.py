@@ -1,0 +1,114 @@
+"""Resume after kill -9, and the same `ftaudit train` under torchrun with 2 CPU processes (gloo)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import env, make_config
+
+FTAUDIT = [sys.executable, "-m", "ftaudit.cli"]
+
+
+def _train(args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*FTAUDIT, "train", *args], env=env(), capture_output=True, text=True, timeout=300, **kw)
+
+
+def _record(run: Path) -> dict:
+    return json.loads((run / "run_record.json").read_text())
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_keeps_the_lineage_total_right(tmp_path, tiny_model, tiny_data):
+    training = {"max_steps": 40, "save_steps": 5, "meter_every_steps": 5, "per_device_batch_size": 4}
+    clean_dir, crash_dir = tmp_path / "clean", tmp_path / "crash"
+    clean_dir.mkdir(), crash_dir.mkdir()
+    clean = make_config(clean_dir, tiny_model, tiny_data, training=training)
+    crash = make_config(crash_dir, tiny_model, tiny_data, training=training)
+
+    proc = subprocess.Popen([*FTAUDIT, "train", str(crash), "--json"], env=env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    ckpt = crash_dir / "run" / "checkpoints" / "checkpoint-10" / "trainer_state.json"
+    deadline = time.time() + 240
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists(), "no checkpoint before the kill"
+    assert _record(crash_dir / "run")["status"] == "running"  # killed: nothing closed the record
+
+    resumed = _train(["--resume", str(crash_dir / "run"), "--json"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    got = json.loads(resumed.stdout)["record"]
+
+    ref = _train([str(clean), "--json"])
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    want = json.loads(ref.stdout)["record"]
+
+    assert got["status"] == "completed"
+    # the resumed run executed the same micro-batches once each in the total: same counts, same FLOPs
+    assert got["compute"]["counts"]["tokens_effective"] == want["compute"]["counts"]["tokens_effective"]
+    assert got["compute"]["flops"]["regulatory"] == pytest.approx(want["compute"]["flops"]["regulatory"], rel=1e-9)
+    assert got["compute"]["lineage"]["cumulative_flops"] == pytest.approx(got["compute"]["flops"]["regulatory"])
+    assert got["run_id"] == _record(crash_dir / "run")["run_id"]
+
+
+@pytest.mark.slow
+def test_second_run_from_the_first_adapter_adds_to_the_lineage(tmp_path, tiny_model, tiny_data):
+    first = make_config(tmp_path, tiny_model, tiny_data)
+    r1 = _train([str(first), "--json"])
+    assert r1.returncode == 0, r1.stderr[-2000:]
+    rec1 = json.loads(r1.stdout)["record"]
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    second = make_config(second_dir, tiny_model, tiny_data, parent=str(tmp_path / "run"), name="tiny-2")
+    r2 = _train([str(second), "--json"])
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    rec2 = json.loads(r2.stdout)["record"]
+    f1, f2 = rec1["compute"]["flops"]["regulatory"], rec2["compute"]["flops"]["regulatory"]
+    assert rec2["lineage"]["lineage_id"] == rec1["lineage"]["lineage_id"]
+    assert rec2["compute"]["lineage"]["cumulative_flops"] == pytest.approx(f1 + f2)
+    assert rec2["decision"]["modification_flops"] == pytest.approx(f1 + f2)
+    assert rec2["compute"]["estimate"]["prior_lineage_flops"] == pytest.approx(f1)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_report_one_total(tmp_path, tiny_model, tiny_data):
+    torchrun = Path(sys.executable).parent / "torchrun"
+    if not torchrun.exists():
+        pytest.skip("torchrun not installed")
+    p = make_config(tmp_path, tiny_model, tiny_data, training={"max_steps": None, "epochs": 1})
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "ftaudit.cli",
+                           "train", str(p), "--json"], env=env(), capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outs = [json.loads(x) for x in _json_objects(proc.stdout)]
+    assert len(outs) == 1, "only rank 0 reports"
+    rec = outs[0]["record"]
+    plan = rec["compute"]["estimate"]
+    assert rec["compute"]["world_size"] == 2 and plan["world_size"] == 2
+    # both ranks' micro-batches in one total: every training token exactly once (48 records, 2 × 6 × 4)
+    assert rec["compute"]["counts"]["tokens_effective"] == plan["train_tokens_per_epoch"]
+    assert rec["compute"]["counts"]["sequences_effective"] == 48
+    assert json.loads((tmp_path / "run" / "run_record.json").read_text())["run_id"] == rec["run_id"]
+
+
+def _json_objects(text: str) -> list[str]:
+    """Top-level JSON objects printed on stdout (rank 0 prints one; other ranks must print none)."""
+    out, depth, start = [], 0, None
+    for i, ch in enumerate(text):
+        if ch == "{":
+            depth += 1
+            start = i if depth == 1 else start
+        elif ch == "}":
+            depth -= 1
+            if depth == 0 and start is not None:
+                out.append(text[start:i + 1])
+    return out
