@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 
+from ftaudit.regulation.thresholds import AI_ACT, GUIDELINES
 from ftaudit.reporting.charts import bar_chart, line_chart
 from ftaudit.reporting.completeness import checklist_lines
 from ftaudit.reporting.context import Ctx
@@ -66,13 +67,22 @@ def document_html(doc: Document) -> str:
             out.append("<table><tr><th style='width:34%'>field</th><th>value</th></tr>" + "".join(rows) + "</table>")
         for t in s.tables:
             out.append(table_html(t))
+    # Filled items show their source in the tables above; the printed checklist lists what is still open.
     lines = checklist_lines(doc)
     out.append(f"<h2>Completeness</h2><p>{_e(lines[0])}</p><ul class='check'>")
-    for line in lines[2:]:
-        mark = "☑" if line.startswith("- [x]") else "☐"
-        out.append(f"<li>{mark} {_e(line[6:])}</li>")
+    out += [f"<li>☐ {_e(line[6:])}</li>" for line in lines[2:] if line.startswith("- [ ]")]
     out.append("</ul></section>")
-    return "".join(out)
+    return _abbreviate("".join(out))
+
+
+# Long citations repeat on every row; the report names them once (in its legend) and abbreviates after.
+ABBREVIATIONS = {AI_ACT: "AI Act", GUIDELINES: "GPAI Guidelines"}
+
+
+def _abbreviate(text: str) -> str:
+    for long, short in ABBREVIATIONS.items():
+        text = text.replace(html.escape(long, quote=True), short)
+    return text
 
 
 # --------------------------------------------------------------------------------------------- charts
@@ -207,7 +217,8 @@ def render_html(ctx: Ctx, docs: list[Document]) -> str:
         c = doc.completeness
         overview.append(f"<tr><td><a href='#{_e(doc.document)}'>{_e(doc.title)}</a></td><td>{c.filled} of "
                         f"{c.total}</td><td>{len(c.awaiting_human)}</td><td>{len(c.awaiting_evidence)}</td></tr>")
-    overview.append("</table><h2>Charts</h2>")
+    overview.append("</table><p class='cite'>" + "; ".join(f"{_e(short)} = {_e(long)}" for long, short in
+                                                          ABBREVIATIONS.items()) + ".</p><h2>Charts</h2>")
     charts = [compute_chart(ctx), tokens_chart(ctx), energy_chart(ctx), data_chart(ctx), pii_chart(ctx),
               evaluation_chart(ctx)]
     body = "".join(overview) + "".join(charts) + "".join(document_html(doc) for doc in docs)

@@ -102,13 +102,13 @@ def _hazard_rate(m: Comparison) -> float | None:
 
 
 def _entry(f: Filler, ctx: Ctx, rid: str, hazard: str, cite: str, evidence: str, link: str,
-           rate: float | None, n: int | None, mitigation: str | None = None) -> RiskEntry:
+           rate: float | None, n: int | None, mitigation: str | None = None, unit: str = "probes") -> RiskEntry:
     ans = (ctx.answers.risks or {}).get(rid)
     f.used.add("risks")
     p = f"register.{rid}"
     if rate is not None:
         like = Item(id=f"{p}.likelihood", label=f"{rid} likelihood", citation=ART9, status="evidence",
-                    value=band(rate), display=f"{band(rate).replace('_', ' ')} ({pct(rate)} of {n} probes)",
+                    value=band(rate), display=f"{band(rate).replace('_', ' ')} ({pct(rate)} of {n} {unit})",
                     source=link, note=LIKELIHOOD_READING)
     elif ans and ans.likelihood:
         like = Item(id=f"{p}.likelihood", label=f"{rid} likelihood", citation=ART9, status="answered",
@@ -169,7 +169,7 @@ def register(ctx: Ctx, f: Filler) -> list[RiskEntry]:
             f"{fs.records_with_personal_data} of {data.counts.records} training records hold personal data "
             f"({', '.join(f'{t.type} {t.count}' for t in fs.by_type) or 'no findings'})",
             "run_record.json#/data/findings", share, data.counts.records,
-            f"anonymisation: {anonymised}" if anonymised else None)
+            f"anonymisation: {anonymised}" if anonymised else None, unit="training records")
         if data.leakage:
             lk = data.leakage
             rate = (lk.exact_overlap + lk.near_overlap) / lk.eval_records if lk.eval_records else 0.0
@@ -177,7 +177,7 @@ def register(ctx: Ctx, f: Filler) -> list[RiskEntry]:
                 f, ctx, "R-CONTAMINATION", "Evaluation overstates quality because eval data overlaps training data",
                 f"{AI_ACT}, Art. 9(7)-(8), Art. 15(1)",
                 f"{lk.exact_overlap} exact and {lk.near_overlap} near overlaps of {lk.eval_records} eval records",
-                "run_record.json#/data/leakage", rate, lk.eval_records)
+                "run_record.json#/data/leakage", rate, lk.eval_records, unit="eval records")
     d = ctx.record.decision
     if d is not None and (d.margin_straddles or d.original_margin_straddles):
         out["R-COMPUTE"] = _entry(
