@@ -180,3 +180,38 @@ def test_environment_and_output_errors(tmp_path, monkeypatch):
     assert seed["Flops_original"] == 3e3 and seed["exceeds_30pct"] is True
     assert seed["threshold_value"] == pytest.approx(1e3) and seed["pct_of_pretrain"] > 100
     assert not (tmp_path / "run" / "flops_meter.json").exists()
+
+
+def test_trl_sft_trainer_padding_free_packing(tmp_path):
+    from datasets import Dataset
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+    from trl import SFTConfig, SFTTrainer
+
+    from meter_tiny import VOCAB
+
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({f"t{i}": i for i in range(VOCAB)},
+                                                                              unk_token="t1")),
+                                  pad_token="t0", eos_token="t2")
+    cfg = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=3, report_to=[], use_cpu=True,
+                    save_strategy="no", packing=True, padding_free=True, max_length=64, logging_steps=100,
+                    disable_tqdm=True)
+    model = tiny_model()
+    trainer = SFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(examples(12, 4, 20)),
+                         processing_class=tok, callbacks=[FlopsMeterCallback()])
+    fed, collate = [], trainer.data_collator
+
+    def recording(features):  # TRL's padding-free collator: one row, cu_seq_lens_q marks the sequences
+        batch = collate(features)
+        fed.append(batch["cu_seq_lens_q"].diff().tolist())
+        return batch
+
+    trainer.data_collator = recording
+    trainer.train()
+    fed = fed[:3]
+    st = load_state(tmp_path)
+    fm = build_flop_model(model.config.to_dict(), TrainingSetup(method="full"))
+    lengths = [n for b in fed for n in b]
+    assert st.counts.sequences_effective == len(lengths) and st.counts.tokens_effective == sum(lengths)
+    assert math.isclose(st.flops.effective.total, fm.batch(lengths).training, rel_tol=1e-12)
+    assert math.isclose(st.flops.executed.total, fm.batch([sum(b) for b in fed]).training, rel_tol=1e-12)
