@@ -1,6 +1,6 @@
-"""Run records for the document tests (helpers; fixtures in conftest.py), built from the real models of every section: a data scan of a file with
-planted (fake) personal data, compute evidence, a decision from `decide`, evaluation evidence; plus a nearly empty
-record. Documents are rendered once per session (the PDF is the slow part)."""
+"""Run records for the document tests (fixtures in conftest.py), built from the real models of every section: a
+data scan of a file with planted (fake) personal data, compute evidence, a decision from `decide`, evaluation
+evidence. Also used by benchmarks/documents_render.py."""
 
 from __future__ import annotations
 

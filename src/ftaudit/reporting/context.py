@@ -189,7 +189,8 @@ class Ctx:
                    source="record.config.datasets[].provenance / datasheet.source",
                    awaiting="no provenance in the config or datasheet"),
             f.item(f"{prefix}.obtained", "How the data was obtained and selected", cite,
-                   value=sheet.collection_method if sheet else None, source="record.data.datasheet.collection_method", need="human" if ev else "evidence",
+                   value=sheet.collection_method if sheet else None,
+                   source="record.data.datasheet.collection_method", need="human" if ev else "evidence",
                    awaiting=("answer `collection_method` in the datasheet, then rerun `ftaudit data scan`" if ev
                              else scan)),
             f.item(f"{prefix}.curation", "Curation methodologies (cleaning, filtering)", cite,

@@ -32,7 +32,7 @@ class Item(_Strict):
     value: Any = Field(None, description="Exact value (numbers unrounded).")
     display: str = Field(description="What a reader sees: numbers to two significant figures.")
     source: str | None = Field(None, description="record.<path>, a run file, or answers.<key>.")
-    question: str | None = Field(None, description="Key in answers.yaml that fills or overrides nothing else.")
+    question: str | None = Field(None, description="Key in answers.yaml that can fill this item (never over evidence).")
     note: str | None = None
 
 

@@ -156,7 +156,8 @@ def energy_chart(ctx: Ctx) -> str:
     gpus = [g for g in (c.hardware.gpus if c.hardware else []) if g.energy_kwh is not None]
     labels = [f"GPU {i}: {g.name}" for i, g in enumerate(gpus)] + [f"total ({e.kind})"]
     values = [g.energy_kwh for g in gpus] + [e.kwh]
-    return _fig(bar_chart(title, labels, [("kWh", values)], unit=" kWh"), f"Source: record.compute.energy — {e.method}.")
+    return _fig(bar_chart(title, labels, [("kWh", values)], unit=" kWh"),
+                f"Source: record.compute.energy — {e.method}.")
 
 
 def data_chart(ctx: Ctx) -> str:

@@ -229,11 +229,10 @@ def _classification(ctx: Ctx, f: Filler) -> tuple[list[Section], dict]:
     s3 = Section(id="annex_iii", title="High-risk areas (Annex III) and the Art. 6(3) exception",
                  citation=f"{AI_ACT}, Art. 6(2)-(4), Annex III", note=DIGITAL_OMNIBUS_NOTE)
     suggested = [area.id for area in ANNEX_III_AREAS if text and indicator_hits(text, area.indicators)]
+    found = [f"{x.id}. {x.title} ({', '.join(indicator_hits(text, x.indicators))})"
+             for x in ANNEX_III_AREAS if x.id in suggested]
     s3.items.append(f.item("annex_iii.indicators", "Annex III areas suggested by the stated purpose",
-                           f"{AI_ACT}, Annex III", value=(None if not text else
-                                                          [f"{x.id}. {x.title} ({', '.join(indicator_hits(text, x.indicators))})"
-                                                           for x in ANNEX_III_AREAS if x.id in suggested] or
-                                                          "none suggested"),
+                           f"{AI_ACT}, Annex III", value=(None if not text else found or "none suggested"),
                            source="record.config.purpose", awaiting=no_purpose))
     s3.items.append(f.ask("annex_iii.area", "Annex III area of the intended purpose", f"{AI_ACT}, Art. 6(2)",
                           "annex_iii_area"))
