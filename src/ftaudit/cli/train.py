@@ -55,8 +55,17 @@ def _summary_lines(result) -> list[tuple[str, str]]:
         lines.append(("used", f"{1 - d.headroom_fraction:.2g} of the threshold ({d.modification_flops:.2g} of "
                               f"{d.threshold_flops:.2g} FLOP)"))
         lines.append(("role", f"{d.role} (accepted: {d.accepted_role})"))
+    ev = rec.evaluation
+    for fam in (ev.families if ev is not None else []):
+        for m in fam.metrics:
+            if m.metric in ("quality.task.exact_match", "quality.task.field_accuracy", "quality.task.json_validity"):
+                base = f"{m.base.value:.2f}" if m.base is not None and m.base.value is not None else "n/a"
+                tuned = f"{m.tuned.value:.2f}" if m.tuned.value is not None else "n/a"
+                lines.append((m.metric.removeprefix("quality.task."),
+                              f"base {base} → tuned {tuned} (n={m.tuned.n}, held-out)"))
     for s in rec.stages:
-        lines.append((f"stage {s.name}", s.status + (f": {s.reason}" if s.reason else "")))
+        secs = f" ({(s.finished_at - s.started_at).total_seconds():.0f} s)" if s.started_at and s.finished_at else ""
+        lines.append((f"stage {s.name}", s.status + secs + (f": {s.reason}" if s.reason else "")))
     lines.append(("evidence", f"{result.run_dir}/run_record.json, ftaudit_meter.json, flops_meter.json"))
     return lines
 
