@@ -224,7 +224,7 @@ class _Walk:
             self.n_trainable += count
         return t
 
-    def lora_targeted(self, module: str, leaf: str, is_lm_head: bool) -> bool:
+    def lora_targeted(self, module: str, is_lm_head: bool) -> bool:
         if self.setup.method != "lora":
             return False
         if self.lora_regex is not None:
@@ -235,7 +235,7 @@ class _Walk:
         return any(module == t or module.endswith("." + t) for t in targets)
 
     # --- ops
-    def _mm(self, rows: float, k: int, n: int, a_rg: bool, b_rg: bool, fwd_only_count: bool = True):
+    def _mm(self, rows: float, k: int, n: int, a_rg: bool, b_rg: bool):
         """Y = A·B with A (rows×k) and B (k×n): 2·rows·k·n forward; each operand's grad costs the same."""
         f = 2.0 * rows * k * n
         self.tok.fwd += f
@@ -247,8 +247,7 @@ class _Walk:
         if b_rg:
             self.tok.bwd += f
 
-    def linear(self, module: str, x_rg: bool, n_in: int, n_out: int, bias: bool, *, rows: float = 1.0,
-               is_lm_head: bool = False, weight_name: str | None = None, tied_to: str | None = None,
+    def linear(self, module: str, x_rg: bool, n_in: int, n_out: int, bias: bool, *, is_lm_head: bool = False, weight_name: str | None = None, tied_to: str | None = None,
                count_params: bool = True) -> bool:
         """A Linear/Conv1D (or a bare weight used with F.linear): returns whether its output requires grad."""
         wname = weight_name or module + ".weight"
@@ -257,17 +256,17 @@ class _Walk:
         else:  # tied weight: counted once at the embedding
             w_tr = self.trainable(wname) or (tied_to is not None and self.trainable(tied_to))
         b_tr = self.param(module + ".bias", n_out) if bias else False
-        self._mm(rows, n_in, n_out, x_rg, w_tr)
+        self._mm(1, n_in, n_out, x_rg, w_tr)
         out_rg = x_rg or w_tr or b_tr
         if weight_name is None:
             self.linear_names.append(module)
-            if self.lora_targeted(module, module.rsplit(".", 1)[-1], is_lm_head):
+            if self.lora_targeted(module, is_lm_head):
                 r = self.setup.lora_r
                 self.lora_hits.append(module)
                 self.n_params += r * (n_in + n_out)
                 self.n_trainable += r * (n_in + n_out)
-                self._mm(rows, n_in, r, x_rg, True)  # lora_A: grad for x only if x requires it
-                self._mm(rows, r, n_out, True, True)  # lora_B: its input (A's output) always requires grad
+                self._mm(1, n_in, r, x_rg, True)  # lora_A: grad for x only if x requires it
+                self._mm(1, r, n_out, True, True)  # lora_B: its input (A's output) always requires grad
                 out_rg = True
         return out_rg
 
@@ -291,7 +290,6 @@ class _Walk:
         t.fwd += qk + pv
         p_rg = q_rg or k_rg
         t.bwd += qk * (int(q_rg) + int(k_rg)) + pv * (int(p_rg) + int(v_rg))
-        self._att_layer_fwd += qk + pv
         return p_rg or v_rg
 
     def mla_block(self, base: str, i: int, x_rg: bool) -> bool:
@@ -313,8 +311,7 @@ class _Walk:
         o_in = self.attention_core(window, q_rg, kv or c, kv, qk_dim=qk_dim, v_dim=m.v_head_dim)
         return self.linear(f"{base}.{a.names.o}", o_in, a.n_heads * m.v_head_dim, a.hidden, a.o_bias)
 
-    _att_layer_fwd: float = 0.0
-    _last_mm: float = 0.0
+    _last_mm: float = 0.0  # forward FLOP/token of the latest matmul inside a layer
 
     # --- blocks
     def attention_block(self, p: str, i: int, x_rg: bool) -> bool:
@@ -366,7 +363,7 @@ class _Walk:
         # Routed experts: T·top_k token rows in all (each token visits top_k experts).
         up_w = self.param(f"{ex}.gate_up_proj" if m.gated else f"{ex}.up_proj", e * a.hidden * ie * (2 if m.gated else 1))
         down_w = self.param(f"{ex}.down_proj", e * ie * a.hidden)
-        self._mm(m.top_k, a.hidden, ie * (2 if m.gated else 1), x_rg, up_w)
+        self._mm(m.top_k, a.hidden, ie * (2 if m.gated else 1), x_rg, up_w)  # T·top_k rows per T tokens
         h_rg = x_rg or up_w
         self._mm(m.top_k, ie, a.hidden, h_rg, down_w)
         out = h_rg or down_w or r_rg
@@ -392,11 +389,9 @@ class _Walk:
             rg = self.param(n.pos_embed + ".weight", a.n_positions * a.hidden) or rg
         if a.extra_params:  # BLOOM's word_embeddings_layernorm
             rg = self.param(n.embed.rsplit(".", 1)[0] + ".word_embeddings_layernorm", a.extra_params) or rg
-        per_layer_att_fwd = []
         for i in range(a.n_layers):
             p = f"{n.layers}.{i}"
             self.in_layer = True
-            self._att_layer_fwd = 0.0
             if a.layout == "pre":
                 h = self.norm(f"{p}.{n.norm_attn_in}", rg, a.hidden)
                 rg = self.attention_block(p, i, h) or rg
@@ -418,7 +413,6 @@ class _Walk:
                 att = self.attention_block(p, i, h1)
                 h2 = self.norm(f"{p}.{n.norm_mlp_in}", rg, a.hidden)
                 rg = att | self.mlp_block(p, i, h2) | rg
-            per_layer_att_fwd.append(self._att_layer_fwd)
             self.in_layer = False
             # Non-reentrant checkpointing (transformers' default) stops recomputing once the last tensor saved for
             # backward is back; a matmul packs its inputs before it runs, so a layer's final matmul — followed only
@@ -433,7 +427,6 @@ class _Walk:
                         tied_to=n.embed + ".weight")
         else:
             self.linear(n.lm_head, h, a.hidden, a.vocab, a.lm_head_bias, is_lm_head=True)
-        return per_layer_att_fwd
 
 
 def _resolve_lora_targets(arch: Architecture, setup: TrainingSetup) -> tuple[tuple[str, ...] | None, re.Pattern | None]:
