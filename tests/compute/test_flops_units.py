@@ -153,3 +153,24 @@ def test_our_config_defaults_match_transformers(model_type):
     sparse = cfg.to_diff_dict()
     sparse["model_type"] = model_type
     assert architecture_from_config(sparse) == architecture_from_config(full)
+
+
+@pytest.mark.parametrize("kernel", ["sdpa", "flash"])
+def test_fused_attention_backward_matches_torch_formula(kernel):
+    """Fused SDPA/flash backward: all of dQ, dK, dV plus a recompute of QKᵀ, as torch.utils.flop_counter counts it
+    (its sdpa_flop_count / sdpa_backward_flop_count, the formulas FlopCounterMode applies to the fused kernels)."""
+    flop_counter = pytest.importorskip("torch.utils.flop_counter")
+    cfg = dict(LLAMA, num_hidden_layers=1)
+    s, heads, d = 1024, 32, 64
+    q, k = (1, heads, s, d), (1, 8, s, d)
+    fused = build_flop_model(cfg, TrainingSetup(method="lora", attention_kernel=kernel))
+    eager = build_flop_model(cfg, TrainingSetup(method="lora"))
+    pairs = attention_pairs(s, None, kernel)
+    (g,) = fused.attention
+    scale = pairs / (s * s)  # torch's formulas ignore causality; flash executes the unmasked pairs only
+    assert g.per_pair.forward * pairs == pytest.approx(flop_counter.sdpa_flop_count(q, k, k) * scale)
+    assert (g.per_pair.backward + g.per_pair.recompute) * pairs == pytest.approx(
+        flop_counter.sdpa_backward_flop_count(q, q, k, k) * scale)
+    # layer 0 under LoRA: eager skips dK (keys need no grad), a fused kernel does not
+    assert g.per_pair.backward > eager.attention[0].per_pair.backward
+    assert fused.sequence(s).recompute > 0 and eager.sequence(s).recompute == 0

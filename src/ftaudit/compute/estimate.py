@@ -140,9 +140,14 @@ def estimate_from_model(fm: FlopModel, tokens: int, seq_len: int, *, epochs: flo
         f"{tokens} tokens per epoch in unpadded sequences of {seq_len} tokens"
         + ("" if tokens % seq_len == 0 else f" (the last one {tokens % seq_len} tokens)")
         + f"; {epochs:g} epoch(s); padding adds executed compute that the meter counts apart",
-        f"attention kernel {setup.attention_kernel}: "
-        + ("the full S×S score matrix is computed (masking afterwards)" if setup.attention_kernel != "flash"
-           else "masked causal half and out-of-window blocks skipped"),
+        f"attention kernel {setup.attention_kernel}: " + {
+            "eager": "the full S×S score matrix is computed (masking afterwards); backward computes only the "
+                     "operand gradients that are required",
+            "sdpa": "counted as FlopCounterMode counts the fused kernels: full S×S forward; backward dQ, dK, dV "
+                    "together plus a recompute of QKᵀ (reported apart, excluded)",
+            "flash": "masked causal half and out-of-window blocks skipped; backward dQ, dK, dV together plus a "
+                     "recompute of QKᵀ (reported apart, excluded)",
+        }[setup.attention_kernel],
         "logits computed at every position; the embedding lookup and its gradient are not matmuls",
     ]
     if setup.method != "full":

@@ -108,7 +108,8 @@ class AttentionGroup:
 
 
 def attention_pairs(seq_len: int, window: int | None, kernel: AttentionKernel) -> float:
-    """Query-key pairs a kernel executes for one sequence. Eager/SDPA run the full S×S and mask afterwards; a
+    """Query-key pairs a kernel executes for one sequence. Eager runs the full S×S and masks afterwards; "sdpa" is
+    counted as FlopCounterMode counts it (full S×S, the conservative reading of whichever backend SDPA picks); a
     flash kernel skips the causally masked half and blocks outside the sliding window (block granularity ignored)."""
     s = seq_len
     if kernel != "flash":
@@ -189,6 +190,7 @@ class FlopModel:
 class _Tally:
     fwd: float = 0.0
     bwd: float = 0.0
+    rec: float = 0.0  # recompute inside a fused attention backward
 
 
 @dataclass
@@ -286,10 +288,18 @@ class _Walk:
         a = self.arch
         qk = 2.0 * a.n_heads * (qk_dim or a.head_dim)  # QKᵀ, per pair
         pv = 2.0 * a.n_heads * (v_dim or a.head_dim)  # PV, per pair
-        t = self.att.setdefault(window if self.setup.attention_kernel == "flash" else None, _Tally())
+        kernel = self.setup.attention_kernel
+        t = self.att.setdefault(window if kernel == "flash" else None, _Tally())
         t.fwd += qk + pv
         p_rg = q_rg or k_rg
-        t.bwd += qk * (int(q_rg) + int(k_rg)) + pv * (int(p_rg) + int(v_rg))
+        if kernel == "eager":  # two autograd matmuls: each computes only the operand grads that are required
+            t.bwd += qk * (int(q_rg) + int(k_rg)) + pv * (int(p_rg) + int(v_rg))
+        elif q_rg or k_rg or v_rg:
+            # A fused SDPA/flash backward computes dQ, dK, dV (and dP) together, and first recomputes the scores
+            # QKᵀ it did not keep: activation recomputation to save memory, reported apart (guidelines Annex A.1).
+            # Same split as torch.utils.flop_counter.sdpa_backward_flop_count.
+            t.bwd += 2 * qk + 2 * pv
+            t.rec += qk
         return p_rg or v_rg
 
     def mla_block(self, base: str, i: int, x_rg: bool) -> bool:
@@ -475,7 +485,7 @@ def build_flop_model(config_or_arch: dict | Architecture, setup: TrainingSetup =
                               walk.layer_fwd_tok if setup.gradient_checkpointing else 0.0)
     groups = []
     for window, t in sorted(walk.att.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
-        rec = t.fwd if setup.gradient_checkpointing else 0.0  # attention is inside the decoder layers
+        rec = t.rec + (t.fwd if setup.gradient_checkpointing else 0.0)  # attention is inside the decoder layers
         groups.append(AttentionGroup(window, SequenceFlops(t.fwd, t.bwd, rec)))
     if setup.method == "lora" and arch.moe is not None and (regex is not None or "all-linear" in (targets or ())):
         warnings.append(
