@@ -126,6 +126,15 @@ def load_model(src: ModelSource, cfg: RunConfig):
         model = AutoModelForCausalLM.from_pretrained(src.location, **kw)
     except Exception as exc:
         raise RuntimeFailure(f"cannot load the base model {src.describe()}: {_first_line(exc)}") from None
+    if src.gguf_file:
+        # transformers dequantises GGUF tensors to `dtype` on load but keeps a GGUF quantizer marker that makes
+        # Trainer refuse the model; the weights are plain floats, so drop the marker (the record keeps the fact
+        # that they came from a quantised GGUF file: artefact kind base-model:gguf:<type>).
+        model.hf_quantizer = None
+        if "is_quantized" in vars(model):
+            model.is_quantized = False
+        if getattr(model.config, "quantization_config", None) is not None:
+            del model.config.quantization_config
     return model
 
 
