@@ -100,7 +100,8 @@ def counted_flops(model, seq_len: int, *, seed: int = 0) -> float:
 
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(seed)
-    vocab = model.get_input_embeddings().num_embeddings
+    emb = model.get_input_embeddings()
+    vocab = getattr(emb, "num_embeddings", None) or emb.get_base_layer().num_embeddings  # PEFT-wrapped embedding
     ids = torch.randint(3, vocab, (1, seq_len), generator=g)
     counter = FlopCounterMode(display=False)
     with counter:

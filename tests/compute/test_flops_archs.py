@@ -188,3 +188,12 @@ def test_real_size_models_on_the_meta_device(model_id):
     lora = get_peft_model(model, LoraConfig(r=16, target_modules=["q_proj", "v_proj"]))
     setup = TrainingSetup(method="lora", lora_r=16, lora_target_modules=("q_proj", "v_proj"))
     assert build_flop_model(cfg, setup).sequence(2048).training == pytest.approx(count(lora), rel=REL)
+
+
+@pytest.mark.parametrize("model_type,targets", [("llama", ("embed_tokens", "v_proj")), ("gpt2", ("wte", "c_fc")),
+                                                ("qwen2", ("embed_tokens", "lm_head"))])
+def test_lora_on_embeddings_and_head(model_type, targets):
+    peft_model = with_lora(tiny_model(model_type), targets, r=4)
+    fm, ours = _ours(model_type, TrainingSetup(method="lora", lora_r=4, lora_target_modules=targets), 160)
+    assert ours == pytest.approx(counted_flops(peft_model, 160), rel=REL)
+    assert (fm.n_parameters, fm.n_trainable_parameters) == n_params(peft_model)

@@ -395,6 +395,15 @@ class _Walk:
         a, n, s = self.arch, self.arch.names, self.setup
         emb = self.param(n.embed + ".weight", a.vocab * a.hidden)
         rg = emb or bool(s.inputs_require_grad if s.inputs_require_grad is not None else s.gradient_checkpointing)
+        self.linear_names.append(n.embed)
+        if self.lora_targeted(n.embed, is_lm_head=True):  # is_lm_head: PEFT's all-linear skips embeddings too
+            # PEFT's LoRA Embedding: look up A (no matmul), then after_A @ Bᵀ (r -> hidden); both factors train.
+            r = s.lora_r
+            self.lora_hits.append(n.embed)
+            self.n_params += r * (a.vocab + a.hidden)
+            self.n_trainable += r * (a.vocab + a.hidden)
+            self._mm(1, r, a.hidden, True, True)
+            rg = True
         if n.pos_embed:
             rg = self.param(n.pos_embed + ".weight", a.n_positions * a.hidden) or rg
         if a.extra_params:  # BLOOM's word_embeddings_layernorm
