@@ -483,7 +483,7 @@ def build_flop_model(config_or_arch: dict | Architecture, setup: TrainingSetup =
         leaves = sorted({m.rsplit(".", 1)[-1] for m in walk.linear_names})
         raise BadInput(
             f"LoRA targets {','.join(targets) if targets else regex.pattern} match no module of this "
-            f"{arch.model_type} model; its linear modules are: {', '.join(leaves)}"
+            f"{arch.model_type} model; modules LoRA can target: {', '.join(leaves)}"
         )
     if setup.method == "partial" and walk.n_trainable == 0:
         raise BadInput(
