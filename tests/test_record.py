@@ -34,3 +34,20 @@ def test_unknown_fields_are_rejected(tmp_path):
 def test_missing_record_is_one_clear_error(tmp_path):
     with pytest.raises(BadInput, match="no run record"):
         RunRecord.load(tmp_path)
+
+
+def test_atomic_outputs_get_ordinary_permissions_and_leave_nothing_on_failure(tmp_path):
+    import os
+    import stat
+
+    from ftaudit.io import atomic_open, atomic_write_text
+
+    out = atomic_write_text(tmp_path / "a.txt", "x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
+    with pytest.raises(RuntimeError):
+        with atomic_open(tmp_path / "a.txt") as fh:
+            fh.write("half")
+            raise RuntimeError("crash mid-write")
+    assert out.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]

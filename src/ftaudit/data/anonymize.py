@@ -18,7 +18,6 @@ import hmac
 import json
 import os
 import secrets as _secrets
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from ftaudit.data.parallel import imap_ordered
 from ftaudit.data.pii import PII_TYPES, SECRET_TYPES, Span, _resolve_ner, detect_many, ner_available
 from ftaudit.data.special_categories import PREFIX as SPECIAL_PREFIX
 from ftaudit.errors import BadInput
+from ftaudit.io import atomic_open, atomic_path
 
 Strategy = Literal["redact", "mask", "hash", "pseudonymize"]
 STRATEGIES = ("redact", "mask", "hash", "pseudonymize")
@@ -384,30 +384,18 @@ def anonymize_path(src: str | os.PathLike, dst: str | os.PathLike, strategy: Str
             summary.records_changed += sum(1 for *_, changed in out if changed)
             yield out
 
-    try:
-        dst_p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dst_p.name}.", suffix=".tmp", dir=dst_p.parent)
-    except OSError as exc:
-        raise BadInput(f"cannot write {dst_p}: {exc.strerror}; choose a writable output directory") from None
-    try:
-        if out_fmt == "parquet":
-            os.close(fd)
+    if out_fmt == "parquet":
+        with atomic_path(dst_p) as tmp:
             _parquet_batches(([data for _, data, _ in out] for out in results()), src_p, tmp)
-            summary.records_written = summary.records_read
-        else:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                writer = _Writer(out_fmt, fh, src_p)
-                for out in results():
-                    for index, data, _ in out:
-                        writer.write(index, data)
-                writer.close()
-                summary.records_written = writer.n
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, dst_p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        summary.records_written = summary.records_read
+    else:
+        with atomic_open(dst_p, "w", encoding="utf-8", newline="") as fh:
+            writer = _Writer(out_fmt, fh, src_p)
+            for out in results():
+                for index, data, _ in out:
+                    writer.write(index, data)
+            writer.close()
+        summary.records_written = writer.n
     summary.records_skipped = len(errors)
     if errors:
         summary.notes.append(f"{len(errors)} unreadable record(s) were left out of the output (first: "

@@ -16,8 +16,6 @@ A reviewer who never saw the ledger checks all of it; pinning the provider's key
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ftaudit.errors import BadInput, VerificationFailed
+from ftaudit.io import atomic_open
 from ftaudit.ledger import chain
 from ftaudit.ledger.core import Ledger, SignedHead
 from ftaudit.ledger.keys import SigningKey, key_id, parse_public_pem, public_pem, verify_signature
@@ -167,26 +166,13 @@ def _collect(ledger: Ledger, run_dir: Path, key: SigningKey, trust: Trust) -> tu
 
 
 def _write_zip_atomically(out: Path, members: dict[str, bytes]) -> None:
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    except OSError as exc:
-        raise BadInput(f"cannot write {out}: {exc.strerror}; choose a writable output directory") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                for name in [MANIFEST, SIGNATURE, *sorted(n for n in members if n not in (MANIFEST, SIGNATURE))]:
-                    info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    info.external_attr = 0o644 << 16
-                    zf.writestr(info, members[name])
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(out, "wb") as fh:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name in [MANIFEST, SIGNATURE, *sorted(n for n in members if n not in (MANIFEST, SIGNATURE))]:
+                info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, members[name])
 
 
 # -- offline verification -------------------------------------------------------------------------------------
