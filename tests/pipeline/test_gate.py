@@ -79,3 +79,18 @@ def test_stops_mid_run_when_the_meter_reaches_the_limit(tmp_path, tiny_model, ti
     assert ckpts and all(int(c.name.split("-")[1]) < 8 for c in ckpts)
     # stopped at the limit (projected), never far past it
     assert rec.compute.flops.regulatory <= low / 3 * 1.05
+
+
+def test_evaluate_stage_and_canaries(tmp_path, tiny_model, tiny_data, capsys):
+    """Canaries asked for by the evaluation config are trained on (and counted in the plan); the evaluate stage
+    runs base vs tuned on the held-out file and the record carries its evidence."""
+    p = make_config(tmp_path, tiny_model, tiny_data, eval_datasets=[{"path": str(tiny_data["eval"])}],
+                    evaluation={"suites": ["quality"], "limits": {"task_items": 4, "task_max_new_tokens": 8},
+                                "canaries": {"inserted": 1, "unseen": 1, "repeats": 2}})
+    assert main(["train", str(p), "--plan", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["plan"]["train_records"] == 48 + 2
+    assert main(["train", str(p), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)["record"]
+    stages = {s["name"]: s["status"] for s in rec["stages"]}
+    assert stages["evaluate"] == "ok" and rec["evaluation"]["families"]
+    assert (tmp_path / "run" / "evaluation" / "canaries.json").is_file()

@@ -69,29 +69,36 @@ def _need(rec: dict, key: str, where: str, kind: type = str):
     return value
 
 
-def load_examples(cfg: RunConfig, specs: list[DatasetSpec]) -> list[Example]:
+def _example(spec: DatasetSpec, fmt: str, rec: dict, where: str) -> Example:
+    if fmt == "prompt_completion":
+        p, c = _need(rec, spec.prompt_field, where), _need(rec, spec.completion_field, where)
+        return Example([(p, False), (c, True)], prompt=p, completion=c)
+    if fmt == "messages":
+        msgs = _need(rec, spec.messages_field, where, list)
+        if not all(isinstance(m, dict) and isinstance(m.get("content"), str) and "role" in m for m in msgs):
+            raise BadInput(f"{where}: {spec.messages_field!r} must be a list of {{role, content}} objects")
+        return Example([(f"{m['role']}: {m['content']}\n", m["role"] == "assistant") for m in msgs], messages=msgs)
+    return Example([(_need(rec, spec.text_field, where), True)])
+
+
+def load_examples(cfg: RunConfig, specs: list[DatasetSpec], records_hook=None) -> list[Example]:
+    """Every record of every file, checked and turned into an Example.
+
+    `records_hook(list[dict]) -> list[dict]` may rewrite one file's records before conversion (the evaluation's
+    canary insertion uses it on the first training file)."""
     out: list[Example] = []
-    for spec in specs:
+    for n_spec, spec in enumerate(specs):
         path = cfg.resolve(spec.path)
-        fmt = None
-        n = 0
-        for index, rec in _records(path):
-            where = f"{path}: record {index}"
-            fmt = fmt or _detect(spec, rec)
-            if fmt == "prompt_completion":
-                p, c = _need(rec, spec.prompt_field, where), _need(rec, spec.completion_field, where)
-                out.append(Example([(p, False), (c, True)], prompt=p, completion=c))
-            elif fmt == "messages":
-                msgs = _need(rec, spec.messages_field, where, list)
-                if not all(isinstance(m, dict) and isinstance(m.get("content"), str) and "role" in m for m in msgs):
-                    raise BadInput(f"{where}: {spec.messages_field!r} must be a list of {{role, content}} objects")
-                out.append(Example([(f"{m['role']}: {m['content']}\n", m["role"] == "assistant") for m in msgs],
-                                   messages=msgs))
-            else:
-                out.append(Example([(_need(rec, spec.text_field, where), True)]))
-            n += 1
-        if n == 0:
+        rows = [(index, rec) for index, rec in _records(path)]
+        if not rows:
             raise BadInput(f"dataset {path} contains no records")
+        fmt = _detect(spec, rows[0][1])
+        if records_hook is not None and n_spec == 0:
+            for index, rec in rows:  # check the user's records first: errors must name their lines
+                _example(spec, fmt, rec, f"{path}: record {index}")
+            rows = [(-1, rec) for rec in records_hook([rec for _, rec in rows])]
+        for index, rec in rows:
+            out.append(_example(spec, fmt, rec, f"{path}: record {index}" if index >= 0 else f"{path} (+canaries)"))
     return out
 
 

@@ -48,6 +48,7 @@ class Run:
     planned_decision: Any = None
     lineage_parent: Any = None
     outcome: Any = None
+    canary_dir: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -94,8 +95,9 @@ def preflight(run: Run) -> Run:
         if spec.datasheet and not cfg.resolve(spec.datasheet).is_file():
             raise BadInput(f"datasheet {cfg.resolve(spec.datasheet)} not found")
     run.source = models.resolve_source(cfg)
+    hook = _canary_hook(run)
     with run.ui.status("reading and checking the training data"):
-        examples = data_mod.load_examples(cfg, cfg.datasets)
+        examples = data_mod.load_examples(cfg, cfg.datasets, records_hook=hook)
         if cfg.eval_datasets:
             data_mod.load_examples(cfg, cfg.eval_datasets)  # fields checked now, not after training
     with run.ui.status(f"loading the tokenizer and config of {run.source.describe()}"):
@@ -132,6 +134,22 @@ def preflight(run: Run) -> Run:
         run.ui.warn(w)
     _mark(run, "preflight", "ok", started)
     return run
+
+
+def _canary_hook(run: Run):
+    """When `evaluation.canaries` asks for them, insert canaries into the training records before tokenising, so
+    the compute plan counts them; the manifest goes to RUN_DIR/evaluation/ once the run dir exists."""
+    if not (run.cfg.evaluation or {}).get("canaries"):
+        return None
+    import tempfile
+
+    from ftaudit.evaluation.pipeline import canaries_for_training
+
+    run.canary_dir = Path(tempfile.mkdtemp(prefix="ftaudit-canaries-"))
+    spec = run.cfg.datasets[0]
+    if spec.prompt_field != "prompt" or spec.completion_field != "completion":
+        raise BadInput("evaluation.canaries needs the first dataset's fields named prompt/completion (or text)")
+    return lambda records: canaries_for_training(records, run.cfg.evaluation, run.canary_dir)
 
 
 def _data_scan(run: Run) -> None:
@@ -385,6 +403,12 @@ def after_preflight(run: Run, t0: float | None = None) -> Result:
     if run.is_main:
         run.rd.root.mkdir(parents=True, exist_ok=True)
         layout.write_config(run.rd, run.cfg)
+        if run.canary_dir is not None:  # the evaluate stage reads the manifest from RUN_DIR/evaluation/
+            import shutil
+
+            run.rd.evaluation.mkdir(parents=True, exist_ok=True)
+            for f in run.canary_dir.iterdir():
+                shutil.move(str(f), run.rd.evaluation / f.name)
         run.record.status = "running"
         run.record.save(run.rd.root)
         layout.append_log(run.rd, "stages.jsonl", {"stage": "preflight", "status": "ok",
