@@ -1,9 +1,11 @@
 """Meter overhead per training step: the same Trainer run with and without FlopsMeterCallback, as a ratio.
 
 Runs alternate (without, with, without, with, ...) so that load on the shared machine hits both alike; the step
-time of each run is the mean over its steps after warm-up (the periodic sync included), and the table reports the median over runs. A second
-table times the forward pre-hook alone per micro-batch (padded batches take the device path, unpadded ones only
-touch Python ints). Target: overhead ≤ 1 % of step time.
+time of each run is the mean over its steps after warm-up (the periodic sync included). On a shared, loaded
+machine the A/B ratio carries a few per cent of noise either way, so the table also gives the meter's own time
+(hook + step-end work, stopwatched inside the run, after warm-up) as a share of step time, and a second table
+times the hook alone per micro-batch (padded batches take the device path, unpadded ones only touch Python ints).
+Target: overhead ≤ 1 % of step time.
 
     python -m benchmarks meter_overhead        (or: make bench)
 """
@@ -25,7 +27,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainerCallback
 from ftaudit.integrations.hf import FlopsMeterCallback, _BatchCounter  # noqa: E402
 
 VOCAB, HIDDEN, LAYERS, SEQ, BATCH = 1000, 128, 2, 256, 8
-STEPS, WARMUP, REPEATS = 25, 5, 3
+STEPS, WARMUP, REPEATS = 20, 5, 3
 
 
 class _StepTimer(TrainerCallback):
@@ -59,7 +61,29 @@ def _collate(feats):
     return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
 
 
-def _run(with_meter: bool, padded: bool) -> float:
+class _TimedMeter(FlopsMeterCallback):
+    """The meter with a stopwatch on its own work (the hook and its step-end sync), after warm-up."""
+
+    self_time = 0.0
+    timing = False
+
+    def _count(self, module, args, kwargs):
+        t = time.perf_counter()
+        super()._count(module, args, kwargs)
+        if self.timing:
+            self.self_time += time.perf_counter() - t
+
+    def on_step_end(self, args, state, control, **kw):
+        t = time.perf_counter()
+        out = super().on_step_end(args, state, control, **kw)
+        if self.timing:
+            self.self_time += time.perf_counter() - t
+        self.timing = state.global_step >= WARMUP  # steps WARMUP+1.. are the timed ones
+        return out
+
+
+def _run(with_meter: bool, padded: bool) -> tuple[float, float]:
+    """(mean step seconds after warm-up, meter self-time per step after warm-up)."""
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=4 * HIDDEN, num_hidden_layers=LAYERS,
                       num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=SEQ)
@@ -67,14 +91,18 @@ def _run(with_meter: bool, padded: bool) -> float:
     model = LlamaForCausalLM(cfg)
     timer = _StepTimer()
     with tempfile.TemporaryDirectory() as out:
+        meter = _TimedMeter(output_dir=out) if with_meter else None
         # The timer goes last, so its step end comes after the meter's (which syncs every 10 steps).
-        cbs = ([FlopsMeterCallback(output_dir=out)] if with_meter else []) + [timer]
+        cbs = ([meter] if meter else []) + [timer]
         args = TrainingArguments(output_dir=out, per_device_train_batch_size=BATCH, max_steps=STEPS, report_to=[],
                                  use_cpu=True, save_strategy="no", logging_steps=10_000, disable_tqdm=True,
                                  remove_unused_columns=False, dataloader_num_workers=0)
-        Trainer(model=model, args=args, train_dataset=_data(padded, STEPS * BATCH), data_collator=_collate,
-                callbacks=cbs).train()
-    return statistics.fmean(timer.times[WARMUP:])  # mean, not median: the periodic sync must be in it
+        trainer = Trainer(model=model, args=args, train_dataset=_data(padded, STEPS * BATCH), data_collator=_collate,
+                          callbacks=cbs)
+        trainer.train()
+    steps = timer.times[WARMUP:]
+    self_per_step = (meter.self_time / len(steps)) if meter else 0.0
+    return statistics.fmean(steps), self_per_step  # mean, not median: the periodic sync must be in it
 
 
 def _hook_cost(padded: bool, n: int = 300) -> float:
@@ -92,17 +120,22 @@ def _hook_cost(padded: bool, n: int = 300) -> float:
 def main() -> None:
     torch.set_num_threads(1)
     print(f"tiny Llama hidden {HIDDEN}, {LAYERS} layers, batch {BATCH}×≤{SEQ} tokens, CPU, {STEPS} steps per run, "
-          f"mean step time over steps {WARMUP + 1}–{STEPS}, median of {REPEATS} alternating runs\n")
-    print("| batches | step without meter (ms) | step with meter (ms) | ratio with/without |")
-    print("|---|---|---|---|")
+          f"mean step time over steps {WARMUP + 1}–{STEPS}, {REPEATS} alternating pairs of runs\n")
+    print("| batches | step without (ms) | step with (ms) | A/B ratio, median (range) | meter self-time per step |")
+    print("|---|---|---|---|---|")
     for padded in (True, False):
-        without, with_ = [], []
+        without, with_, ratios, shares = [], [], [], []
         for _ in range(REPEATS):
-            without.append(_run(False, padded))
-            with_.append(_run(True, padded))
-        a, b = statistics.median(without), statistics.median(with_)
-        print(f"| {'padded (device path)' if padded else 'unpadded (shapes only)'} | {a * 1e3:.1f} | "
-              f"{b * 1e3:.1f} | {b / a:.3f} |")
+            a, _unused = _run(False, padded)
+            b, own = _run(True, padded)
+            without.append(a)
+            with_.append(b)
+            ratios.append(b / a)
+            shares.append(own / b)
+        print(f"| {'padded (device path)' if padded else 'unpadded (shapes only)'} | "
+              f"{statistics.median(without) * 1e3:.1f} | {statistics.median(with_) * 1e3:.1f} | "
+              f"{statistics.median(ratios):.3f} ({min(ratios):.3f}–{max(ratios):.3f}) | "
+              f"{100 * statistics.median(shares):.3f} % |")
     print("\n| batches | hook cost per micro-batch (µs) |")
     print("|---|---|")
     for padded in (True, False):

@@ -138,3 +138,29 @@ def test_add_counts_and_lineage_sum():
     runs = [LineageRun(run_id="a", regulatory_flops=1.0), LineageRun(run_id="b", regulatory_flops=2.0),
             LineageRun(run_id="a", regulatory_flops=5.0)]
     assert cumulative(runs) == 7.0  # a run listed twice counts once, at its latest figure
+
+
+def test_setup_from_live_model_partial_checkpointing_and_4bit():
+    from ftaudit.integrations.hf import _quant_bits, live_parameter_counts, setup_from_model
+
+    model = tiny_model()
+    for name, p in model.named_parameters():
+        p.requires_grad = name.startswith(("lm_head", "model.layers.1."))
+    (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
+    setup = setup_from_model(model)
+    assert setup.method == "partial" and setup.gradient_checkpointing and setup.attention_kernel == "eager"
+    fm = build_flop_model(model.config.to_dict(), setup)
+    assert fm.n_trainable_parameters == live_parameter_counts(model)[1]
+
+    class Params4bit(torch.nn.Parameter):  # stands in for bitsandbytes' packed 4-bit weight
+        pass
+
+    model = tiny_model()
+    layer = model.model.layers[0].mlp.up_proj
+    logical = layer.weight.numel()
+    packed = Params4bit(torch.zeros(logical // 2, 1, dtype=torch.uint8), requires_grad=False)
+    packed.quant_state = type("QS", (), {"shape": tuple(layer.weight.shape)})()
+    before = live_parameter_counts(model)[0]
+    layer.weight = packed
+    assert live_parameter_counts(model)[0] == before  # logical, not packed storage
+    assert _quant_bits(model) == 4

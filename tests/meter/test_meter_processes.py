@@ -3,6 +3,7 @@
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,12 @@ def _env():
     return env
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _batches(path: Path) -> list[list[int]]:
     return [[int(x) for x in line.split(",")] for line in path.read_text().split()]
 
@@ -36,7 +43,7 @@ def _hand(batches):
 
 def test_torchrun_two_processes_one_total(tmp_path):
     torchrun = VENV_BIN / "torchrun"
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(29500 + os.getpid() % 500), str(SCRIPT),
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(_free_port()), str(SCRIPT),
            str(tmp_path), "--max-steps", "4", "--meter-every", "2"]
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
