@@ -163,7 +163,15 @@ def _live_flops(meter_ref: list, gate: GateState) -> float | None:
 def run_trainer(cfg: RunConfig, rd: RunDir, model, tokenizer, data: TokenizedSet, gate: GateState, ui,
                 *, resume_from: str | None, parent: str | None, run_id: str,
                 original_flops: float | None) -> TrainOutcome:
+    import warnings
+
     from transformers import Trainer
+
+    # Two known-harmless library notices that would otherwise sit in the middle of the progress output:
+    # a deprecation inside transformers itself, and PEFT not finding config.json next to a GGUF base when it
+    # checks whether the vocabulary changed (it did not: LoRA leaves the embeddings alone).
+    warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*deprecated")
+    warnings.filterwarnings("ignore", message=r"Could not find a config file in .* will assume that the vocabulary")
 
     def gate_hook(total_lineage_flops: float) -> bool:
         """The meter calls this at every sync with the lineage total projected to the next sync; False stops."""
