@@ -9,7 +9,7 @@ generation) and reads `input_ids` / `inputs_embeds`, `attention_mask`, `position
 only every `save_every_steps` optimizer steps, at each checkpoint and at the end.
 
 Resume and crash semantics: the state is persisted atomically to `output_dir/ftaudit_meter.json` every N steps
-and at the end, and into every checkpoint (its own file and the Trainer's `trainer_state.json`). A job resumed
+(by a writer thread) and at the end, and into every checkpoint (its own file and the Trainer's `trainer_state.json`). A job resumed
 from checkpoint step c restarts from the counts at step c, so steps c+1… are counted once, when they are executed
 again. What the interrupted job metered past step c (its last persisted state, at most N steps short of what it
 ran) is recorded as a `ResumeEvent` and not added (reading: those parameter updates were discarded, like a failed
