@@ -109,6 +109,7 @@ def main(argv=None) -> int:
     p.add_argument("--save-steps", type=int, default=0)
     p.add_argument("--meter-every", type=int, default=2)
     p.add_argument("--slow", type=float, default=0.0)
+    p.add_argument("--gate-calls", type=int, default=0, help="the gate says stop at its N-th call")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     rank = int(os.environ.get("RANK", "0"))
@@ -119,7 +120,13 @@ def main(argv=None) -> int:
     if a.save_steps:
         kw.update(save_strategy="steps", save_steps=a.save_steps)
     args = training_args(a.out, **kw)
-    cbs = [FlopsMeterCallback(output_dir=a.out, save_every_steps=a.meter_every)]
+    calls = []
+
+    def gate(projected: float) -> bool:
+        calls.append(projected)
+        return len(calls) < a.gate_calls
+
+    cbs = [FlopsMeterCallback(output_dir=a.out, save_every_steps=a.meter_every, gate=gate if a.gate_calls else None)]
     if a.slow:
         cbs.append(_Slow(a.slow))
     trainer = Trainer(model=tiny_model(), args=args, train_dataset=data, data_collator=collator, callbacks=cbs)

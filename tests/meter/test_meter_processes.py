@@ -41,10 +41,11 @@ def _hand(batches):
     return sum(fm.batch([max(b)] * len(b)).training for b in batches)
 
 
-def test_torchrun_two_processes_one_total(tmp_path):
+def test_torchrun_two_processes_one_total_and_gate(tmp_path):
+    # The gate (rank 0 only) says stop at its 2nd call, i.e. at step 4 of 8: both ranks must stop there.
     torchrun = VENV_BIN / "torchrun"
     cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(_free_port()), str(SCRIPT),
-           str(tmp_path), "--max-steps", "4", "--meter-every", "2"]
+           str(tmp_path), "--max-steps", "8", "--meter-every", "2", "--gate-calls", "2"]
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     # Accelerate's dataloader fetches one batch ahead: the log may hold a fifth, never trained, batch per rank.
@@ -52,7 +53,7 @@ def test_torchrun_two_processes_one_total(tmp_path):
     assert all(len(b) in (4, 5) for b in per_rank)
     fed = per_rank[0][:4] + per_rank[1][:4]
     st = load_state(tmp_path)
-    assert st.world_size == 2 and st.counts.micro_batches == 8
+    assert st.world_size == 2 and st.counts.micro_batches == 8 and st.global_step == 4 and st.stopped_by_gate
     assert st.counts.tokens_effective == sum(map(sum, fed))
     assert st.counts.tokens_executed == sum(max(b) * len(b) for b in fed)
     assert math.isclose(st.flops.executed.total, _hand(fed), rel_tol=1e-12)

@@ -2,10 +2,8 @@
 
 import json
 import math
-import os
 
 import pytest
-import torch
 from transformers import AutoModelForCausalLM, Trainer
 
 from ftaudit.compute.flops import TrainingSetup, build_flop_model

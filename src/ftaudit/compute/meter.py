@@ -71,8 +71,8 @@ class FlopRates:
     attention scores and weighted values with the sequence length (S² dense, capped by sliding windows). We take
     a and attn(2) from L = 1 and 2 (attention is quadratic up to any window ≥ 2): a = 2·f(1) − f(2)/2 with
     attn(1) = c, attn(2) = 4c; then attn(L) = f(L) − a·L for every L, which is exact for whatever attention
-    shape the estimator models (when the estimator exposes `per_token` we use it and skip the solve). Padded rows run the per-token part on B×S tokens and the attention part on the
-    lengths the kernel executes.
+    shape the estimator models (when the estimator exposes `per_token` we use it and skip the solve). Padded
+    rows run the per-token part on B×S tokens and the attention part on the lengths the kernel executes.
     """
 
     def __init__(self, flop_model: _FlopModel):

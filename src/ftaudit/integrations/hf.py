@@ -9,11 +9,11 @@ generation) and reads `input_ids` / `inputs_embeds`, `attention_mask`, `position
 only every `save_every_steps` optimizer steps, at each checkpoint and at the end.
 
 Resume and crash semantics: the state is persisted atomically to `output_dir/ftaudit_meter.json` every N steps
-(by a writer thread) and at the end, and into every checkpoint (its own file and the Trainer's `trainer_state.json`). A job resumed
-from checkpoint step c restarts from the counts at step c, so steps c+1… are counted once, when they are executed
-again. What the interrupted job metered past step c (its last persisted state, at most N steps short of what it
-ran) is recorded as a `ResumeEvent` and not added (reading: those parameter updates were discarded, like a failed
-experiment, guidelines Annex A.1).
+(by a writer thread) and at the end, and into every checkpoint (its own file and the Trainer's
+`trainer_state.json`). A job resumed from checkpoint step c restarts from the counts at step c, so steps c+1…
+are counted once, when they are executed again. What the interrupted job metered past step c (its last persisted
+state, at most N steps short of what it ran) is recorded as a `ResumeEvent` and not added (reading: those
+parameter updates were discarded, like a failed experiment, guidelines Annex A.1).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -644,9 +644,11 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
         session_flops = new.regulatory_flops - (self._base.regulatory_flops if self._base else 0.0)
         per_step = session_flops / steps
         projected = new.lineage.cumulative_flops + per_step * self.save_every_steps
-        stop = 0.0 if bool(self.gate(projected)) else 1.0
+        stop = 0.0
+        if self._rank0:  # the gate runs once (it may log or write); every rank gets its answer
+            stop = 0.0 if bool(self.gate(projected)) else 1.0
         dist = _dist()
-        if dist is not None:  # one answer for all ranks: rank 0's
+        if dist is not None:
             t = torch.tensor([stop], dtype=torch.float64, device=_comm_device(dist))
             dist.broadcast(t, src=0)
             stop = float(t.item())
