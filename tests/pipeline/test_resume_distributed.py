@@ -84,11 +84,20 @@ def test_torchrun_two_processes_report_one_total(tmp_path, tiny_model, tiny_data
     if not torchrun.exists():
         pytest.skip("torchrun not installed")
     p = make_config(tmp_path, tiny_model, tiny_data, training={"max_steps": None, "epochs": 1})
-    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "ftaudit.cli",
-                           "train", str(p), "--json"], env=env(), capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    outs = [json.loads(x) for x in _json_objects(proc.stdout)]
+    proc = subprocess.Popen([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "ftaudit.cli",
+                             "train", str(p), "--json"], env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path)
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:  # SIGTERM first: torchrun then stops its workers (SIGKILL would orphan them)
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    assert proc.returncode == 0, stderr[-3000:]
+    outs = [json.loads(x) for x in _json_objects(stdout)]
     assert len(outs) == 1, "only rank 0 reports"
     rec = outs[0]["record"]
     plan = rec["compute"]["estimate"]

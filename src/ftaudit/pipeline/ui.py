@@ -65,7 +65,8 @@ class UI:
             return
         used = f"compute {_g(flops)} / {_g(limit)} FLOP"
         if flops is not None and limit:
-            used += f" ({flops / limit:.2%} of limit)"
+            share = flops / limit
+            used += f" ({share:.2%} of limit)" if share >= 1e-4 else f" ({share:.2g} of limit)"
         loss = f"loss {self._loss:.3f} · " if self._loss is not None else ""
         self._progress.update(self._task, completed=step, description=loss + used)
 
