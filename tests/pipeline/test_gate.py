@@ -94,3 +94,16 @@ def test_evaluate_stage_and_canaries(tmp_path, tiny_model, tiny_data, capsys):
     stages = {s["name"]: s["status"] for s in rec["stages"]}
     assert stages["evaluate"] == "ok" and rec["evaluation"]["families"]
     assert (tmp_path / "run" / "evaluation" / "canaries.json").is_file()
+
+
+def test_finished_run_is_recorded_in_the_ledger(tmp_path, tiny_model, tiny_data, capsys):
+    from ftaudit.ledger import open_ledger
+
+    p = make_config(tmp_path, tiny_model, tiny_data, ledger=str(tmp_path / "ledger.db"),
+                    training={"max_steps": 2})
+    assert main(["train", str(p), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)["record"]
+    with open_ledger(tmp_path / "ledger.db", create=False) as ledger:
+        assert ledger.run(rec["run_id"]) is not None
+        paths = {a.path for a in ledger.artefacts(rec["run_id"])}
+    assert "model/adapter_config.json" in paths and "config.yaml" in paths

@@ -188,6 +188,9 @@ class RunConfig(Strict):
     output_dir: str | None = Field(None, description="Run directory (default: runs/<name> next to the config).")
     parent: str | None = Field(None, description="Run directory, adapter or model directory of an earlier metered "
                                                  "run this one builds on: its compute adds to the lineage.")
+    ledger: str | None = Field(None, description="Ledger file or postgresql:// URL: the finished run and its "
+                                                 "files are recorded there (default: $FTAUDIT_LEDGER when set, "
+                                                 "else no ledger entry).")
     evaluation: dict[str, Any] = Field(default_factory=dict, description="Options for the evaluate stage, passed "
                                                                          "to ftaudit.evaluation (which validates them).")
     data_policy: dict[str, Any] = Field(default_factory=dict, description="Options for the data scan and its "

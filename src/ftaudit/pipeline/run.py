@@ -339,8 +339,26 @@ def record(run: Run) -> Run:
                 arts.append(Artefact(path=str(f.relative_to(rd.root)), sha256=digest, kind=kind, bytes=size))
     run.record.artefacts = arts
     run.record.status = "stopped" if run.outcome and run.outcome.status == "stopped" else "completed"
-    _mark(run, "record", "ok", started)
+    _mark(run, "record", "ok", started)  # saves run_record.json: the ledger entry must match this file
+    _ledger(run)
     return run
+
+
+def _ledger(run: Run) -> None:
+    """Record the run and its files in the tamper-evident ledger when one is configured."""
+    location = run.cfg.ledger or os.environ.get("FTAUDIT_LEDGER")
+    if not location:
+        return
+    from ftaudit.ledger import open_ledger
+
+    if not str(location).startswith(("postgresql://", "postgres://")):
+        location = str(run.cfg.resolve(location))
+    with open_ledger(location) as ledger:
+        ledger.record_run(run.record)
+        for a in run.record.artefacts:
+            if not Path(a.path).is_absolute():  # inputs outside the run dir are in the record by hash
+                ledger.register_artefact(run.record.run_id, a.path, a.sha256, a.kind, a.bytes)
+    run.ui.info(f"ledger: run {run.record.run_id} recorded in {location}")
 
 
 # ---------------------------------------------------------------------------------------------------- driver
