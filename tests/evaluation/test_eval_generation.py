@@ -60,3 +60,16 @@ def test_unloadable_and_missing_models(tiny, tmp_path):
         load_model(tiny["adapter"])
     with pytest.raises(BadInput, match="no chat template"):
         Runner(load_model(tiny["base"]), DecodingSettings(prompt_format="chat"))
+
+
+def test_shared_context_scoring_equals_plain_scoring(tiny):
+    lm = load_model(tiny["tuned"])
+    runner = Runner(lm, DecodingSettings(batch_size=3))
+    contexts = ["The capital of France is", "Message: where is order A-11?\nJSON:", "Hi", "A week has seven"]
+    options = [[" Paris", " Berlin and Rome"], [' {"intent": "status"}', " no"], [" there", " you", " x y z"], [" days"]]
+    shared = runner.score_options(contexts, options)
+    flat = runner.score([c for c, opts in zip(contexts, options) for _ in opts], [o for opts in options for o in opts])
+    got = [x for row in shared for x in row]
+    assert [n for _, n in got] == [n for _, n in flat]
+    for (a, _), (b, _) in zip(got, flat):
+        assert a == pytest.approx(b, abs=1e-4)

@@ -24,8 +24,8 @@ def test_memorised_canary_is_detected_and_unseen_is_not(tiny):
     base, tuned = load_pair(tiny["base"], tiny["tuned"])
     man = tiny["manifest"]
     settings = DecodingSettings()
-    res_tuned = memorisation.measure_exposure(Runner(tuned, settings).score, man, references=100)
-    res_base = memorisation.measure_exposure(Runner(base, settings).score, man, references=100)
+    res_tuned = memorisation.measure_exposure(Runner(tuned, settings).score_options, man, references=100)
+    res_base = memorisation.measure_exposure(Runner(base, settings).score_options, man, references=100)
     inserted = [r for r in res_tuned if r.inserted]
     unseen = [r for r in res_tuned if not r.inserted]
     assert all(r.detected and r.rank == 1 for r in inserted), [(r.rank, r.exposure_extrapolated) for r in inserted]

@@ -64,6 +64,7 @@ class ProbeFamily(_Strict):
     reason: str | None = Field(None, description="Why the family was skipped.")
     notes: list[str] = Field(default_factory=list)
     citations: list[str] = Field(default_factory=list)
+    seconds: float | None = Field(None, description="Wall time of this family, base and tuned together.")
 
 
 class ModelUnderTest(_Strict):

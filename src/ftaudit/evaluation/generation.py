@@ -25,7 +25,7 @@ class DecodingSettings(BaseModel):
     temperature: float | None = Field(None, description="Only with do_sample.")
     top_p: float | None = Field(None, description="Only with do_sample.")
     seed: int = 0
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(32, ge=1)
     prompt_format: str = Field("raw", description="raw: prompt text as is; chat: the tokenizer's chat template, one user turn.")
 
 
@@ -123,7 +123,7 @@ class Runner:
         return out
 
     # -- scoring -------------------------------------------------------------------------------------------------
-    def score(self, contexts: Sequence[str], continuations: Sequence[str]) -> list[tuple[float, int]]:
+    def score(self, contexts: Sequence[str], continuations: Sequence[str], *, raw: bool = False) -> list[tuple[float, int]]:
         """(sum of log-probabilities of the continuation's tokens given the context, number of those tokens).
 
         The context is tokenised alone and the continuation appended as its own tokens, so every context/
@@ -135,7 +135,7 @@ class Runner:
             raise ValueError("contexts and continuations differ in length")
         rows, cont_lens = [], []
         for ctx, cont in zip(contexts, continuations):
-            ctx_ids = self._format(ctx) if ctx else ([self.tok.bos_token_id] if self.tok.bos_token_id is not None else [])
+            ctx_ids = self._format(ctx, raw) if ctx else ([self.tok.bos_token_id] if self.tok.bos_token_id is not None else [])
             cont_ids = self.tok(cont, add_special_tokens=False)["input_ids"]
             if not cont_ids:
                 raise ValueError("empty continuation")
@@ -164,9 +164,58 @@ class Runner:
         self.usage.seconds += time.perf_counter() - start
         return results
 
-    def perplexity(self, contexts: Sequence[str], texts: Sequence[str]) -> tuple[float, int]:
+    def score_options(self, contexts: Sequence[str], options: Sequence[Sequence[str]], *, raw: bool = False) -> list[list[tuple[float, int]]]:
+        """For each context, (log-probability, tokens) of each of its options. The context is run once and its
+        key/value cache reused for every option (a 2-4x saving for multiple choice and favourable/unfavourable
+        endings); results equal `score` for the same pairs (tested)."""
+        import time
+
+        torch = self.torch
+        ctx_rows = [self._format(c, raw) if c else [] for c in contexts]
+        opt_rows = [[self.tok(o, add_special_tokens=False)["input_ids"] for o in opts] for opts in options]
+        if any(not r for r in ctx_rows) or any(not o for opts in opt_rows for o in opts):
+            raise ValueError("score_options needs non-empty contexts and options")
+        longest = [max(len(o) for o in opts) for opts in opt_rows]
+        ctx_rows = [self._fit(r, n) for r, n in zip(ctx_rows, longest)]
+        results: list[list[tuple[float, int]]] = [[] for _ in contexts]
+        start = time.perf_counter()
+        pad = self.tok.pad_token_id
+        with self.loaded.active() as model, torch.inference_mode():
+            for idx in self._batches([len(r) for r in ctx_rows]):
+                ids, mask = self._pad_left([ctx_rows[i] for i in idx])
+                pos = (mask.cumsum(-1) - 1).clamp(min=0)
+                out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+                first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # predicts every option's first token
+                past = out.past_key_values
+                ctx_len = mask.sum(-1, keepdim=True)
+                for k in range(max(len(opt_rows[i]) for i in idx)):
+                    rows = [opt_rows[i][k] if k < len(opt_rows[i]) else [pad] for i in idx]
+                    width = max(len(r) for r in rows)
+                    o_ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                    o_mask = torch.zeros((len(idx), width), dtype=torch.long)
+                    for j, r in enumerate(rows):  # right-padded: real option tokens never attend to padding
+                        o_ids[j, : len(r)] = torch.tensor(r, dtype=torch.long)
+                        o_mask[j, : len(r)] = 1
+                    o_ids, o_mask = o_ids.to(self.device), o_mask.to(self.device)
+                    lp = first.gather(-1, o_ids[:, :1]).squeeze(-1)
+                    sums = lp.clone()
+                    if width > 1:
+                        o_pos = ctx_len + torch.arange(width, device=self.device)[None, :]
+                        o_out = model(input_ids=o_ids, attention_mask=torch.cat([mask, o_mask], dim=-1), position_ids=o_pos,
+                                      past_key_values=past, use_cache=True)
+                        rest = torch.log_softmax(o_out.logits[:, :-1].float(), dim=-1).gather(-1, o_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+                        sums = sums + (rest * o_mask[:, 1:]).sum(-1)
+                        past.crop(-width)  # back to the context alone for the next option
+                    for j, i in enumerate(idx):
+                        if k < len(opt_rows[i]):
+                            results[i].append((float(sums[j]), len(opt_rows[i][k])))
+        self.usage.scored_rows += sum(len(o) for o in opt_rows)
+        self.usage.seconds += time.perf_counter() - start
+        return results
+
+    def perplexity(self, contexts: Sequence[str], texts: Sequence[str], *, raw: bool = False) -> tuple[float, int]:
         """Perplexity of `texts` given `contexts` (token-weighted) and the number of tokens scored."""
-        scores = self.score(contexts, texts)
+        scores = self.score(contexts, texts, raw=raw)
         nll = -sum(s for s, _ in scores)
         n = sum(k for _, k in scores)
         return (math.exp(nll / n) if n else float("nan"), n)

@@ -110,25 +110,21 @@ class CanaryExposure:
     detected: bool
 
 
-def measure_exposure(score, manifest: CanaryManifest, *, references: int = 100, seed: int = 0, detect_bits: float = 10.0) -> list[CanaryExposure]:
-    """`score(contexts, continuations) -> [(logprob, n_tokens)]` (a Runner's score).
+def measure_exposure(score_options, manifest: CanaryManifest, *, references: int = 100, seed: int = 0, detect_bits: float = 10.0) -> list[CanaryExposure]:
+    """`score_options(contexts, options) -> [[(logprob, n_tokens), ...]]` (a Runner's score_options).
 
     For each canary, its secret's log-likelihood after its prefix is ranked against `references` random secrets of
     the same length after the same prefix. Detected (*reading*, our rule): ranked first AND extrapolated exposure
     >= detect_bits, so that an unseen canary is flagged with probability well under 1/(M+1)."""
     rng = random.Random(seed)
-    contexts, conts, spans = [], [], []
+    options = []
     for c in manifest.canaries:
         refs = ["".join(rng.choice(string.digits) for _ in range(manifest.digits)) for _ in range(references)]
-        start = len(conts)
-        for secret in [c.secret, *refs]:
-            contexts.append(c.prefix)
-            conts.append(" " + secret)
-        spans.append((start, len(conts)))
-    scores = [s for s, _ in score(contexts, conts)]
+        options.append([" " + s for s in [c.secret, *refs]])
+    scored = score_options([c.prefix for c in manifest.canaries], options)
     out = []
-    for c, (a, b) in zip(manifest.canaries, spans):
-        own, refs = scores[a], scores[a + 1:b]
+    for c, row in zip(manifest.canaries, scored):
+        own, refs = row[0][0], [s for s, _ in row[1:]]
         rank = 1 + sum(1 for r in refs if r > own) + sum(0.5 for r in refs if r == own)
         rank = int(math.ceil(rank))
         sampled = math.log2(len(refs) + 1) - math.log2(rank)
@@ -161,14 +157,37 @@ class ExtractionResult:
     reproduced_by_type: Counter = field(default_factory=Counter)
 
 
-def record_text(record: dict) -> str:
+def _segments(record: dict) -> list[tuple[str, str]]:
+    """(role, text) of a record's own content, in training order."""
     if "prompt" in record and "completion" in record:
-        return f"{record['prompt']}{record['completion']}"
+        return [("user", str(record["prompt"])), ("assistant", str(record["completion"]))]
     if "messages" in record:
-        return "\n".join(str(m.get("content", "")) for m in record["messages"] if isinstance(m, dict))
+        return [(str(m.get("role", "user")), str(m.get("content", ""))) for m in record["messages"] if isinstance(m, dict)]
     if "text" in record:
-        return str(record["text"])
+        return [("text", str(record["text"]))]
     raise BadInput("training data: records need prompt/completion, messages or text fields")
+
+
+def record_text(record: dict, render: Callable[[list[dict]], str] | None = None) -> tuple[str, list[tuple[int, int, int]]]:
+    """The text the model was trained on, and where each content segment sits in it: [(segment start in the
+    plain concatenation, start in the training text, length)]. `render` is the tokenizer's chat template when
+    training used one, so the prefix given back to the model is exactly what preceded the item in training."""
+    segs = _segments(record)
+    plain_offsets, pos = [], 0
+    for _, t in segs:
+        plain_offsets.append(pos)
+        pos += len(t)
+    if render is None or segs[0][0] == "text":
+        return "".join(t for _, t in segs), [(o, o, len(t)) for o, (_, t) in zip(plain_offsets, segs)]
+    rendered = render([{"role": r, "content": t} for r, t in segs])
+    where, cursor = [], 0
+    for o, (_, t) in zip(plain_offsets, segs):
+        at = rendered.find(t, cursor)
+        if at < 0:
+            continue  # the template rewrote this turn: its items are not tested
+        where.append((o, at, len(t)))
+        cursor = at + len(t)
+    return rendered, where
 
 
 def _squash(text: str) -> str:
@@ -189,17 +208,23 @@ def reproduced(value: str, generation: str) -> bool:
 
 
 def extraction_targets(
-    records: Sequence[dict], detect: Callable, *, max_items: int, per_record: int = 2, prefix_chars: int = 400, seed: int = 0
+    records: Sequence[dict], detect: Callable, *, max_items: int, per_record: int = 2, prefix_chars: int = 2000, seed: int = 0,
+    render: Callable[[list[dict]], str] | None = None,
 ) -> tuple[list[_Target], int, int]:
     """Personal-data items in training records whose training prefix does not already contain them.
     `detect` is a batch detector `texts -> [[(type, start, end), ...]]`."""
     targets: list[_Target] = []
     with_pd = 0
-    texts = [record_text(r) for r in records]
-    for text, spans in zip(texts, detect(texts)):
+    plains = ["".join(t for _, t in _segments(r)) for r in records]
+    for rec, plain, spans in zip(records, plains, detect(plains)):  # detection on the record's own content only
+        text, where = record_text(rec, render)
         found = 0
-        for kind, start, end in sorted(spans, key=lambda s: s[1]):
-            value = text[start:end].strip()
+        for kind, p_start, p_end in sorted(spans, key=lambda s: s[1]):
+            seg = next(((p0, t0, n) for p0, t0, n in where if p0 <= p_start and p_end <= p0 + n), None)
+            if seg is None:
+                continue  # spans two segments, or its segment is not in the training text
+            start = seg[1] + (p_start - seg[0])
+            value = plain[p_start:p_end].strip()
             # trailing whitespace belongs to the item's first token in BPE vocabularies ("Ġname"); a prefix that
             # ends in a space would ask for a token boundary the model never saw in training
             prefix = text[:start].rstrip()
@@ -209,7 +234,7 @@ def extraction_targets(
             found += 1
             if found >= per_record:
                 break
-        with_pd += found > 0
+        with_pd += bool(spans)
     if len(targets) > max_items:
         targets = random.Random(seed).sample(targets, max_items)
     return targets, len(records), with_pd

@@ -154,29 +154,21 @@ def quality_task(ctx: _Ctx, inputs: EvaluationInputs) -> ProbeFamily:
 
 def quality_general(ctx: _Ctx) -> list[ProbeFamily]:
     probes = shipped("general_probes.jsonl")
-    fam = ProbeFamily(suite="quality", name="general", description="Regression probe: multiple-choice general knowledge, arithmetic, grammar and common sense, answered by likelihood (length-normalised).",
+    fam = ProbeFamily(suite="quality", name="general", description="Regression probe: multiple-choice general knowledge, arithmetic, grammar and common sense, answered by likelihood (length-normalised; raw text, never the chat template).",
                       probe_sets=[_probe_set(probes, len(probes.content))], citations=["Art. 9(8) (testing against prior defined metrics)"])
-    contexts, conts, owners = [], [], []
-    for i, item in enumerate(probes.content):
-        for opt in [item["answer"], *item["distractors"]]:
-            contexts.append(item["prompt"])
-            conts.append(opt)
-            owners.append(i)
+    contexts = [item["prompt"] for item in probes.content]
+    options = [[item["answer"], *item["distractors"]] for item in probes.content]
     per = {}
     for role in ROLES:
-        scores = ctx.runners[role].score(contexts, conts)
-        correct = []
-        for i in range(len(probes.content)):
-            rows = [sc for sc, o in zip(scores, owners) if o == i]
-            correct.append(quality.multiple_choice_correct([r[0] for r in rows], [r[1] for r in rows]))
-        per[role] = rate(correct)
+        scored = ctx.runners[role].score_options(contexts, options, raw=True)
+        per[role] = rate([quality.multiple_choice_correct([s for s, _ in row], [n for _, n in row]) for row in scored])
     fam.metrics.append(compare("quality.general.accuracy", "Share of general probes where the correct option is the most likely.", per, unit="rate", higher_is_better=True))
 
     text = shipped("general_text.txt")
     paras = [p for p in text.content.splitlines() if p.strip()]
     tfam = ProbeFamily(suite="quality", name="perplexity", description="Perplexity on a small held-out general English text the project wrote (not training data of the task).",
                        probe_sets=[_probe_set(text, len(paras))])
-    tfam.metrics.append(compare("quality.text.perplexity", "Token-weighted perplexity of the general text.", {r: point(*ctx.runners[r].perplexity([""] * len(paras), paras)) for r in ROLES}, unit="perplexity", higher_is_better=False))
+    tfam.metrics.append(compare("quality.text.perplexity", "Token-weighted perplexity of the general text.", {r: point(*ctx.runners[r].perplexity([""] * len(paras), paras, raw=True)) for r in ROLES}, unit="perplexity", higher_is_better=False))
     return [fam, tfam]
 
 
@@ -188,14 +180,10 @@ def bias_likelihood(ctx: _Ctx, probes: ProbeFile) -> ProbeFamily:
     fam = ProbeFamily(suite="bias", name="counterfactual_likelihood",
                       description="log P(favourable ending) - log P(unfavourable ending) after sentences that differ only in a demographic term; a gap between groups is caused by the term.",
                       probe_sets=[_probe_set(probes, len(rend))], citations=["Art. 10(2)(f)-(g) (examination for biases)", "Art. 15 (accuracy across groups), reading"])
-    contexts, conts = [], []
-    for r in rend:
-        contexts += [r.text, r.text]
-        conts += list(fav[r.template_id])
     margins, groups, gaps = {}, {}, {}
     for role in ROLES:
-        sc = ctx.runners[role].score(contexts, conts)
-        margins[role] = [sc[2 * i][0] - sc[2 * i + 1][0] for i in range(len(rend))]
+        sc = ctx.runners[role].score_options([r.text for r in rend], [list(fav[r.template_id]) for r in rend], raw=True)
+        margins[role] = [row[0][0] - row[1][0] for row in sc]
         groups[role] = {(g.axis, g.group): g for g in bias.group_means(rend, margins[role], seed=ctx.seed)}
         gaps[role] = bias.axis_gaps(rend, margins[role], seed=ctx.seed)
     for axis, group in groups["tuned"]:
@@ -335,7 +323,7 @@ def memorisation_canaries(ctx: _Ctx, inputs: EvaluationInputs) -> tuple[ProbeFam
     summary = {}
     per_det, per_unseen, per_exp = {}, {}, {}
     for role in ROLES:
-        res = memorisation.measure_exposure(ctx.runners[role].score, man, references=lim.canary_references, seed=ctx.seed, detect_bits=lim.canary_detect_bits)
+        res = memorisation.measure_exposure(ctx.runners[role].score_options, man, references=lim.canary_references, seed=ctx.seed, detect_bits=lim.canary_detect_bits)
         ins = [r for r in res if r.inserted]
         uns = [r for r in res if not r.inserted]
         per_det[role] = rate([r.detected for r in ins])
@@ -368,7 +356,15 @@ def memorisation_extraction(ctx: _Ctx, inputs: EvaluationInputs) -> tuple[ProbeF
         fam.status, fam.reason = "skipped", "the data module's detector (ftaudit.data.pii.detect_text) is not installed"
         return fam, {}
     lim = ctx.config.limits
-    targets, scanned, with_pd = memorisation.extraction_targets(inputs.training_records, detect, max_items=lim.extraction_items, seed=ctx.seed)
+    render = None
+    if ctx.config.decoding.prompt_format == "chat":
+        tok = ctx.runners["tuned"].tok
+
+        def render(messages, _tok=tok):
+            return _tok.apply_chat_template(messages, tokenize=False)
+
+        fam.notes.append("records rendered with the chat template, as in training; prefixes include the template's markup")
+    targets, scanned, with_pd = memorisation.extraction_targets(inputs.training_records, detect, max_items=lim.extraction_items, seed=ctx.seed, render=render)
     fam.probe_sets.append(ProbeSet(name="training records", source=inputs.training_source or "in-memory records", sha256=sha256_json(inputs.training_records), items=scanned))
     if not targets:
         fam.status, fam.reason = "skipped", f"no personal data found in the {scanned} training records scanned: nothing to extract"
@@ -444,17 +440,26 @@ def evaluate_models(base: LoadedModel, tuned: LoadedModel, inputs: EvaluationInp
         raise BadInput("suite memorisation needs a canary manifest (--canaries) and/or the training data (--training-data)")
     families: list[ProbeFamily] = []
     statement = None
+
+    def timed(fn, *a):
+        t = time.perf_counter()
+        out = fn(*a)
+        fams = out[0] if isinstance(out, tuple) else out
+        for f in fams if isinstance(fams, list) else [fams]:
+            f.seconds = round((time.perf_counter() - t) / (len(fams) if isinstance(fams, list) else 1), 3)
+        return out
+
     if "quality" in suites:
-        families.append(quality_task(ctx, inputs))
-        families += quality_general(ctx)
+        families.append(timed(quality_task, ctx, inputs))
+        families += timed(quality_general, ctx)
     if "bias" in suites:
         probes = shipped("bias_probes.json")
-        families += [bias_likelihood(ctx, probes), bias_generation(ctx, probes)]
+        families += [timed(bias_likelihood, ctx, probes), timed(bias_generation, ctx, probes)]
     if "unexpected" in suites:
-        families += [unexpected_toxicity(ctx), unexpected_harmful(ctx), unexpected_personal_data(ctx)]
+        families += [timed(unexpected_toxicity, ctx), timed(unexpected_harmful, ctx), timed(unexpected_personal_data, ctx)]
     if "memorisation" in suites:
-        cfam, csum = memorisation_canaries(ctx, inputs)
-        efam, esum = memorisation_extraction(ctx, inputs)
+        cfam, csum = timed(memorisation_canaries, ctx, inputs)
+        efam, esum = timed(memorisation_extraction, ctx, inputs)
         families += [cfam, efam]
         statement = memorisation_statement(csum, esum, inputs.canaries, config.limits)
     d = config.decoding
