@@ -128,14 +128,15 @@ def launch(args) -> int:
 
 
 def sdk_available() -> str | None:
-    try:
-        from importlib.metadata import version
+    import importlib.util
+    from importlib.metadata import PackageNotFoundError, version
 
-        import sagemaker  # noqa: F401
-
-        return f"sagemaker {version('sagemaker')}"
-    except Exception:
+    if importlib.util.find_spec("sagemaker") is None:
         return None
+    try:
+        return f"sagemaker {version('sagemaker')}"
+    except PackageNotFoundError:
+        return "sagemaker (version unknown)"
 
 
 def _session():
