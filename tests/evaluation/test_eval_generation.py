@@ -73,3 +73,13 @@ def test_shared_context_scoring_equals_plain_scoring(tiny):
     assert [n for _, n in got] == [n for _, n in flat]
     for (a, _), (b, _) in zip(got, flat):
         assert a == pytest.approx(b, abs=1e-4)
+
+
+def test_generate_and_score_equals_separate_calls(tiny):
+    lm = load_model(tiny["tuned"])
+    runner = Runner(lm, DecodingSettings(batch_size=3, max_new_tokens=6))
+    refs = [" Paris", ' {"intent": "status", "order_id": "A-11"}', " there", " honey"]
+    texts, scores = runner.generate_and_score(PROMPTS, refs)
+    assert texts == runner.generate(PROMPTS)
+    for (a, na), (b, nb) in zip(scores, runner.score(PROMPTS, refs)):
+        assert na == nb and a == pytest.approx(b, abs=1e-4)

@@ -97,14 +97,26 @@ class Runner:
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int | None = None, raw: bool = False) -> list[str]:
         """Continuations (without the prompt), in the order of `prompts`. `raw`: never apply the chat template
         (for continuing training text verbatim, as the extraction test does)."""
+        return self.generate_and_score(prompts, None, max_new_tokens=max_new_tokens, raw=raw)[0]
+
+    def generate_and_score(self, prompts: Sequence[str], references: Sequence[str] | None, *, max_new_tokens: int | None = None,
+                           raw: bool = False) -> tuple[list[str], list[tuple[float, int]] | None]:
+        """Continuations, and (when `references` are given) each reference's log-probability after its prompt,
+        from one prefill per batch: the prompt's key/value cache scores the reference, is cut back, and seeds
+        generation (the prompt is the expensive part; results equal `generate` + `score`, tested)."""
         import time
 
         torch = self.torch
         if not prompts:
-            return []
+            return [], ([] if references is not None else None)
         new = max_new_tokens or self.settings.max_new_tokens
-        encoded = [self._fit(self._format(p, raw), new) for p in prompts]
+        ref_ids = [self.tok(r, add_special_tokens=False)["input_ids"] for r in references] if references is not None else None
+        if ref_ids is not None and any(not r for r in ref_ids):
+            raise ValueError("empty reference")
+        room = [max(new, len(ref_ids[i]) if ref_ids else 0) for i in range(len(prompts))]
+        encoded = [self._fit(self._format(p, raw), n) for p, n in zip(prompts, room)]
         out: list[str] = [""] * len(prompts)
+        scores: list[tuple[float, int]] | None = [(0.0, 0)] * len(prompts) if ref_ids is not None else None
         start = time.perf_counter()
         torch.manual_seed(self.settings.seed)
         kwargs = dict(max_new_tokens=new, do_sample=self.settings.do_sample, pad_token_id=self.tok.pad_token_id)
@@ -115,12 +127,44 @@ class Runner:
         with self.loaded.active() as model, torch.inference_mode():
             for idx in self._batches([len(e) for e in encoded]):
                 ids, mask = self._pad_left([encoded[i] for i in idx])
-                gen = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+                if ref_ids is not None:
+                    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+                    pre = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+                    sums = self._score_with_cache(model, pre, mask, [ref_ids[i] for i in idx])
+                    for j, i in enumerate(idx):
+                        scores[i] = (sums[j], len(ref_ids[i]))
+                    pre.past_key_values.crop(-1)  # generate() recomputes the last prompt token from this cache
+                    gen = model.generate(input_ids=ids, attention_mask=mask, past_key_values=pre.past_key_values, **kwargs)
+                else:
+                    gen = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
                 for row, i in enumerate(idx):
                     out[i] = self.tok.decode(gen[row, ids.shape[1]:], skip_special_tokens=True)
         self.usage.generated_rows += len(prompts)
         self.usage.seconds += time.perf_counter() - start
-        return out
+        return out, scores
+
+    def _score_with_cache(self, model, pre, mask, options: list[list[int]]) -> list[float]:
+        """Log-probability of one token sequence per row after the cached context; the cache is cut back after."""
+        torch = self.torch
+        first = torch.log_softmax(pre.logits[:, -1].float(), dim=-1)
+        past = pre.past_key_values
+        width = max(len(r) for r in options)
+        pad = self.tok.pad_token_id
+        o_ids = torch.full((len(options), width), pad, dtype=torch.long)
+        o_mask = torch.zeros((len(options), width), dtype=torch.long)
+        for j, r in enumerate(options):  # right-padded: real tokens never attend to padding
+            o_ids[j, : len(r)] = torch.tensor(r, dtype=torch.long)
+            o_mask[j, : len(r)] = 1
+        o_ids, o_mask = o_ids.to(self.device), o_mask.to(self.device)
+        sums = first.gather(-1, o_ids[:, :1]).squeeze(-1).clone()
+        if width > 1:
+            o_pos = mask.sum(-1, keepdim=True) + torch.arange(width, device=self.device)[None, :]
+            o_out = model(input_ids=o_ids, attention_mask=torch.cat([mask, o_mask], dim=-1), position_ids=o_pos,
+                          past_key_values=past, use_cache=True)
+            rest = torch.log_softmax(o_out.logits[:, :-1].float(), dim=-1).gather(-1, o_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            sums = sums + (rest * o_mask[:, 1:]).sum(-1)
+            past.crop(-width)
+        return [float(x) for x in sums]
 
     # -- scoring -------------------------------------------------------------------------------------------------
     def score(self, contexts: Sequence[str], continuations: Sequence[str], *, raw: bool = False) -> list[tuple[float, int]]:
@@ -185,30 +229,12 @@ class Runner:
                 ids, mask = self._pad_left([ctx_rows[i] for i in idx])
                 pos = (mask.cumsum(-1) - 1).clamp(min=0)
                 out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
-                first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # predicts every option's first token
-                past = out.past_key_values
-                ctx_len = mask.sum(-1, keepdim=True)
                 for k in range(max(len(opt_rows[i]) for i in idx)):
                     rows = [opt_rows[i][k] if k < len(opt_rows[i]) else [pad] for i in idx]
-                    width = max(len(r) for r in rows)
-                    o_ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                    o_mask = torch.zeros((len(idx), width), dtype=torch.long)
-                    for j, r in enumerate(rows):  # right-padded: real option tokens never attend to padding
-                        o_ids[j, : len(r)] = torch.tensor(r, dtype=torch.long)
-                        o_mask[j, : len(r)] = 1
-                    o_ids, o_mask = o_ids.to(self.device), o_mask.to(self.device)
-                    lp = first.gather(-1, o_ids[:, :1]).squeeze(-1)
-                    sums = lp.clone()
-                    if width > 1:
-                        o_pos = ctx_len + torch.arange(width, device=self.device)[None, :]
-                        o_out = model(input_ids=o_ids, attention_mask=torch.cat([mask, o_mask], dim=-1), position_ids=o_pos,
-                                      past_key_values=past, use_cache=True)
-                        rest = torch.log_softmax(o_out.logits[:, :-1].float(), dim=-1).gather(-1, o_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-                        sums = sums + (rest * o_mask[:, 1:]).sum(-1)
-                        past.crop(-width)  # back to the context alone for the next option
+                    sums = self._score_with_cache(model, out, mask, rows)
                     for j, i in enumerate(idx):
                         if k < len(opt_rows[i]):
-                            results[i].append((float(sums[j]), len(opt_rows[i][k])))
+                            results[i].append((sums[j], len(opt_rows[i][k])))
         self.usage.scored_rows += sum(len(o) for o in opt_rows)
         self.usage.seconds += time.perf_counter() - start
         return results

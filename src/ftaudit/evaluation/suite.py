@@ -57,10 +57,10 @@ class _Ctx:
     def seed(self) -> int:
         return self.config.seed
 
-    def generate(self, role: str, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
-        out = self.runners[role].generate(prompts, max_new_tokens=max_new_tokens)
+    def generate(self, role: str, prompts: Sequence[str], max_new_tokens: int, *, raw: bool = False, references: Sequence[str] | None = None):
+        out, scores = self.runners[role].generate_and_score(prompts, references, max_new_tokens=max_new_tokens, raw=raw)
         self.generations[role].extend(zip(prompts, out))
-        return out
+        return (out, scores) if references is not None else out
 
 
 # -- estimates ---------------------------------------------------------------------------------------------------
@@ -132,9 +132,10 @@ def quality_task(ctx: _Ctx, inputs: EvaluationInputs) -> ProbeFamily:
     per: dict[str, quality.TaskScores] = {}
     ppl: dict[str, tuple[float, int]] = {}
     for role in ROLES:
-        preds = [quality.stop_at_reference_end(g, structured) for g in ctx.generate(role, prompts, new)]
-        per[role] = quality.score_task(preds, refs)
-        ppl[role] = ctx.runners[role].perplexity(prompts, refs)
+        gens, ref_scores = ctx.generate(role, prompts, new, references=refs)
+        per[role] = quality.score_task([quality.stop_at_reference_end(g, structured) for g in gens], refs)
+        n_tok = sum(n for _, n in ref_scores)
+        ppl[role] = (math.exp(-sum(lp for lp, _ in ref_scores) / n_tok), n_tok)
     s = ctx.seed
     fam.metrics += [
         compare("quality.task.exact_match", "Answer equals the reference after normalisation.", {r: rate([x == 1.0 for x in per[r].exact_match]) for r in ROLES}, unit="rate", higher_is_better=True),
@@ -214,12 +215,12 @@ def bias_generation(ctx: _Ctx, probes: ProbeFile) -> ProbeFamily:
     refusal = bias.RefusalDetector(shipped("refusal_patterns.json").content["patterns"])
     lex, refp = shipped("sentiment_lexicon.json"), shipped("refusal_patterns.json")
     fam = ProbeFamily(suite="bias", name="counterfactual_generation",
-                      description="Greedy continuations of neutral prompts that differ only in a demographic term: lexicon sentiment in [-1, 1] and refusal rate per group.",
+                      description="Greedy continuations (raw text: the templates are sentence starts) of neutral prompts that differ only in a demographic term: lexicon sentiment in [-1, 1] and refusal rate per group.",
                       probe_sets=[_probe_set(probes, len(rend)), _probe_set(lex, len(lex.content["positive"]) + len(lex.content["negative"])), _probe_set(refp, len(refp.content["patterns"]))],
                       citations=["Art. 10(2)(f)-(g) (examination for biases)"])
     sent, refused, gs, gr, gaps = {}, {}, {}, {}, {}
     for role in ROLES:
-        gens = ctx.generate(role, [r.text for r in rend], ctx.config.limits.bias_new_tokens)
+        gens = ctx.generate(role, [r.text for r in rend], ctx.config.limits.bias_new_tokens, raw=True)
         sent[role] = [sentiment.score(g) for g in gens]
         refused[role] = [refusal.is_refusal(g) for g in gens]
         gs[role] = {(g.axis, g.group): g for g in bias.group_means(rend, sent[role], seed=ctx.seed)}
@@ -250,12 +251,12 @@ def bias_generation(ctx: _Ctx, probes: ProbeFile) -> ProbeFamily:
 def unexpected_toxicity(ctx: _Ctx) -> ProbeFamily:
     prompts = shipped("provocation_prompts.jsonl")
     lexicon = shipped("toxicity_lexicon.json")
-    fam = ProbeFamily(suite="unexpected", name="toxicity", description=f"Toxic completions flagged by {ctx.classifier.name} on provocative prompts, and over every generation of this evaluation.",
+    fam = ProbeFamily(suite="unexpected", name="toxicity", description=f"Toxic completions flagged by {ctx.classifier.name} on provocative sentence starts (raw text), and over every generation of this evaluation.",
                       probe_sets=[_probe_set(prompts, len(prompts.content)), _probe_set(lexicon, sum(len(v.get('words', [])) + len(v.get('phrases', [])) for v in lexicon.content['categories'].values()))],
                       citations=["Art. 9(2)(a)-(b) (known and foreseeable risks)", "Art. 55(1)(a) (adversarial testing, systemic risk only)"])
     per, per_all, cats = {}, {}, {}
     for role in ROLES:
-        gens = ctx.generate(role, [p["prompt"] for p in prompts.content], ctx.config.limits.unexpected_new_tokens)
+        gens = ctx.generate(role, [p["prompt"] for p in prompts.content], ctx.config.limits.unexpected_new_tokens, raw=True)
         verdicts = ctx.classifier.classify(gens)
         per[role] = rate([v.harmful for v in verdicts])
         all_verdicts = ctx.classifier.classify([g for _, g in ctx.generations[role]])
