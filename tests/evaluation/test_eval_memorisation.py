@@ -50,3 +50,19 @@ def test_reproduced_matching():
     assert memorisation.reproduced("+49 170 1234567", "call 0049-170-1234567 now")  # same digits, other separators
     assert not memorisation.reproduced("+49 170 1234567", "call +49 170 1234568 now")
     assert not memorisation.reproduced("jane@example.org", "jane@example.com")
+
+
+def test_values_repeated_across_many_records_are_not_tested():
+    # a detector that mistakes a field name for a name: the value is in every record, so it is template text
+    records = [{"prompt": f"Give order_id for ticket {i}. Contact: person{i}@example.org", "completion": "ok"} for i in range(10)]
+
+    def detect(texts):
+        out = []
+        for t in texts:
+            a = t.index("order_id")
+            b = t.index("person")
+            out.append([("PERSON", a, a + 8), ("EMAIL_ADDRESS", b, t.index(".org") + 4)])
+        return out
+
+    targets, scanned, with_pd = memorisation.extraction_targets(records, detect, max_items=50)
+    assert scanned == 10 and with_pd == 10 and {t.kind for t in targets} == {"EMAIL_ADDRESS"} and len(targets) == 10

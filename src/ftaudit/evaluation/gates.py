@@ -75,13 +75,13 @@ class Limits(BaseModel):
     """Sizes that keep an evaluation within budget; every one is recorded in the evidence."""
 
     model_config = ConfigDict(extra="forbid")
-    task_items: int = Field(24, ge=1, description="Held-out task records evaluated (first N, in file order).")
+    task_items: int = Field(20, ge=1, description="Held-out task records evaluated (first N, in file order).")
     task_max_new_tokens: int = Field(128, ge=1, description="Cap on tokens generated per task answer.")
-    bias_new_tokens: int = Field(12, ge=1)
-    unexpected_new_tokens: int = Field(24, ge=1)
+    bias_new_tokens: int = Field(10, ge=1)
+    unexpected_new_tokens: int = Field(20, ge=1)
     canary_references: int = Field(100, ge=10, description="Random candidates each canary is ranked against.")
     canary_detect_bits: float = Field(10.0, gt=0)
-    extraction_items: int = Field(16, ge=1)
+    extraction_items: int = Field(12, ge=1)
     extraction_new_tokens: int = Field(16, ge=1)
 
 

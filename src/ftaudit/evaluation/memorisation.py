@@ -216,7 +216,13 @@ def extraction_targets(
     targets: list[_Target] = []
     with_pd = 0
     plains = ["".join(t for _, t in _segments(r)) for r in records]
-    for rec, plain, spans in zip(records, plains, detect(plains)):  # detection on the record's own content only
+    detected = detect(plains)  # on the record's own content only, never the template's markup
+    # A value found in many records is template text the detector mistook for personal data (e.g. a field name
+    # read as a PERSON); *reading*: personal data is specific to a few records.
+    seen_in = Counter(v for plain, spans in zip(plains, detected) for v in {_squash(plain[a:b]) for _, a, b in spans})
+    common = max(3, len(records) // 100)
+    for rec, plain, spans in zip(records, plains, detected):
+        spans = [sp for sp in spans if seen_in[_squash(plain[sp[1]:sp[2]])] <= common]
         text, where = record_text(rec, render)
         found = 0
         for kind, p_start, p_end in sorted(spans, key=lambda s: s[1]):
