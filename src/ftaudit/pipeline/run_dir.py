@@ -8,7 +8,7 @@
       checkpoints/         Trainer checkpoints (checkpoint-<step>/, each with the meter state): the resume points
       model/               the fine-tuned model, or the adapter for LoRA/QLoRA (+ ftaudit_lineage.json)
       evaluation/          what the evaluate stage wrote (when it ran)
-      documents/           what the document stage wrote (when it ran)
+      docs/                what the document stage wrote (ftaudit.reporting; when it ran)
       logs/                train.jsonl (one line per Trainer log), stages.jsonl (timings), pipeline.log
 
 A directory is "a run of the same config" when its config.yaml has the same digest (RunConfig.digest()).
@@ -35,7 +35,7 @@ SEED_METER_FILE = "flops_meter.json"
 CHECKPOINTS = "checkpoints"
 MODEL = "model"
 EVALUATION = "evaluation"
-DOCUMENTS = "documents"
+DOCUMENTS = "docs"
 LOGS = "logs"
 
 
