@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 
+from ftaudit.data.ner_filter import NER_SCORE, refine_entities  # noqa: F401 (NER_SCORE re-exported)
 from ftaudit.data.loading import LoadError, OnError, iter_records, iter_texts  # noqa: F401 (re-exported)
 from ftaudit.data.parallel import imap_ordered
 from ftaudit.data.patterns.checksums import IBAN_LENGTHS, iban
@@ -34,7 +35,6 @@ __all__ = ["Finding", "Span", "detect_text", "detect_many", "scan_records", "ner
 
 NER_TYPES = ("PERSON", "LOCATION", "NRP")
 PII_TYPES = tuple(sorted(set(PATTERN_TYPES) | set(NER_TYPES)))
-NER_SCORE = 0.85  # Presidio's SpacyRecognizer score
 # spaCy label → Presidio entity (presidio_analyzer/conf/default.yaml); ORG is ignored there as too noisy.
 _NER_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "NORP": "NRP", "GPE": "LOCATION", "LOC": "LOCATION",
                "FAC": "LOCATION"}
@@ -225,15 +225,13 @@ def _chunks(text: str) -> Iterator[tuple[int, str]]:
         pos = end
 
 
-def _ner_spans_many(texts: Sequence[str]) -> list[list[Span]]:
+def _ner_entities_many(texts: Sequence[str]) -> list[list[tuple[int, int, str]]]:
+    """Raw spaCy entities per text: (start, end, spaCy label); `ner_filter` turns them into spans."""
     nlp = _nlp()
     pieces = [(i, off, piece) for i, t in enumerate(texts) for off, piece in _chunks(t)]
-    out: list[list[Span]] = [[] for _ in texts]
+    out: list[list[tuple[int, int, str]]] = [[] for _ in texts]
     for (i, off, _), doc in zip(pieces, nlp.pipe((p for _, _, p in pieces), batch_size=64)):
-        for ent in doc.ents:
-            etype = _NER_LABELS.get(ent.label_)
-            if etype:
-                out[i].append(Span(off + ent.start_char, off + ent.end_char, etype, NER_SCORE, "ner"))
+        out[i].extend((off + ent.start_char, off + ent.end_char, ent.label_) for ent in doc.ents)
     return out
 
 
@@ -253,12 +251,13 @@ def detect_many(texts: Sequence[str], *, ner: bool | None = None, types: Iterabl
     """Detections for each text. ner=None: use NER if installed; True: require it (BadInput if missing)."""
     wanted = set(types) if types is not None else None
     use_ner = _resolve_ner(ner) and (wanted is None or bool(wanted & set(NER_TYPES)))
-    ner_spans = _ner_spans_many(texts) if use_ner else None
+    ner_ents = _ner_entities_many(texts) if use_ner else None
     results: list[list[Span]] = []
     for i, text in enumerate(texts):
         spans = _pattern_spans(text) + detect_secrets(text)
-        if ner_spans is not None:
-            spans += ner_spans[i]
+        if ner_ents is not None:
+            # Shape and cue rules (ner_filter): identifiers are not names; e-mail/URL text is not a name either.
+            spans += refine_entities(text, ner_ents[i], [(sp.start, sp.end) for sp in spans], _NER_LABELS)
         spans = resolve_overlaps(spans)
         if special:
             spans += detect_special(text)  # flags for review; they do not compete with personal-data spans
