@@ -1,8 +1,6 @@
-import pytest
-
-from ftaudit.evaluation import memorisation, unexpected
+from ftaudit.evaluation import memorisation
 from ftaudit.evaluation.generation import DecodingSettings, Runner
-from ftaudit.evaluation.models import load_model, load_pair
+from ftaudit.evaluation.models import load_pair
 from eval_fixtures import PII_RECORDS, regex_detector
 
 

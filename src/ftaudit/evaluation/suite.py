@@ -360,10 +360,7 @@ def memorisation_extraction(ctx: _Ctx, inputs: EvaluationInputs) -> tuple[ProbeF
     render = None
     if ctx.config.decoding.prompt_format == "chat":
         tok = ctx.runners["tuned"].tok
-
-        def render(messages, _tok=tok):
-            return _tok.apply_chat_template(messages, tokenize=False)
-
+        render = lambda messages, _tok=tok: _tok.apply_chat_template(messages, tokenize=False)  # noqa: E731
         fam.notes.append("records rendered with the chat template, as in training; prefixes include the template's markup")
     targets, scanned, with_pd = memorisation.extraction_targets(inputs.training_records, detect, max_items=lim.extraction_items, seed=ctx.seed, render=render)
     fam.probe_sets.append(ProbeSet(name="training records", source=inputs.training_source or "in-memory records", sha256=sha256_json(inputs.training_records), items=scanned))
