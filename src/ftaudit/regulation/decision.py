@@ -200,8 +200,8 @@ def decide(modification_flops: float, original: OriginalCompute, *,
             one_third, to_criterion = orig / MODIFICATION_DIVISOR, GPAI_INDICATIVE.value - orig
             if one_third <= to_criterion:
                 threshold, basis = one_third, "one_third_of_original"
-                rule = ("The original's training compute is known: the modifier becomes the provider of the modified "
-                        "model when the modification compute exceeds one third of it, whatever its size.")
+                rule = (f"The original's training compute is {original.status}: the modifier becomes the provider of "
+                        "the modified model when the modification compute exceeds one third of it, whatever its size.")
                 citation = MODIFICATION_RULE_CITATION
             else:
                 threshold, basis = to_criterion, "cumulative_gpai_criterion"

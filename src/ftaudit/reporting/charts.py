@@ -56,8 +56,9 @@ def line_chart(title: str, xs: list[float], series: list[tuple[str, list[float]]
     for t in ticks:
         v = 10 ** t if log_y else t
         y = py(v)
+        label = f"1e{t}" if log_y else sig2(v)  # decades as powers of ten: full digits would not fit the margin
         parts.append(f'<line x1="{PAD_L}" y1="{y:.1f}" x2="{PAD_L + pw}" y2="{y:.1f}" stroke="#eee"/>'
-                     f'<text x="{PAD_L - 4}" y="{y + 4:.1f}" text-anchor="end">{_esc(sig2(v))}</text>')
+                     f'<text x="{PAD_L - 4}" y="{y + 4:.1f}" text-anchor="end">{_esc(label)}</text>')
     for i, (label, v) in enumerate(hlines):
         if log_y and v <= 0:
             continue
