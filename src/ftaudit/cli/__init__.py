@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _quiet_libraries() -> None:
     # The CLI shows its own progress; library progress bars and deprecation notices are noise to its users.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 
