@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
+import yaml
+
 from ftaudit.errors import BadInput
 
 
@@ -64,3 +66,25 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, obj, *, indent: int = 2) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False, default=str) + "\n")
+
+
+def read_yaml(path: str | os.PathLike, what: str, *, hint: str = ""):
+    """Parse a YAML file the user gave; any problem is one BadInput line naming the file (and the line in it)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"{path}: {what} not found{hint}") from None
+    except IsADirectoryError:
+        raise BadInput(f"{path}: is a directory; pass the {what}") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: the {what} is not UTF-8 text") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise BadInput(f"{path}: malformed YAML{where} in the {what}: {problem}") from None

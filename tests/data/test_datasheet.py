@@ -34,7 +34,7 @@ def test_valid_datasheet(tmp_path):
     ("consent: {obtained: sometimes}\n", "field 'consent.obtained'"),
     ("source_types: crawled\n", "field 'source_types'"),
     ("licence_typo: MIT\n", "unknown field 'licence_typo'"),
-    ("name: [unclosed\n", "not valid YAML at line"),
+    ("name: [unclosed\n", "malformed YAML at line"),
     ("- just\n- a list\n", "YAML mapping"),
 ])
 def test_wrong_types_are_one_clear_line_naming_the_field(tmp_path, text, needle):

@@ -36,15 +36,9 @@ def _load_config(args):
 
     raw: dict = {}
     if args.config:
-        import yaml
+        from ftaudit.io import read_yaml
 
-        try:
-            with open(args.config, encoding="utf-8") as fh:
-                doc = yaml.safe_load(fh) or {}
-        except FileNotFoundError:
-            raise BadInput(f"config {args.config}: no such file") from None
-        except (OSError, yaml.YAMLError) as exc:
-            raise BadInput(f"config {args.config}: cannot be read as YAML ({str(exc).splitlines()[0]})") from None
+        doc = read_yaml(args.config, "run config") or {}
         if not isinstance(doc, dict):
             raise BadInput(f"config {args.config}: expected a mapping at the top level")
         raw = dict(doc.get("evaluation") or {})

@@ -11,10 +11,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ftaudit.errors import BadInput
+from ftaudit.io import read_yaml
 
 SourceType = Literal["public_dataset", "licensed", "crawled", "user_data", "synthetic", "other"]
 LawfulBasis = Literal[
@@ -140,21 +140,7 @@ def parse_datasheet(data: Any, *, origin: str = "datasheet") -> Datasheet:
 
 def load_datasheet(path: str | Path) -> Datasheet:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInput(f"{path}: datasheet not found; create one with `ftaudit data datasheet-template -o {path}`")\
-            from None
-    except UnicodeDecodeError:
-        raise BadInput(f"{path}: the datasheet is not UTF-8 text") from None
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read the datasheet ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise BadInput(f"{path}: the datasheet is not valid YAML{where}") from None
+    data = read_yaml(path, "datasheet", hint=f"; create one with `ftaudit data datasheet-template -o {path}`")
     return parse_datasheet(data, origin=str(path))
 
 

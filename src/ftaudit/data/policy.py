@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ftaudit.data.evidence import DataEvidence, PolicyReason, PolicyVerdict
 from ftaudit.errors import BadInput, DataPolicyBlocked
+from ftaudit.io import read_yaml
 
 
 class DataPolicy(BaseModel):
@@ -65,12 +66,7 @@ def load_policy(spec: str | dict | DataPolicy | None) -> DataPolicy:
         return DataPolicy(**PRESETS[spec])
     path = Path(spec)
     if path.suffix.lower() in (".yaml", ".yml", ".json") or path.is_file():
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise BadInput(f"{path}: policy file not found") from None
-        except (yaml.YAMLError, UnicodeDecodeError):
-            raise BadInput(f"{path}: the policy file is not valid YAML") from None
+        data = read_yaml(path, "policy file")
         return _validated(data or {}, str(path))
     if "=" in spec:
         data: dict[str, Any] = {}

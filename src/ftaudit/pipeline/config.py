@@ -13,10 +13,10 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ftaudit.errors import BadInput
+from ftaudit.io import read_yaml
 
 ROLES = ("downstream_modifier", "gpai_provider", "gpai_provider_systemic_risk")
 
@@ -260,21 +260,7 @@ def config_from_dict(data: Any, *, base_dir: Path, source: str = "config") -> Ru
 def load_config(path: str | Path) -> RunConfig:
     """Read and validate a run config; any problem is a BadInput naming the file and the field."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInput(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise BadInput(f"{path}: is a directory; pass the YAML config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: cannot read config ({exc.__class__.__name__})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise BadInput(f"{path}: malformed YAML{where}: {problem}") from None
+    data = read_yaml(path, "config file")
     if data is None:
         raise BadInput(f"{path}: config file is empty")
     return config_from_dict(data, base_dir=path.parent.resolve(), source=str(path))

@@ -12,10 +12,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ftaudit.errors import BadInput
+from ftaudit.io import read_yaml
 from ftaudit.regulation.thresholds import AI_ACT
 
 Severity = Literal["low", "medium", "high", "critical"]
@@ -182,18 +182,7 @@ def load_answers(path: str | Path | None) -> Answers:
     if path is None:
         return Answers()
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInput(f"{path}: answers file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: cannot read answers ({exc.__class__.__name__})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise BadInput(f"{path}: malformed YAML{where}") from None
+    data = read_yaml(path, "answers file")
     return parse_answers(data, source=str(path))
 
 
