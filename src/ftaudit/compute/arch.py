@@ -151,27 +151,21 @@ def load_model_config(ref: str) -> tuple[dict, str]:
         return config, str(path)
     if ref.endswith(".json") or ref.startswith((".", "/", "~")) or ref.count("/") > 1 or os.sep != "/" and os.sep in ref:
         raise BadInput(f"{ref}: no such file; pass a config.json path, a directory holding one, or a model id")
-    try:
-        from ftaudit.regulation.registry import lookup
-    except ImportError:
-        raise BadInput(f"{ref}: not a file, and no base-model registry is installed; pass a config.json path") from None
+    from ftaudit.regulation.registry import lookup
+
     entry = lookup(ref)  # BadInput naming the closest known ids when it is not there
-    config = entry.config_dict() if hasattr(entry, "config_dict") else dict(getattr(entry, "config", None) or {})
+    config = entry.config_dict()
     if not config:
         raise BadInput(f"{ref}: the base-model registry has no config.json for it; pass the path of its config.json")
-    return config, f"registry:{getattr(entry, 'id', ref)}"
+    return config, f"registry:{entry.id}"
 
 
 def registry_entry(model_id: str):
-    """The base-model registry entry for `model_id`, or None (no registry installed, or not in it)."""
-    try:
-        from ftaudit.regulation.registry import lookup
-    except ImportError:
-        return None
+    """The base-model registry entry for `model_id`, or None when it is not in the registry."""
+    from ftaudit.regulation.registry import lookup
+
     try:
         return lookup(model_id)
-    except (KeyError, LookupError):
-        return None
     except BadInput:
         return None
 
