@@ -133,8 +133,8 @@ class Runner:
                     sums = self._score_with_cache(model, pre, mask, [ref_ids[i] for i in idx])
                     for j, i in enumerate(idx):
                         scores[i] = (sums[j], len(ref_ids[i]))
-                    pre.past_key_values.crop(-1)  # generate() recomputes the last prompt token from this cache
-                    gen = model.generate(input_ids=ids, attention_mask=mask, past_key_values=pre.past_key_values, **kwargs)
+                    pre.cache.crop(-1)  # generate() recomputes the last prompt token from this cache
+                    gen = model.generate(input_ids=ids, attention_mask=mask, cache=pre.cache, **kwargs)
                 else:
                     gen = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
                 for row, i in enumerate(idx):
@@ -147,7 +147,7 @@ class Runner:
         """Log-probability of one token sequence per row after the cached context; the cache is cut back after."""
         torch = self.torch
         first = torch.log_softmax(pre.logits[:, -1].float(), dim=-1)
-        past = pre.past_key_values
+        past = pre.cache
         width = max(len(r) for r in options)
         pad = self.tok.pad_token_id
         o_ids = torch.full((len(options), width), pad, dtype=torch.long)
@@ -160,7 +160,7 @@ class Runner:
         if width > 1:
             o_pos = mask.sum(-1, keepdim=True) + torch.arange(width, device=self.device)[None, :]
             o_out = model(input_ids=o_ids, attention_mask=torch.cat([mask, o_mask], dim=-1), position_ids=o_pos,
-                          past_key_values=past, use_cache=True)
+                          cache=past, use_cache=True)
             rest = torch.log_softmax(o_out.logits[:, :-1].float(), dim=-1).gather(-1, o_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
             sums = sums + (rest * o_mask[:, 1:]).sum(-1)
             past.crop(-width)
