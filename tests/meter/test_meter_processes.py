@@ -3,7 +3,6 @@
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,12 +25,6 @@ def _env():
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _batches(path: Path) -> list[list[int]]:
     return [[int(x) for x in line.split(",")] for line in path.read_text().split()]
 
@@ -44,7 +37,8 @@ def _hand(batches):
 def test_torchrun_two_processes_one_total_and_gate(tmp_path):
     # The gate (rank 0 only) says stop at its 2nd call, i.e. at step 4 of 8: both ranks must stop there.
     torchrun = VENV_BIN / "torchrun"
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(_free_port()), str(SCRIPT),
+    # --standalone: torchrun's own rendezvous picks and holds a free port (no race with other tests' jobs).
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", str(SCRIPT),
            str(tmp_path), "--max-steps", "8", "--meter-every", "2", "--gate-calls", "2"]
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
