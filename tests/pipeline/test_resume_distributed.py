@@ -77,15 +77,24 @@ def test_second_run_from_the_first_adapter_adds_to_the_lineage(tmp_path, tiny_mo
     assert (second_dir / "run" / "model" / "adapter_config.json").is_file()
 
 
+# Both launchers start 2 gloo processes on CPU; Accelerate needs --multi_gpu for that on a machine without GPUs.
+LAUNCHERS = {
+    "torchrun": ["torchrun", "--standalone", "--nproc_per_node", "2"],
+    "accelerate": ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"],
+}
+
+
 @pytest.mark.slow
-def test_torchrun_two_processes_report_one_total(tmp_path, tiny_model, tiny_data):
-    torchrun = Path(sys.executable).parent / "torchrun"
-    if not torchrun.exists():
-        pytest.skip("torchrun not installed")
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_two_processes_report_one_total(tmp_path, tiny_model, tiny_data, launcher):
+    exe, *launch_args = LAUNCHERS[launcher]
+    launch = Path(sys.executable).parent / exe
+    if not launch.exists():
+        pytest.skip(f"{exe} not installed")
     p = make_config(tmp_path, tiny_model, tiny_data, training={"max_steps": None, "epochs": 1})
-    proc = subprocess.Popen([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "ftaudit.cli",
-                             "train", str(p), "--json"], env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=tmp_path)
+    proc = subprocess.Popen([str(launch), *launch_args, "-m", "ftaudit.cli", "train", str(p), "--json"],
+                            env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         stdout, stderr = proc.communicate(timeout=300)
     finally:
