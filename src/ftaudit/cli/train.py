@@ -40,6 +40,8 @@ def register(sub) -> None:
 
 
 def _summary_lines(result) -> list[tuple[str, str]]:
+    from ftaudit.regulation.figures import flops2
+
     rec = result.record
     d = rec.decision
     c = rec.compute
@@ -47,13 +49,13 @@ def _summary_lines(result) -> list[tuple[str, str]]:
     lin = c.lineage.cumulative_flops if c and c.lineage else None
     lines = [("run dir", str(result.run_dir)), ("status", rec.status)]
     if used is not None:
-        lines.append(("compute (this run)", f"{used:.2g} FLOP, metered (architecture-based, guidelines Annex A.2)"))
+        lines.append(("compute (this run)", f"{flops2(used)} FLOP, metered (architecture-based, guidelines Annex A.2)"))
     if lin is not None:
-        lines.append(("lineage total", f"{lin:.2g} FLOP"))
+        lines.append(("lineage total", f"{flops2(lin)} FLOP"))
     if d is not None:
-        lines.append(("threshold", f"{d.threshold_flops:.2g} FLOP — {d.threshold_basis} ({d.citation})"))
-        lines.append(("used", f"{1 - d.headroom_fraction:.2g} of the threshold ({d.modification_flops:.2g} of "
-                              f"{d.threshold_flops:.2g} FLOP)"))
+        lines.append(("threshold", f"{flops2(d.threshold_flops)} FLOP — {d.threshold_basis} ({d.citation})"))
+        lines.append(("used", f"{1 - d.headroom_fraction:.2g} of the threshold ({flops2(d.modification_flops)} of "
+                              f"{flops2(d.threshold_flops)} FLOP)"))
         lines.append(("role", f"{d.role} (accepted: {d.accepted_role})"))
     ev = rec.evaluation
     for fam in (ev.families if ev is not None else []):
@@ -72,6 +74,7 @@ def _summary_lines(result) -> list[tuple[str, str]]:
 
 def run_train(args) -> int:
     from ftaudit.pipeline.config import field_docs
+    from ftaudit.regulation.figures import flops2
 
     if args.help_config:
         for name, doc in field_docs():
@@ -91,9 +94,9 @@ def run_train(args) -> int:
             p = result.plan
             run.ui.summary([("plan", f"{p.optimizer_steps} steps, {p.planned_tokens_executed:,} tokens executed "
                                      f"({p.planned_tokens_effective:,} non-padding)"),
-                            ("planned compute", f"{p.planned_flops:.2g} FLOP ({p.method})"),
-                            ("lineage total", f"{p.lineage_total_flops:.2g} FLOP"),
-                            ("threshold", f"{d.threshold_flops:.2g} FLOP ({d.citation})"),
+                            ("planned compute", f"{flops2(p.planned_flops)} FLOP ({p.method})"),
+                            ("lineage total", f"{flops2(p.lineage_total_flops)} FLOP"),
+                            ("threshold", f"{flops2(d.threshold_flops)} FLOP ({d.citation})"),
                             ("role", f"{d.role} (accepted: {d.accepted_role})"),
                             ("note", result.message)])
         return 0

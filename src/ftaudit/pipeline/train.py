@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ftaudit.pipeline.config import RunConfig
+from ftaudit.regulation.figures import flops2
 from ftaudit.pipeline.data import TokenizedSet
 from ftaudit.pipeline.run_dir import RunDir, append_log
 
@@ -179,9 +180,9 @@ def run_trainer(cfg: RunConfig, rd: RunDir, model, tokenizer, data: TokenizedSet
         if gate.stop_at_flops is not None and total_lineage_flops >= gate.stop_at_flops:
             if not gate.tripped:
                 gate.tripped = True
-                gate.reason = (f"metered lineage compute (projected to the next sync) {total_lineage_flops:.2g} "
-                               f"FLOP reached the stop point {gate.stop_at_flops:.2g} FLOP of the accepted "
-                               f"role's limit {gate.limit_flops:.2g} FLOP; checkpoint saved, training stopped")
+                gate.reason = (f"metered lineage compute (projected to the next sync) {flops2(total_lineage_flops)} "
+                               f"FLOP reached the stop point {flops2(gate.stop_at_flops)} FLOP of the accepted "
+                               f"role's limit {flops2(gate.limit_flops)} FLOP; checkpoint saved, training stopped")
             return False
         return True
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 import sys
 import time
 
+from ftaudit.regulation.figures import flops2
+
 
 def _g(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2g}"
+    return "n/a" if x is None else flops2(x)
 
 
 class UI:
