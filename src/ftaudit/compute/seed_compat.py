@@ -110,9 +110,7 @@ def original_compute(state: MeterState, original_flops: float | None = None):
         return OriginalCompute(flops=flops, status="known", source="given (PRETRAIN_FLOPS / original_flops)")
     entry = load_registry().get(state.model.name) if state.model.name else None
     if entry is not None and entry.training_flops:
-        status = "known" if entry.flops_status == "reported" else "estimated"
-        return OriginalCompute(flops=entry.training_flops, status=status, systemic_risk=entry.systemic_risk,
-                               source=f"base-model registry: {entry.id} ({entry.source})")
+        return entry.original_compute()
     return OriginalCompute(status="unknown", systemic_risk=bool(entry and entry.systemic_risk))
 
 

@@ -149,24 +149,21 @@ def original_compute(cfg: RunConfig):
         return OriginalCompute(p.original_flops, p.original_flops_status or "known",
                                systemic_risk=bool(p.original_systemic_risk),
                                source=p.original_source or "run config compute_policy.original_flops")
+    from ftaudit.regulation.registry import lookup
+
     model_id = cfg.base_model.registry_id or cfg.base_model.id
     entry = None
     if model_id:
         try:
-            from ftaudit.regulation.registry import lookup
-
             entry = lookup(model_id)
-        except ImportError:
-            entry = None
         except BadInput:
             if cfg.base_model.registry_id:  # named explicitly: a typo should not silently become "unknown"
                 raise
-            entry = None
-    if entry is not None and getattr(entry, "training_flops", None):
-        status = "known" if getattr(entry, "flops_status", "") == "reported" else "estimated"
-        systemic = p.original_systemic_risk if p.original_systemic_risk is not None else bool(entry.systemic_risk)
-        return OriginalCompute(float(entry.training_flops), status, systemic_risk=systemic,
-                               source=f"ftaudit base-model registry: {model_id} ({getattr(entry, 'source', '')})")
+    if entry is not None and entry.training_flops:
+        original = entry.original_compute()
+        if p.original_systemic_risk is not None:
+            original = original.model_copy(update={"systemic_risk": p.original_systemic_risk})
+        return original
     return OriginalCompute(None, "unknown", systemic_risk=bool(p.original_systemic_risk),
                            source=f"{model_id or 'local model'} not in the base-model registry and no "
                                   "compute_policy.original_flops given")

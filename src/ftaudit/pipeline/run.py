@@ -153,12 +153,9 @@ def _canary_hook(run: Run):
 
 
 def _data_scan(run: Run) -> None:
-    try:
-        from ftaudit.data.policy import enforce
-        from ftaudit.data.scan import scan_for_record
-    except ImportError as exc:
-        run.warnings.append(f"data scan skipped: {exc}")
-        return
+    from ftaudit.data.policy import enforce
+    from ftaudit.data.scan import scan_for_record
+
     cfg = run.cfg
     kw: dict[str, Any] = {"eval_paths": [cfg.resolve(d.path) for d in cfg.eval_datasets]}
     sheets = [cfg.resolve(d.datasheet) for d in cfg.datasets if d.datasheet]
@@ -279,18 +276,15 @@ def _absorb_meter(run: Run) -> None:
 
 # ---------------------------------------------------------------------------------------------------- evaluate
 def evaluate(run: Run) -> Run:
-    """Base vs tuned on the held-out data, by ftaudit.evaluation when it is installed; never a made-up result."""
+    """Base vs tuned on the held-out data (ftaudit.evaluation); skipped, and recorded so, without eval data."""
+    from ftaudit.evaluation.pipeline import evaluate_for_record
+
     started = _now()
-    fn = _optional("ftaudit.evaluation.pipeline", "evaluate_for_record") or \
-        _optional("ftaudit.evaluation", "evaluate_for_record")
-    if fn is None:
-        _mark(run, "evaluate", "skipped", started, "ftaudit.evaluation has no evaluate_for_record() yet")
-        return run
     if not run.cfg.eval_datasets:
         _mark(run, "evaluate", "skipped", started, "no eval_datasets in the config")
         return run
     try:
-        run.record.evaluation = fn(run)
+        run.record.evaluation = evaluate_for_record(run)
     except FtauditError as exc:
         _mark(run, "evaluate", "failed", started, str(exc).splitlines()[0][:300])
         raise
@@ -300,24 +294,12 @@ def evaluate(run: Run) -> Run:
 
 # ---------------------------------------------------------------------------------------------------- document
 def document(run: Run) -> Run:
+    from ftaudit.reporting.pipeline import document_for_record
+
     started = _now()
-    fn = _optional("ftaudit.reporting.pipeline", "document_for_record") or \
-        _optional("ftaudit.reporting", "document_for_record")
-    if fn is None:
-        _mark(run, "document", "skipped", started, "ftaudit.reporting has no document_for_record() yet")
-        return run
-    fn(run)
+    document_for_record(run)
     _mark(run, "document", "ok", started)
     return run
-
-
-def _optional(module: str, attr: str):
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), attr, None)
-    except ImportError:
-        return None
 
 
 # ---------------------------------------------------------------------------------------------------- record
@@ -450,10 +432,11 @@ def after_preflight(run: Run, t0: float | None = None) -> Result:
     run = record(run)
     run.timings["total"] = time.time() - t0
     code, message = 0, None
-    gates = _optional("ftaudit.evaluation.gates", "raise_for_gates")
-    if gates is not None and run.record.evaluation is not None:
+    if run.record.evaluation is not None:
+        from ftaudit.evaluation.gates import raise_for_gates
+
         try:
-            gates(run.record.evaluation)  # after the record is saved: the model is kept, marked not approved
+            raise_for_gates(run.record.evaluation)  # after the record is saved: the model is kept, marked not approved
         except FtauditError as exc:
             code, message = exc.exit_code, str(exc)
     if run.outcome.status == "stopped":
