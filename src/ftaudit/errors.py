@@ -32,6 +32,12 @@ class FtauditError(Exception):
             self.exit_code = exit_code
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of a library's error, for a one-line message of ours (tracebacks stay out)."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else exc.__class__.__name__)[:300]
+
+
 class BadInput(FtauditError):
     exit_code = BAD_INPUT
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftaudit.errors import BadInput, RuntimeFailure
+from ftaudit.errors import BadInput, RuntimeFailure, first_line
 
 
 @dataclass
@@ -96,7 +96,8 @@ def _load_tokenizer(name: str, kwargs: dict, spec: str):
     try:
         tok = AutoTokenizer.from_pretrained(name, **kwargs)
     except Exception as exc:  # transformers raises many types; the user needs one line
-        raise RuntimeFailure(f"model {spec}: the tokenizer cannot be loaded ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise RuntimeFailure(
+            f"model {spec}: the tokenizer cannot be loaded ({type(exc).__name__}: {first_line(exc)})") from None
     tok.padding_side = "left"  # generation continues from the right edge of every row
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
@@ -105,18 +106,14 @@ def _load_tokenizer(name: str, kwargs: dict, spec: str):
     return tok
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else ""
-
-
 def _load_causal_lm(name: str, kwargs: dict, spec: str, dtype, device: str):
     from transformers import AutoModelForCausalLM
 
     try:
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs)
     except Exception as exc:
-        raise RuntimeFailure(f"model {spec}: cannot be loaded as a causal language model ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise RuntimeFailure(f"model {spec}: cannot be loaded as a causal language model "
+                             f"({type(exc).__name__}: {first_line(exc)})") from None
     return model.to(device).eval()
 
 
@@ -152,10 +149,10 @@ def attach_adapter(base: LoadedModel, adapter_dir: str) -> tuple[LoadedModel, Lo
         # size mismatch, or target modules missing: the adapter was trained on another architecture
         raise BadInput(
             f"adapter {adapter_dir} does not fit base model {base.ref.spec} "
-            f"(adapter was made for {cfg.get('base_model_name_or_path') or 'an unnamed base'}): {_first_line(exc)}"
+            f"(adapter was made for {cfg.get('base_model_name_or_path') or 'an unnamed base'}): {first_line(exc)}"
         ) from None
     except Exception as exc:
-        raise RuntimeFailure(f"adapter {adapter_dir}: cannot be loaded ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise RuntimeFailure(f"adapter {adapter_dir}: cannot be loaded ({type(exc).__name__}: {first_line(exc)})") from None
     wrapped.eval()
     ref = ModelRefInfo(spec=base.ref.spec, kind=base.ref.kind)
     base_view = LoadedModel(wrapped, base.tokenizer, ref, base.context_window, adapter_enabled=False)

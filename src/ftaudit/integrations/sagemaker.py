@@ -20,131 +20,231 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ftaudit.errors import BadInput, FtauditError
+from pydantic import ValidationError
+
+from ftaudit.errors import BadInput, FtauditError, RuntimeFailure, first_line
 from ftaudit.pipeline.config import RunConfig, config_from_dict, load_config
 
 CONFIG_CHANNEL = "config"
 CONFIG_NAME = "ftaudit-config.yaml"
 MODEL_CHANNEL = "base_model"
+DRY_ROLE = "arn:aws:iam::000000000000:role/YOUR-SAGEMAKER-ROLE"  # placeholders that pass the service's patterns
+DRY_IMAGE = "<account>.dkr.ecr.<region>.amazonaws.com/<image-with-ftaudit>:latest"
 
 
 # ---------------------------------------------------------------------------------------------------- the request
+@dataclass
+class JobRequest:
+    """A CreateTrainingJob request, and the (local file, S3 URI) uploads it needs before submission."""
+
+    request: dict[str, Any]
+    uploads: list[tuple[Path, str]]
+    sdk: str
+
+
+def _core():
+    """SageMaker Core, the typed request layer of the `sagemaker` SDK: `sagemaker.core` in v3, `sagemaker_core` in v2.
+
+    The request is built from its shapes rather than with v3's ModelTrainer or v2's Estimator: only the shapes exist
+    in both lines, and ModelTrainer cannot set a container entry point without uploading its own driver scripts.
+    """
+    try:  # v2 first: importing `sagemaker.core` under v2 would run v2's noisy package import
+        from sagemaker_core.main import shapes
+        from sagemaker_core.main.utils import serialize
+    except ImportError:
+        try:
+            from sagemaker.core import shapes
+            from sagemaker.core.utils.utils import serialize
+        except ImportError:
+            raise BadInput("the sagemaker SDK is not installed: pip install 'ftaudit[sagemaker]'") from None
+    return shapes, serialize
+
+
+def sdk_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("sagemaker", "sagemaker-core"):
+        try:
+            return f"{dist} {version(dist)}"
+        except PackageNotFoundError:
+            continue
+    return "sagemaker (version unknown)"
+
+
 def _s3_join(prefix: str, *parts: str) -> str:
     return "/".join([prefix.rstrip("/"), *parts])
 
 
-def _channel(name: str, uri: str) -> dict:
-    return {"ChannelName": name, "InputMode": "File", "DataSource": {"S3DataSource": {
-        "S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}}}
-
-
-def build_request(cfg: RunConfig, *, role: str, image_uri: str, s3_output: str, instance_type: str = "ml.g5.2xlarge",
-                  instance_count: int = 1, job_name: str | None = None, max_run: int = 24 * 3600,
-                  volume_gb: int = 100) -> tuple[dict, list[tuple[Path, str]]]:
-    """The CreateTrainingJob request, and the (local file, S3 URI) uploads it needs before submission."""
+def build_request(cfg: RunConfig, config_file: Path, *, role: str, image_uri: str, s3_output: str,
+                  instance_type: str = "ml.g5.2xlarge", instance_count: int = 1, job_name: str | None = None,
+                  max_run: int = 24 * 3600, volume_gb: int = 100, spot: bool = False, max_wait: int | None = None) -> JobRequest:
+    """The request, built from the SDK's shapes and checked against the service's CreateTrainingJob model."""
     if not s3_output.startswith("s3://"):
         raise BadInput(f"--s3-output must be an s3:// URI, got {s3_output!r}")
-    if instance_count < 1:
-        raise BadInput("--instance-count must be at least 1")
+    if max_wait is not None and not spot:
+        raise BadInput("--max-wait applies to spot training only: add --spot or drop --max-wait")
+    # checked here: the SDK's serialiser drops zeros, so botocore would never see them
+    for flag, value in (("--instance-count", instance_count), ("--max-run", max_run), ("--volume-gb", volume_gb),
+                        ("--max-wait", max_wait or max_run)):
+        if value < 1:
+            raise BadInput(f"{flag} must be at least 1, got {value}")
+    if spot and max_wait is not None and max_wait < max_run:
+        raise BadInput(f"--max-wait ({max_wait}) must be at least --max-run ({max_run}): it counts the run too")
+    shapes, serialize = _core()
     name = job_name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}".replace("_", "-")[:63]
     inputs = _s3_join(s3_output, name, "input")
     uploads: list[tuple[Path, str]] = []
-    channels = [_channel(CONFIG_CHANNEL, _s3_join(inputs, CONFIG_CHANNEL))]
+
+    def channel(ch: str, uri: str):
+        return shapes.Channel(channel_name=ch, input_mode="File", data_source=shapes.DataSource(
+            s3_data_source=shapes.S3DataSource(s3_data_type="S3Prefix", s3_uri=uri,
+                                               s3_data_distribution_type="FullyReplicated")))
+
+    channels = [channel(CONFIG_CHANNEL, _s3_join(inputs, CONFIG_CHANNEL))]
+    uploads.append((Path(config_file), _s3_join(inputs, CONFIG_CHANNEL, CONFIG_NAME)))
     for prefix, specs in (("train", cfg.datasets), ("eval", cfg.eval_datasets)):
         for i, spec in enumerate(specs):
             ch = f"{prefix}{i}"
             if spec.path.startswith("s3://"):
-                channels.append(_channel(ch, spec.path))
+                channels.append(channel(ch, spec.path))
                 continue
             local = cfg.resolve(spec.path)
             if not local.is_file():
                 raise BadInput(f"dataset {local} not found")
-            uri = _s3_join(inputs, ch)
-            uploads.append((local, _s3_join(uri, local.name)))
-            channels.append(_channel(ch, uri))
+            uploads.append((local, _s3_join(inputs, ch, local.name)))
+            channels.append(channel(ch, _s3_join(inputs, ch)))
     if cfg.base_model.path:
         local = cfg.resolve(cfg.base_model.path)
         if not local.exists():
             raise BadInput(f"base_model.path {local} does not exist")
-        uri = _s3_join(inputs, MODEL_CHANNEL)
         files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
         base = local.parent if local.is_file() else local
-        uploads += [(f, _s3_join(uri, f.relative_to(base).as_posix())) for f in files]
-        channels.append(_channel(MODEL_CHANNEL, uri))
-    request = {
-        "TrainingJobName": name,
-        "RoleArn": role,
-        "AlgorithmSpecification": {"TrainingImage": image_uri, "TrainingInputMode": "File",
-                                   "ContainerEntrypoint": ["ftaudit", "sagemaker", "entry"]},
-        "HyperParameters": {"ftaudit_config_file": CONFIG_NAME},
-        "InputDataConfig": channels,
-        "OutputDataConfig": {"S3OutputPath": _s3_join(s3_output, name, "output")},
-        "CheckpointConfig": {"S3Uri": _s3_join(s3_output, name, "checkpoints"), "LocalPath": "/opt/ml/checkpoints"},
-        "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": instance_count,
-                           "VolumeSizeInGB": volume_gb},
-        "StoppingCondition": {"MaxRuntimeInSeconds": max_run},
-        "Environment": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
-        "Tags": [{"Key": "ftaudit:run", "Value": cfg.name}, {"Key": "ftaudit:config-sha256", "Value": cfg.digest()}],
-    }
-    return request, uploads
+        uploads += [(f, _s3_join(inputs, MODEL_CHANNEL, f.relative_to(base).as_posix())) for f in files]
+        channels.append(channel(MODEL_CHANNEL, _s3_join(inputs, MODEL_CHANNEL)))
+    try:
+        request = serialize({
+            "TrainingJobName": name,
+            "RoleArn": role,
+            "AlgorithmSpecification": shapes.AlgorithmSpecification(
+                training_image=image_uri, training_input_mode="File",
+                container_entrypoint=["ftaudit", "sagemaker", "entry"]),
+            "HyperParameters": {"ftaudit_config_file": CONFIG_NAME},
+            "InputDataConfig": channels,
+            "OutputDataConfig": shapes.OutputDataConfig(s3_output_path=_s3_join(s3_output, name, "output")),
+            # the run dir lives under LocalPath, synced to S3: a restarted (spot) job resumes it
+            "CheckpointConfig": shapes.CheckpointConfig(s3_uri=_s3_join(s3_output, name, "checkpoints"),
+                                                        local_path="/opt/ml/checkpoints"),
+            "ResourceConfig": shapes.ResourceConfig(instance_type=instance_type, instance_count=instance_count,
+                                                    volume_size_in_gb=volume_gb),
+            "StoppingCondition": shapes.StoppingCondition(
+                max_runtime_in_seconds=max_run, max_wait_time_in_seconds=(max_wait or max_run) if spot else None),
+            "EnableManagedSpotTraining": True if spot else None,  # absent = off (the v2 serialiser drops False)
+            "Environment": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+            "Tags": [shapes.Tag(key="ftaudit:run", value=cfg.name),
+                     shapes.Tag(key="ftaudit:config-sha256", value=cfg.digest())],
+        })
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise BadInput(f"SageMaker request: {exc.title} {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    _validate(request)
+    return JobRequest(request=request, uploads=uploads, sdk=sdk_version())
+
+
+def _validate(request: dict) -> None:
+    """The request against the CreateTrainingJob input shape: botocore's own check (types, required, minimums), then
+    what botocore leaves to the service (maximums, patterns, enumerations such as instance types), so that a typo
+    fails here and not after the uploads."""
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    model = botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateTrainingJob")
+    report = ParamValidator().validate(request, model.input_shape)
+    problems = [" ".join(report.generate_report().split())] if report.has_errors() else []
+    problems += _service_checks(request, model.input_shape, "")
+    if problems:
+        raise BadInput(f"SageMaker request: {problems[0]}")
+
+
+def _service_checks(value, shape, where: str) -> list[str]:
+    import difflib
+
+    import botocore
+
+    meta, kind = shape.metadata, shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        return [p for key, item in value.items() if key in shape.members
+                for p in _service_checks(item, shape.members[key], f"{where}.{key}".lstrip("."))]
+    if kind == "list" and isinstance(value, list):
+        if len(value) > meta.get("max", len(value)):
+            return [f"{where} has {len(value)} entries, at most {meta['max']} allowed"]
+        return [p for i, item in enumerate(value) for p in _service_checks(item, shape.member, f"{where}[{i}]")]
+    if kind in ("integer", "long") and isinstance(value, int) and value > meta.get("max", value):
+        return [f"{where} is {value}, at most {meta['max']} allowed"]
+    if kind != "string" or not isinstance(value, str):
+        return []
+    if getattr(shape, "enum", None) and value not in shape.enum:
+        near = difflib.get_close_matches(value, shape.enum, n=3)
+        return [f"{where} {value!r} is not one of the service's values" + (f" (did you mean {', '.join(near)}?)"
+                if near else "") + f" — per botocore {botocore.__version__}; upgrade it if the value is new"]
+    if len(value) > meta.get("max", len(value)):
+        return [f"{where} is {len(value)} characters long, at most {meta['max']} allowed"]
+    try:
+        pattern = re.compile(meta["pattern"]) if "pattern" in meta else None
+    except re.error:  # Java-only syntax (\p{L} …): the service checks it
+        pattern = None
+    if pattern is not None and not pattern.fullmatch(value):
+        return [f"{where} {value!r} does not match the service's pattern {meta['pattern']}"]
+    return []
 
 
 def launch(args) -> int:
     """`ftaudit sagemaker launch CONFIG [--dry-run]`."""
     cfg = load_config(args.config)
-    role = args.role or os.environ.get("FTAUDIT_SAGEMAKER_ROLE") or ("<role ARN>" if args.dry_run else None)
-    image = args.image_uri or os.environ.get("FTAUDIT_SAGEMAKER_IMAGE") or ("<image URI>" if args.dry_run else None)
+    role = args.role or os.environ.get("FTAUDIT_SAGEMAKER_ROLE") or (DRY_ROLE if args.dry_run else None)
+    image = args.image_uri or os.environ.get("FTAUDIT_SAGEMAKER_IMAGE") or (DRY_IMAGE if args.dry_run else None)
     s3 = args.s3_output or ("s3://<bucket>/ftaudit" if args.dry_run else None)
     if not (role and image and s3):
         raise BadInput("a real launch needs --role, --image-uri and --s3-output (or --dry-run to see the request)")
-    request, uploads = build_request(cfg, role=role, image_uri=image, s3_output=s3,
-                                     instance_type=args.instance_type, instance_count=args.instance_count,
-                                     job_name=args.job_name, max_run=args.max_run)
-    config_uri = _s3_join(request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"], CONFIG_NAME)
-    sdk = sdk_available()
+    job = build_request(cfg, Path(args.config), role=role, image_uri=image, s3_output=s3,
+                        instance_type=args.instance_type, instance_count=args.instance_count, job_name=args.job_name, max_run=args.max_run,
+                        volume_gb=args.volume_gb, spot=args.spot, max_wait=args.max_wait)
     if args.dry_run:
-        print(json.dumps({"request": request, "uploads": [{"from": str(a), "to": b} for a, b in uploads]
-                          + [{"from": str(Path(args.config).resolve()), "to": config_uri}],
-                          "sdk": sdk or "not installed: pip install 'ftaudit[sagemaker]' for a real launch"},
-                         indent=2))
+        print(json.dumps({"request": job.request, "uploads": [{"from": str(a), "to": b} for a, b in job.uploads],
+                          "sdk": job.sdk}, indent=2))
         return 0
-    if not sdk:
-        raise BadInput("the sagemaker SDK is not installed: pip install 'ftaudit[sagemaker]' (or use --dry-run)")
-    session = _session()
-    s3 = session.boto_session.client("s3")
-    for local, uri in [*uploads, (Path(args.config), config_uri)]:
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        s3.upload_file(str(local), bucket, key)
-    session.sagemaker_client.create_training_job(**request)
-    print(json.dumps({"launched": request["TrainingJobName"]}))
+    arn = _submit(job, region=args.region)
+    print(json.dumps({"launched": job.request["TrainingJobName"], "arn": arn, "sdk": job.sdk}))
     return 0
 
 
-def sdk_available() -> str | None:
-    import importlib.util
-    from importlib.metadata import PackageNotFoundError, version
+def _submit(job: JobRequest, *, region: str | None) -> str:
+    """Upload the inputs, then create the job; AWS errors become one line (exit 1 for set-up, 2 for the service)."""
+    import boto3
+    from boto3.exceptions import Boto3Error
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-    if importlib.util.find_spec("sagemaker") is None:
-        return None
     try:
-        return f"sagemaker {version('sagemaker')}"
-    except PackageNotFoundError:
-        return "sagemaker (version unknown)"
-
-
-def _session():
-    try:
-        from sagemaker.session import Session  # SDK v2
-    except ImportError:
-        from sagemaker.core.helper.session_helper import Session  # SDK v3
-    return Session()
+        session = boto3.Session(region_name=region)
+        s3, sm = session.client("s3"), session.client("sagemaker")
+        for local, uri in job.uploads:
+            bucket, _, key = uri.removeprefix("s3://").partition("/")
+            s3.upload_file(str(local), bucket, key)
+        return sm.create_training_job(**job.request)["TrainingJobArn"]
+    except NoRegionError:
+        raise BadInput("no AWS region: pass --region or set AWS_DEFAULT_REGION") from None
+    except NoCredentialsError:
+        raise BadInput("no AWS credentials: configure them (aws configure / AWS_PROFILE) or use --dry-run") from None
+    except (ClientError, BotoCoreError, Boto3Error) as exc:
+        raise RuntimeFailure(f"SageMaker launch failed: {first_line(exc)}") from None
 
 
 # ---------------------------------------------------------------------------------------------------- the container
