@@ -86,7 +86,8 @@ def _s3_join(prefix: str, *parts: str) -> str:
 
 def build_request(cfg: RunConfig, config_file: Path, *, role: str, image_uri: str, s3_output: str,
                   instance_type: str = "ml.g5.2xlarge", instance_count: int = 1, job_name: str | None = None,
-                  max_run: int = 24 * 3600, volume_gb: int = 100, spot: bool = False, max_wait: int | None = None) -> JobRequest:
+                  max_run: int = 24 * 3600, volume_gb: int = 100, spot: bool = False,
+                  max_wait: int | None = None) -> JobRequest:
     """The request, built from the SDK's shapes and checked against the service's CreateTrainingJob model."""
     if not s3_output.startswith("s3://"):
         raise BadInput(f"--s3-output must be an s3:// URI, got {s3_output!r}")
@@ -215,7 +216,8 @@ def launch(args) -> int:
     if not (role and image and s3):
         raise BadInput("a real launch needs --role, --image-uri and --s3-output (or --dry-run to see the request)")
     job = build_request(cfg, Path(args.config), role=role, image_uri=image, s3_output=s3,
-                        instance_type=args.instance_type, instance_count=args.instance_count, job_name=args.job_name, max_run=args.max_run,
+                        instance_type=args.instance_type, instance_count=args.instance_count,
+                        job_name=args.job_name, max_run=args.max_run,
                         volume_gb=args.volume_gb, spot=args.spot, max_wait=args.max_wait)
     if args.dry_run:
         print(json.dumps({"request": job.request, "uploads": [{"from": str(a), "to": b} for a, b in job.uploads],
