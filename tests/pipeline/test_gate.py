@@ -94,6 +94,14 @@ def test_evaluate_stage_and_canaries(tmp_path, tiny_model, tiny_data, capsys):
     stages = {s["name"]: s["status"] for s in rec["stages"]}
     assert stages["evaluate"] == "ok" and rec["evaluation"]["families"]
     assert (tmp_path / "run" / "evaluation" / "canaries.json").is_file()
+    # the documents are made after the outputs are fingerprinted: the BOM carries the adapter's hashes, and the
+    # documents describe the finished run
+    weights = {a["path"]: a["sha256"] for a in rec["artefacts"] if a["kind"] == "adapter"}
+    assert "model/adapter_model.safetensors" in weights
+    bom = json.loads((tmp_path / "run" / "docs" / "ml_bom.cdx.json").read_text())
+    files = {c["name"]: c["hashes"][0]["content"] for c in bom["metadata"]["component"]["components"]}
+    assert files == weights
+    assert "status completed" in (tmp_path / "run" / "docs" / "report.html").read_text()
 
 
 def test_finished_run_is_recorded_in_the_ledger(tmp_path, tiny_model, tiny_data, capsys):

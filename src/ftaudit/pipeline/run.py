@@ -251,9 +251,29 @@ def train(run: Run) -> Run:
                              f"(checkpoints in {rd.checkpoints}; continue with `ftaudit train --resume {rd.root}`)"
                              ) from exc
     _absorb_meter(run)
+    if run.is_main:
+        _fingerprint_outputs(run)
     status = "stopped" if run.outcome.status == "stopped" else "ok"
     _mark(run, "train", status, started, run.outcome.reason)
     return run
+
+
+def _fingerprint_outputs(run: Run) -> None:
+    """What training wrote (config, meter files, model or adapter), hashed before the documents list it."""
+    rd = run.rd
+    arts = [a for a in run.record.artefacts if not a.path.startswith(("model/", "config", "ftaudit_", "flops_"))]
+    for path, kind in [(rd.config, "config"), (rd.meter, "evidence:meter"), (rd.root / layout.SEED_METER_FILE,
+                                                                            "evidence:flops_meter")]:
+        if path.is_file():
+            digest, size = _sha256(path)
+            arts.append(Artefact(path=str(path.relative_to(rd.root)), sha256=digest, kind=kind, bytes=size))
+    if rd.model.is_dir():
+        kind = "adapter" if (rd.model / "adapter_config.json").is_file() else "model"
+        for f in sorted(rd.model.rglob("*")):
+            if f.is_file():
+                digest, size = _sha256(f)
+                arts.append(Artefact(path=str(f.relative_to(rd.root)), sha256=digest, kind=kind, bytes=size))
+    run.record.artefacts = arts
 
 
 def _absorb_meter(run: Run) -> None:
@@ -304,22 +324,8 @@ def document(run: Run) -> Run:
 
 # ---------------------------------------------------------------------------------------------------- record
 def record(run: Run) -> Run:
-    """Fingerprint what the run wrote and close the record."""
+    """Close the record (outputs and documents are fingerprinted by their stages) and enter it in the ledger."""
     started = _now()
-    rd = run.rd
-    arts = [a for a in run.record.artefacts if not a.path.startswith(("model/", "config", "ftaudit_", "flops_"))]
-    for path, kind in [(rd.config, "config"), (rd.meter, "evidence:meter"), (rd.root / layout.SEED_METER_FILE,
-                                                                            "evidence:flops_meter")]:
-        if path.is_file():
-            digest, size = _sha256(path)
-            arts.append(Artefact(path=str(path.relative_to(rd.root)), sha256=digest, kind=kind, bytes=size))
-    if rd.model.is_dir():
-        kind = "adapter" if (rd.model / "adapter_config.json").is_file() else "model"
-        for f in sorted(rd.model.rglob("*")):
-            if f.is_file():
-                digest, size = _sha256(f)
-                arts.append(Artefact(path=str(f.relative_to(rd.root)), sha256=digest, kind=kind, bytes=size))
-    run.record.artefacts = arts
     run.record.status = "stopped" if run.outcome and run.outcome.status == "stopped" else "completed"
     _mark(run, "record", "ok", started)  # saves run_record.json: the ledger entry must match this file
     _ledger(run)
@@ -425,6 +431,7 @@ def after_preflight(run: Run, t0: float | None = None) -> Result:
         return Result(run.rd.root, run.record, 0, None, run.timings, run.plan)
     if run.outcome.status == "ok":
         run = evaluate(run)
+        run.record.status = "completed"  # the documents describe the finished run
         run = document(run)
     else:
         for name in ("evaluate", "document"):
