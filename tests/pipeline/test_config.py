@@ -118,12 +118,3 @@ def test_run_of_another_config_is_left_untouched(tmp_path, tiny_model, tiny_data
     assert code == 1 and "different config" in err[-1]
     assert json.loads((out / "run_record.json").read_text()) == {"keep": True}
 
-
-def test_qlora_without_bitsandbytes_is_a_config_error(tmp_path, tiny_model, tiny_data, capsys):
-    import importlib.util
-
-    if importlib.util.find_spec("bitsandbytes") is not None:
-        pytest.skip("bitsandbytes is installed here")
-    p = make_config(tmp_path, tiny_model, tiny_data, method={"type": "qlora"})
-    code, err = _run(["train", str(p)], capsys)
-    assert code == 1 and "bitsandbytes" in err[-1]

@@ -85,7 +85,8 @@ class MethodSpec(Strict):
     """How the model is fine-tuned (the estimator and the meter count the FLOPs of exactly this)."""
 
     type: Literal["lora", "qlora", "partial", "full"] = Field(
-        "lora", description="lora; qlora (4-bit base, needs bitsandbytes and a GPU); partial (only `trainable` "
+        "lora", description="lora; qlora (LoRA on a 4-bit NF4 base: needs bitsandbytes>=0.46.1, CPU or CUDA; "
+                            "computes in base_model.dtype); partial (only `trainable` "
                             "modules); full.")
     lora: LoraSpec = Field(default_factory=LoraSpec, description="Adapter settings (lora, qlora).")
     trainable: list[str] = Field(default_factory=list, description="partial: fnmatch patterns on module names "

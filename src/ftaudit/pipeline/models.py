@@ -2,8 +2,8 @@
 
 Sources: a local directory (Hugging Face layout), a GGUF file (dequantised by transformers' GGUF support; the
 record says so), a directory shipped by an installed Python package, or a model id (from the local Hugging Face
-cache: ftaudit never downloads when HF_HUB_OFFLINE=1). Methods: LoRA, QLoRA (only where bitsandbytes is
-importable), partial (fnmatch patterns on module names), full.
+cache: ftaudit never downloads when HF_HUB_OFFLINE=1). Methods: LoRA, QLoRA (4-bit NF4 base through
+bitsandbytes >= 0.46.1, which runs on CPU as well as CUDA), partial (fnmatch patterns on module names), full.
 
 Torch and transformers are imported inside the functions: `import ftaudit.pipeline.models` stays cheap.
 """
@@ -118,14 +118,13 @@ def load_model(src: ModelSource, cfg: RunConfig):
     kw = src.kwargs()
     kw["dtype"] = getattr(torch, cfg.base_model.dtype)
     if cfg.method.type == "qlora":
-        from transformers import BitsAndBytesConfig
-
-        kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                       bnb_4bit_compute_dtype=torch.bfloat16)
+        kw.update(_qlora_kwargs(kw["dtype"]))
     try:
         model = AutoModelForCausalLM.from_pretrained(src.location, **kw)
     except Exception as exc:
         raise RuntimeFailure(f"cannot load the base model {src.describe()}: {_first_line(exc)}") from None
+    if cfg.method.type == "qlora":
+        _check_4bit(model, src)
     if src.gguf_file:
         # transformers dequantises GGUF tensors to `dtype` on load but keeps a GGUF quantizer marker that makes
         # Trainer refuse the model; the weights are plain floats, so drop the marker (the record keeps the fact
@@ -138,12 +137,59 @@ def load_model(src: ModelSource, cfg: RunConfig):
     return model
 
 
+# transformers' own floor for 4-bit loading; from 0.46 on bitsandbytes also quantises and computes on CPU
+BNB_MIN_VERSION = "0.46.1"
+
+
 def check_method_available(method: MethodSpec) -> None:
-    """Before anything is loaded: a method this machine cannot run is a config error."""
+    """Before anything is loaded: a method this machine cannot run is a config error (cheap: no import)."""
     if method.type == "qlora":
-        if importlib.util.find_spec("bitsandbytes") is None:
-            raise BadInput("method.type qlora needs bitsandbytes, which is not installed here "
-                           "(pip install bitsandbytes; it needs a CUDA GPU) — or use method.type lora")
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            have = version("bitsandbytes")
+        except PackageNotFoundError:
+            have = None
+        if have is None or importlib.util.find_spec("bitsandbytes") is None:
+            raise BadInput(f"method.type qlora needs bitsandbytes, which is not installed here "
+                           f"(pip install 'bitsandbytes>={BNB_MIN_VERSION}'; CPU or CUDA) — or use method.type lora")
+        from packaging.version import Version  # a transformers dependency; `ftaudit train` needs transformers
+
+        if Version(have) < Version(BNB_MIN_VERSION):
+            raise BadInput(f"method.type qlora needs bitsandbytes>={BNB_MIN_VERSION}, this is {have} "
+                           f"(pip install -U 'bitsandbytes>={BNB_MIN_VERSION}') — or use method.type lora")
+
+
+def _qlora_kwargs(dtype) -> dict[str, Any]:
+    """from_pretrained arguments for a 4-bit NF4 base. The matmuls run in the configured `base_model.dtype` (on
+    dequantised weights), so the record's dtype stays true; bfloat16 is the usual choice on a GPU."""
+    import logging
+    import os
+
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    # bitsandbytes' CPU backend tries an optional hub kernel ("kernels" package) and warns when it is absent; its
+    # pure-torch fallback computes the same result, so the warning is noise (and offline it could not be fetched)
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    kw: dict[str, Any] = {"quantization_config": BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype)}
+    if torch.cuda.is_available():
+        # Trainer never moves a bitsandbytes model, so it is quantised straight onto this process's GPU
+        kw["device_map"] = {"": torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))}
+    return kw
+
+
+def _check_4bit(model, src: ModelSource) -> None:
+    """The record says "4-bit base": make sure the linear layers really were replaced by bitsandbytes' ones."""
+    import torch
+
+    n4 = sum(type(m).__name__ == "Linear4bit" for m in model.modules())
+    plain = sum(type(m) is torch.nn.Linear for m in model.modules())
+    if n4 == 0:
+        raise RuntimeFailure(f"method.type qlora: {src.describe()} was loaded without any 4-bit layer "
+                             f"({plain} plain linear layers); this architecture cannot be quantised by bitsandbytes "
+                             "— use method.type lora")
 
 
 def leaf_linear_names(model) -> set[str]:
