@@ -84,11 +84,14 @@ def run_train(args) -> int:
         for name, doc in field_docs():
             print(f"{name:<42} {doc}")
         return 0
-    from ftaudit.pipeline.run import execute, prepare
-    from ftaudit.pipeline.ui import stdout_json
+    from contextlib import nullcontext
 
-    run = prepare(args.config, resume=args.resume, output_dir=args.output_dir, quiet=args.json)
-    result = execute(run, plan_only=args.plan)
+    from ftaudit.pipeline.run import execute, prepare
+    from ftaudit.pipeline.ui import stdout_json, stdout_to_stderr
+
+    with stdout_to_stderr() if args.json else nullcontext():  # stdout: the one JSON object, nothing else
+        run = prepare(args.config, resume=args.resume, output_dir=args.output_dir, quiet=args.json)
+        result = execute(run, plan_only=args.plan)
     if args.plan:
         d = run.planned_decision
         if args.json:

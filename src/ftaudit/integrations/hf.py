@@ -59,15 +59,21 @@ Gate = Callable[[float], bool]
 
 # ---------------------------------------------------------------------------------------------------- the live model
 def _logical_numel(p: torch.Tensor) -> int:
+    # DeepSpeed ZeRO-3 partitions every parameter (the local tensor is empty); ds_numel is the whole one.
+    ds_numel = getattr(p, "ds_numel", None)
+    if isinstance(ds_numel, int):
+        return ds_numel
     # bitsandbytes stores 4-bit weights packed (two per byte); its quant_state keeps the logical shape.
-    qs = getattr(p, "quant_state", None)
-    shape = getattr(qs, "shape", None)
-    if shape is not None:
-        n = 1
-        for d in shape:
-            n *= int(d)
-        return n
-    return p.numel()
+    # FSDP2 parameters are DTensors, whose numel() is already the global (unsharded) one.
+    shape = getattr(getattr(p, "quant_state", None), "shape", None)
+    return _prod(shape) if shape is not None else p.numel()
+
+
+def _prod(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
 
 
 def _quant_bits(model) -> int | None:
@@ -116,12 +122,57 @@ def _inputs_require_grad(model) -> bool | None:
     return any(getattr(h, "__name__", "") == "make_inputs_require_grads" for h in hooks.values()) or None
 
 
+# Wrappers that insert a level into parameter names (FSDP1 units, activation checkpointing, torch.compile).
+_WRAPPER_NAMES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+
+
+def _clean_name(name: str) -> str:
+    for w in _WRAPPER_NAMES:
+        name = name.replace(w, "")
+    return name
+
+
+def _fsdp1_orig_numels(model) -> dict[int, int]:
+    """FSDP1 with use_orig_params=True: id(original parameter) -> its unsharded element count. Outside forward the
+    original parameters are views into this rank's shard of the FlatParameter (part of the tensor, or empty)."""
+    out: dict[int, int] = {}
+    for module in model.modules():
+        flat = getattr(getattr(module, "_handle", None), "flat_param", None)
+        params, shapes = getattr(flat, "_params", None), getattr(flat, "_shapes", None)
+        if params is None or shapes is None:
+            continue
+        for p, shape in zip(params, shapes):  # a tied (shared) parameter is the same object: named once
+            out[id(p)] = _prod(shape)
+    return out
+
+
+def parameter_table(model) -> list[tuple[str, int, bool]]:
+    """(name in the unwrapped model, logical element count, requires_grad) of every parameter, read from the
+    model as the Trainer hands it to callbacks. Sharded training hides the logical shapes, so they are read from
+    what the sharding keeps: FSDP1 FlatParameters (use_orig_params=False) hold their originals' names and shapes,
+    FSDP1 sharded views (use_orig_params=True) map to those shapes, ZeRO-3 parameters carry ds_numel, FSDP2
+    DTensors report their global size; wrapper levels are dropped from the names."""
+    orig = _fsdp1_orig_numels(model)
+    rows: list[tuple[str, int, bool]] = []
+    for name, p in model.named_parameters():
+        fqns, shapes = getattr(p, "_fqns", None), getattr(p, "_shapes", None)
+        if getattr(p, "_is_flat_param", False) and fqns is not None and shapes is not None:
+            prefix = _clean_name(name)
+            prefix = prefix[: -len("_flat_param")] if prefix.endswith("_flat_param") else prefix + "."
+            rows += [(prefix + _clean_name(fqn), _prod(shape), bool(p.requires_grad))
+                     for fqn, shape in zip(fqns, shapes)]
+            continue
+        n = orig.get(id(p))
+        rows.append((_clean_name(name), n if n is not None else _logical_numel(p), bool(p.requires_grad)))
+    return rows
+
+
 def live_parameter_counts(model) -> tuple[int, int]:
+    """(all, trainable) parameters of the whole model, also when it is sharded over ranks (parameter_table)."""
     total = trainable = 0
-    for p in model.parameters():
-        n = _logical_numel(p)
+    for _, n, grad in parameter_table(model):
         total += n
-        if p.requires_grad:
+        if grad:
             trainable += n
     return total, trainable
 
@@ -147,10 +198,10 @@ def setup_from_model(model):
                                  trainable_patterns=to_save, **common)
         raise BadInput(f"PEFT method {getattr(pc, 'peft_type', '?')} is not LoRA; the meter counts LoRA, full and "
                        "partial fine-tuning")
-    params = list(model.named_parameters())
-    if params and all(p.requires_grad for _, p in params):
+    params = parameter_table(model)  # names without FSDP wrapper levels: the patterns must match the architecture
+    if params and all(grad for _, _, grad in params):
         return TrainingSetup(method="full", **common)
-    modules = sorted({name.rsplit(".", 1)[0] for name, p in params if p.requires_grad})
+    modules = sorted({name.rsplit(".", 1)[0] for name, _, grad in params if grad})
     if not modules:
         raise BadInput("no parameter of the model requires grad; nothing would be trained")
     return TrainingSetup(method="partial", trainable_patterns=tuple(f"{m}.*" for m in modules), **common)
@@ -529,7 +580,14 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
 
     def _wrap_save_pretrained(self, model) -> None:
         # Every model/adapter dir saved from this model (trainer.save_model, model.save_pretrained) gets the
-        # lineage and meter files, so a later run that starts from it continues the lineage.
+        # lineage and meter files, so a later run that starts from it continues the lineage. Under FSDP1 the
+        # Trainer hands callbacks the FSDP wrapper but saves through the module inside it: wrap both.
+        self._wrap_one_save_pretrained(model)
+        inner = getattr(model, "_fsdp_wrapped_module", None)
+        if inner is not None:
+            self._wrap_one_save_pretrained(inner)
+
+    def _wrap_one_save_pretrained(self, model) -> None:
         original = getattr(model, "save_pretrained", None)
         if original is None or getattr(original, "_ftaudit_wrapped", False):
             return

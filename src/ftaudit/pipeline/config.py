@@ -121,10 +121,14 @@ class TrainingSpec(Strict):
     save_total_limit: int | None = Field(2, gt=0, description="Checkpoints kept (oldest deleted).")
     logging_steps: int = Field(5, gt=0, description="Log loss and compute every N steps (logs/train.jsonl).")
     meter_every_steps: int = Field(10, gt=0, description="Persist the compute meter state every N steps.")
-    fsdp: str | None = Field(None, description="Passed to TrainingArguments.fsdp (e.g. 'full_shard auto_wrap').")
-    fsdp_config: dict[str, Any] | str | None = Field(None, description="Passed to TrainingArguments.fsdp_config.")
-    deepspeed: dict[str, Any] | str | None = Field(None, description="DeepSpeed config (dict or JSON path), "
-                                                                     "passed to TrainingArguments.deepspeed.")
+    fsdp: str | None = Field(None, description="Passed to TrainingArguments.fsdp (e.g. 'full_shard auto_wrap'); "
+                                               "GPUs only: without CUDA the run trains unsharded (DDP) and says so.")
+    fsdp_config: dict[str, Any] | str | None = Field(None, description="Passed to TrainingArguments.fsdp_config "
+                                                                       "(dict or JSON path).")
+    deepspeed: dict[str, Any] | str | None = Field(None, description="DeepSpeed config (dict or JSON path, relative "
+                                                                     "to this file), passed to "
+                                                                     "TrainingArguments.deepspeed; needs deepspeed "
+                                                                     "installed (runs on CPU too).")
     extra_args: dict[str, Any] = Field(default_factory=dict, description="Further TrainingArguments, by their "
                                                                          "transformers names; checked at preflight.")
 

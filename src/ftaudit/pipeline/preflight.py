@@ -124,6 +124,7 @@ def plan_compute(model_config: dict, data: TokenizedSet, cfg: RunConfig, prior_f
                         f"max_seq_len={cfg.training.max_seq_len} and were truncated")
     if data.n_no_target:
         warnings.append(f"{data.n_no_target} records have no target tokens left after truncation; they train nothing")
+    warnings += sharding_warnings(cfg)
     return Plan(
         method=fm.method, setup={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(setup).items()},
         n_parameters=fm.n_parameters, n_trainable_parameters=fm.n_trainable_parameters,
@@ -213,8 +214,18 @@ def gate(cfg: RunConfig, plan: Plan, decision) -> list[str]:
 
 
 def validate_training_args(cfg: RunConfig) -> None:
-    """extra_args must name real TrainingArguments fields (a typo is a config error, not a crash mid-run)."""
-    if not cfg.training.extra_args:
+    """Distribution settings that cannot work, and extra_args that are not TrainingArguments fields: config errors
+    (exit 1) before any weights are loaded, not a crash mid-run."""
+    t = cfg.training
+    if t.fsdp and t.deepspeed is not None:
+        raise BadInput("training.fsdp and training.deepspeed are both set; choose one of them")
+    if isinstance(t.fsdp_config, str):
+        _json_config(cfg, "training.fsdp_config", t.fsdp_config)
+    if t.deepspeed is not None:
+        ds = _json_config(cfg, "training.deepspeed", t.deepspeed) if isinstance(t.deepspeed, str) else t.deepspeed
+        _check_zero3_save(cfg, ds)
+        _check_deepspeed()
+    if not t.extra_args:
         return
     import dataclasses
 
@@ -224,6 +235,60 @@ def validate_training_args(cfg: RunConfig) -> None:
     unknown = sorted(set(cfg.training.extra_args) - known)
     if unknown:
         raise BadInput(f"training.extra_args: {', '.join(unknown)} not TrainingArguments field(s)")
+
+
+def _json_config(cfg: RunConfig, key: str, value: str) -> Any:
+    import json
+
+    path = cfg.resolve(value)
+    if not path.is_file():
+        raise BadInput(f"{key}: {path} not found (give a JSON file, relative to the run config, or a mapping)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BadInput(f"{key}: {path} is not a JSON file ({str(exc).splitlines()[0] if str(exc) else exc!r})") from exc
+
+
+def _check_zero3_save(cfg: RunConfig, ds: Any) -> None:
+    """ZeRO-3 partitions the weights; without the gather flag the Trainer saves a full or partial fine-tune only as
+    ZeRO shards (RUN_DIR/model would hold no loadable weights to fingerprint and evaluate). LoRA adapters are saved
+    either way."""
+    zero = ds.get("zero_optimization") if isinstance(ds, dict) else None
+    if not isinstance(zero, dict) or str(zero.get("stage")) != "3" or cfg.method.type in ("lora", "qlora"):
+        return
+    if not any(zero.get(k) is True or str(zero.get(k)).lower() == "true"
+               for k in ("stage3_gather_16bit_weights_on_model_save", "stage3_gather_fp16_weights_on_model_save")):
+        raise BadInput("training.deepspeed: ZeRO stage 3 with method.type "
+                       f"{cfg.method.type} saves the model only as ZeRO shards; set "
+                       "zero_optimization.stage3_gather_16bit_weights_on_model_save: true so that RUN_DIR/model "
+                       "holds loadable weights")
+
+
+def _check_deepspeed() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("deepspeed") is None:
+        raise BadInput("training.deepspeed is set but DeepSpeed is not installed: `pip install deepspeed` (on a "
+                       "machine without GPUs it runs on CPU with gloo and compiles one C++ extension on first use), "
+                       "or remove training.deepspeed")
+    try:
+        import deepspeed  # noqa: F401 - transformers imports it later; a broken install is one line here
+    except Exception as exc:  # noqa: BLE001
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise BadInput(f"training.deepspeed is set but DeepSpeed cannot be imported ({type(exc).__name__}: "
+                       f"{first}); repair the install (`ds_report` shows what is missing) or remove "
+                       "training.deepspeed") from exc
+
+
+def sharding_warnings(cfg: RunConfig) -> list[str]:
+    """What the run's distribution settings will not do here (goes into the plan's warnings)."""
+    from ftaudit.pipeline.train import fsdp_applies
+
+    if cfg.training.fsdp and not fsdp_applies():
+        return ["training.fsdp is set, but Accelerate shards with FSDP only on GPUs: on this machine (no CUDA) the "
+                "run trains unsharded, with DDP when several processes run (each holds the whole model); the "
+                "counted compute is the same"]
+    return []
 
 
 def dataset_files(cfg: RunConfig) -> list[Path]:

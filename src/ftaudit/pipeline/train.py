@@ -1,8 +1,10 @@
 """The training stage: a Hugging Face `Trainer` with ftaudit's compute meter and the compute gate.
 
 The Trainer owns distribution (torchrun / `accelerate launch`: DDP, FSDP and DeepSpeed configs pass through to
-TrainingArguments), checkpointing and resuming; ftaudit adds the meter (`FlopsMeterCallback`, summed over ranks)
-and a gate: when the metered lineage compute reaches the accepted limit, the Trainer saves a checkpoint and stops.
+TrainingArguments), checkpointing and resuming; ftaudit adds the meter (`FlopsMeterCallback`, summed over ranks,
+reading parameter shapes through FSDP/ZeRO-3 sharding) and a gate: when the metered lineage compute reaches the
+accepted limit, the Trainer saves a checkpoint and stops. DeepSpeed also runs on CPU (gloo); FSDP needs GPUs
+(Accelerate 1.x shards only on accelerators), so on CPU an FSDP config trains unsharded and the plan says so.
 """
 
 from __future__ import annotations
@@ -101,12 +103,12 @@ def training_arguments(cfg: RunConfig, rd: RunDir):
     )
     if t.gradient_checkpointing:
         kw.update(gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False})
-    if t.fsdp:
+    if t.fsdp and fsdp_applies():  # without CUDA Accelerate would ignore FSDP (v2) or fail (v1): preflight warns
         kw["fsdp"] = t.fsdp
-    if t.fsdp_config is not None:
-        kw["fsdp_config"] = t.fsdp_config
-    if t.deepspeed is not None:
-        kw["deepspeed"] = t.deepspeed
+        if t.fsdp_config is not None:
+            kw["fsdp_config"] = str(cfg.resolve(t.fsdp_config)) if isinstance(t.fsdp_config, str) else t.fsdp_config
+    if t.deepspeed is not None:  # DeepSpeed also runs on CPU (its CPU accelerator, gloo)
+        kw["deepspeed"] = str(cfg.resolve(t.deepspeed)) if isinstance(t.deepspeed, str) else t.deepspeed
     kw.update(t.extra_args)
     return TrainingArguments(**kw)
 
@@ -115,6 +117,13 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def fsdp_applies() -> bool:
+    """Whether Accelerate will shard with FSDP here. It does so only on accelerators (ftaudit trains on CUDA or on
+    CPU): on CPU it runs an FSDP config as DDP (FSDP2) or fails while creating the plugin (FSDP1, "There are
+    currently no available devices found")."""
+    return _cuda()
 
 
 def meter_callback(rd: RunDir, cfg: RunConfig, gate_hook: Callable[[float], bool], *, parent: str | None,

@@ -4,8 +4,10 @@ the accepted limit, and the summary at the end. Quiet (nothing on stderr but err
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from contextlib import contextmanager
 
 from ftaudit.regulation.figures import flops2
 
@@ -94,6 +96,30 @@ class UI:
             table.add_row(k, v)
         self.console.rule("ftaudit train — summary")
         self.console.print(table)
+
+
+@contextmanager
+def stdout_to_stderr():
+    """For `--json`: while the job runs, everything else written to stdout goes to stderr, so stdout carries the one
+    JSON object only. Libraries print there (DeepSpeed's logger: "Setting accelerator to CPU", on import by
+    transformers whenever deepspeed is installed); the redirect is on file descriptor 1, so handlers that hold
+    sys.stdout and native code follow it too."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except (OSError, ValueError, AttributeError):  # no real stdout/stderr descriptors: nothing to redirect
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def stdout_json(obj) -> None:
