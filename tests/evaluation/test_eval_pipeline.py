@@ -36,6 +36,7 @@ def test_evaluate_for_record_from_a_run(tiny, tmp_path, monkeypatch):
         evaluation={"suites": ["quality", "memorisation"], "limits": {"canary_references": 30}, "canaries": {"inserted": 2},
                     "gates": [{"metric": "memorisation.extraction.rate", "max": 0.0}]},
         training=SimpleNamespace(use_chat_template=True), eval_datasets=[ds(task)], datasets=[ds(train)], resolve=Path,
+        method=SimpleNamespace(type="lora"),
     )
     run = SimpleNamespace(cfg=cfg, source=SimpleNamespace(location=tiny["base"], gguf_file=None), tokenizer=None,
                           rd=SimpleNamespace(model=Path(tiny["tuned"]), evaluation=tmp_path / "run" / "evaluation"))

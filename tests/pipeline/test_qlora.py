@@ -141,3 +141,30 @@ def test_qlora_trains_a_4bit_base_and_meters_its_logical_size(tmp_path, tiny_mod
     assert lora["compute"]["model"]["n_parameters"] == comp["model"]["n_parameters"]
     assert lora["compute"]["flops"]["regulatory"] == pytest.approx(metered, rel=1e-12)
     assert lora["compute"]["estimate"]["planned_flops"] == pytest.approx(planned, rel=1e-12)
+
+
+@pytest.mark.slow
+def test_qlora_adapter_is_evaluated_on_the_4bit_base(tmp_path, tiny_model, tiny_data, capsys, monkeypatch):
+    """The evaluate stage loads the base as it was trained (4-bit NF4), not de-quantised weights it never saw."""
+    bnb = _bitsandbytes()
+    from ftaudit.evaluation import models as eval_models
+
+    loaded = []
+    load_pair = eval_models.load_pair
+
+    def capture(*a, **kw):
+        pair = load_pair(*a, **kw)
+        loaded.append(pair)
+        return pair
+
+    monkeypatch.setattr(eval_models, "load_pair", capture)
+    p = make_config(tmp_path, tiny_model, tiny_data, method=QLORA, training={"max_steps": 2},
+                    eval_datasets=[{"path": str(tiny_data["eval"])}],
+                    evaluation={"suites": ["quality"], "limits": {"task_items": 4, "task_max_new_tokens": 8}})
+    assert main(["train", str(p), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)["record"]
+    assert {s["name"]: s["status"] for s in rec["stages"]}["evaluate"] == "ok"
+    assert any("4-bit NF4" in n for n in rec["evaluation"]["notes"])
+    (base, tuned), = loaded
+    assert base.model is tuned.model  # one wrapped model: the adapter on the 4-bit base, toggled for the base view
+    assert sum(isinstance(m, bnb.nn.Linear4bit) for m in tuned.model.modules()) == 2 * 7  # q k v o gate up down

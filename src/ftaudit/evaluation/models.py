@@ -114,6 +114,8 @@ def _load_causal_lm(name: str, kwargs: dict, spec: str, dtype, device: str):
     except Exception as exc:
         raise RuntimeFailure(f"model {spec}: cannot be loaded as a causal language model "
                              f"({type(exc).__name__}: {first_line(exc)})") from None
+    if "quantization_config" in kwargs:  # bitsandbytes placed it on load; such models cannot be moved
+        return model.eval()
     return model.to(device).eval()
 
 
@@ -126,12 +128,14 @@ def _context_window(model, tokenizer) -> int:
     return value if isinstance(value, int) and 0 < value < 10**7 else 2048
 
 
-def load_model(spec: str, *, dtype: str | None = None, device: str = "cpu") -> LoadedModel:
+def load_model(spec: str, *, dtype: str | None = None, device: str = "cpu",
+               quantization: dict | None = None) -> LoadedModel:
+    """`quantization`: extra from_pretrained arguments (a QLoRA base is evaluated in the 4-bit form it was trained in)."""
     if _is_adapter_dir(Path(spec)):
         raise BadInput(f"model {spec}: this is a PEFT adapter; pass it as --tuned together with its --base model")
     name, kwargs, kind = _resolve(spec)
     tok = _load_tokenizer(name, kwargs, spec)
-    model = _load_causal_lm(name, kwargs, spec, _torch_dtype(dtype), device)
+    model = _load_causal_lm(name, {**kwargs, **(quantization or {})}, spec, _torch_dtype(dtype), device)
     return LoadedModel(model=model, tokenizer=tok, ref=ModelRefInfo(spec=spec, kind=kind), context_window=_context_window(model, tok))
 
 
@@ -155,17 +159,21 @@ def attach_adapter(base: LoadedModel, adapter_dir: str) -> tuple[LoadedModel, Lo
         raise RuntimeFailure(f"adapter {adapter_dir}: cannot be loaded ({type(exc).__name__}: {first_line(exc)})") from None
     wrapped.eval()
     ref = ModelRefInfo(spec=base.ref.spec, kind=base.ref.kind)
-    base_view = LoadedModel(wrapped, base.tokenizer, ref, base.context_window, adapter_enabled=False)
+    base_view = LoadedModel(wrapped, base.tokenizer, ref, base.context_window, adapter_enabled=False,
+                            notes=base.notes)
     tuned_ref = ModelRefInfo(spec=adapter_dir, kind="adapter", adapter_path=adapter_dir)
     tuned_view = LoadedModel(wrapped, base.tokenizer, tuned_ref, base.context_window, adapter_enabled=True)
     return base_view, tuned_view
 
 
-def load_pair(base_spec: str, tuned_spec: str, *, dtype: str | None = None, device: str = "cpu") -> tuple[LoadedModel, LoadedModel]:
+def load_pair(base_spec: str, tuned_spec: str, *, dtype: str | None = None, device: str = "cpu",
+              quantization: dict | None = None) -> tuple[LoadedModel, LoadedModel]:
     """(base, tuned). The tuned model may be a full model or a PEFT adapter directory for the base."""
     if not Path(tuned_spec).exists() and not (tuned_spec.count("/") == 1 and _in_hub_cache(tuned_spec)):
         raise BadInput(f"tuned model {tuned_spec}: no such file or directory")
-    base = load_model(base_spec, dtype=dtype, device=device)
+    base = load_model(base_spec, dtype=dtype, device=device, quantization=quantization)
+    if quantization:
+        base.notes.append("base loaded 4-bit NF4 (bitsandbytes), as it was trained (QLoRA)")
     if _is_adapter_dir(Path(tuned_spec)):
         return attach_adapter(base, tuned_spec)
     tuned = load_model(tuned_spec, dtype=dtype, device=device)

@@ -100,7 +100,15 @@ def evaluate_for_record(run) -> EvaluationEvidence:
     if "suites" not in opts:
         opts["suites"] = ["quality", "bias", "unexpected", "memorisation"]
     config = parse_config(opts, where="run config evaluation")
+    import torch
+
+    quantization, dtype = None, None
+    if cfg.method.type == "qlora":  # the adapter was trained on the 4-bit base: evaluate it on that base
+        from ftaudit.pipeline.models import qlora_kwargs
+
+        dtype, quantization = cfg.base_model.dtype, qlora_kwargs(cfg.base_model.dtype)
     evidence = evaluate(base, tuned, config=config, task_records=task, training_records=train, canaries=canaries,
-                        task_source=task_src, training_source=train_src)
+                        task_source=task_src, training_source=train_src, dtype=dtype, quantization=quantization,
+                        device="cuda" if torch.cuda.is_available() else "cpu")
     atomic_write_text(run.rd.evaluation / EVIDENCE_FILE, evidence.model_dump_json(indent=2) + "\n")
     return evidence

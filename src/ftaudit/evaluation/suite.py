@@ -490,6 +490,7 @@ def evaluate_for_record(
     training_source: str | None = None,
     dtype: str | None = None,
     device: str = "cpu",
+    quantization: dict | None = None,
 ) -> EvaluationEvidence:
     """The pipeline's evaluate stage: load base + tuned (full model or adapter), run the suites, apply the gates.
 
@@ -506,6 +507,6 @@ def evaluate_for_record(
         raise BadInput("suite memorisation needs a canary manifest and/or the training records")
     if task_records and "quality" in cfg.suites:
         validate_task_records(task_records, cfg.limits.task_items)  # before the (slow) model load
-    base_lm, tuned_lm = load_pair(base, tuned, dtype=dtype, device=device)
+    base_lm, tuned_lm = load_pair(base, tuned, dtype=dtype, device=device, quantization=quantization)
     inputs = EvaluationInputs(task_records=task_records, task_source=task_source, training_records=training_records, training_source=training_source, canaries=canaries)
     return evaluate_models(base_lm, tuned_lm, inputs, cfg, classifier)

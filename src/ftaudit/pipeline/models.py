@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ftaudit.errors import BadInput, RuntimeFailure
+from ftaudit.errors import BadInput, RuntimeFailure, first_line
 from ftaudit.pipeline.config import MethodSpec, RunConfig
 
 
@@ -78,11 +78,6 @@ def resolve_source(cfg: RunConfig) -> ModelSource:
     return ModelSource(spec.id, spec.gguf_file, spec.revision, is_local=False)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else exc.__class__.__name__)[:300]
-
-
 def load_model_config(src: ModelSource) -> dict:
     """The model's config.json as a dict (no weights are read)."""
     if src.is_local and not src.gguf_file:
@@ -90,13 +85,13 @@ def load_model_config(src: ModelSource) -> dict:
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise BadInput(f"{path}: cannot read the model config ({_first_line(exc)})") from None
+            raise BadInput(f"{path}: cannot read the model config ({first_line(exc)})") from None
     from transformers import AutoConfig
 
     try:
         return AutoConfig.from_pretrained(src.location, **src.kwargs()).to_dict()
     except Exception as exc:  # transformers raises many types; the user needs one line
-        raise RuntimeFailure(f"cannot load the base model config from {src.describe()}: {_first_line(exc)}") from None
+        raise RuntimeFailure(f"cannot load the base model config from {src.describe()}: {first_line(exc)}") from None
 
 
 def load_tokenizer(src: ModelSource):
@@ -105,7 +100,7 @@ def load_tokenizer(src: ModelSource):
     try:
         tok = AutoTokenizer.from_pretrained(src.location, **src.kwargs())
     except Exception as exc:
-        raise RuntimeFailure(f"cannot load the tokenizer of {src.describe()}: {_first_line(exc)}") from None
+        raise RuntimeFailure(f"cannot load the tokenizer of {src.describe()}: {first_line(exc)}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token  # padding is masked out of the loss and counted apart by the meter
     return tok
@@ -118,11 +113,11 @@ def load_model(src: ModelSource, cfg: RunConfig):
     kw = src.kwargs()
     kw["dtype"] = getattr(torch, cfg.base_model.dtype)
     if cfg.method.type == "qlora":
-        kw.update(_qlora_kwargs(kw["dtype"]))
+        kw.update(qlora_kwargs(cfg.base_model.dtype))
     try:
         model = AutoModelForCausalLM.from_pretrained(src.location, **kw)
     except Exception as exc:
-        raise RuntimeFailure(f"cannot load the base model {src.describe()}: {_first_line(exc)}") from None
+        raise RuntimeFailure(f"cannot load the base model {src.describe()}: {first_line(exc)}") from None
     if cfg.method.type == "qlora":
         _check_4bit(model, src)
     if src.gguf_file:
@@ -160,9 +155,10 @@ def check_method_available(method: MethodSpec) -> None:
                            f"(pip install -U 'bitsandbytes>={BNB_MIN_VERSION}') — or use method.type lora")
 
 
-def _qlora_kwargs(dtype) -> dict[str, Any]:
-    """from_pretrained arguments for a 4-bit NF4 base. The matmuls run in the configured `base_model.dtype` (on
-    dequantised weights), so the record's dtype stays true; bfloat16 is the usual choice on a GPU."""
+def qlora_kwargs(dtype: str) -> dict[str, Any]:
+    """from_pretrained arguments for a 4-bit NF4 base (training, and evaluating the adapter on the base it was trained
+    on). The matmuls run in `dtype`, the configured `base_model.dtype` (on dequantised weights), so the record's dtype
+    stays true; bfloat16 is the usual choice on a GPU."""
     import logging
     import os
 
@@ -173,7 +169,7 @@ def _qlora_kwargs(dtype) -> dict[str, Any]:
     # pure-torch fallback computes the same result, so the warning is noise (and offline it could not be fetched)
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     kw: dict[str, Any] = {"quantization_config": BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype)}
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=getattr(torch, dtype))}
     if torch.cuda.is_available():
         # Trainer never moves a bitsandbytes model, so it is quantised straight onto this process's GPU
         kw["device_map"] = {"": torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))}
