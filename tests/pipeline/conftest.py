@@ -82,6 +82,18 @@ def make_config(tmp: Path, model: Path, data: dict[str, Path], **over) -> Path:
     return path
 
 
+def optional_module(name: str, *, minversion: str | None = None, why: str):
+    """`pytest.importorskip` for an optional dependency of ftaudit, which fails instead when .ci/run (or anyone)
+    sets FTAUDIT_REQUIRE_<NAME>=1: CI installs it, so a skip there would hide a broken install."""
+    try:
+        return pytest.importorskip(name, minversion=minversion, reason=f"{name} is optional: {why}")
+    except pytest.skip.Exception:
+        var = f"FTAUDIT_REQUIRE_{name.upper()}"
+        if os.environ.get(var) == "1":
+            pytest.fail(f"{var}=1 but {name}{'>=' + minversion if minversion else ''} is not importable")
+        raise
+
+
 def env() -> dict[str, str]:
     e = dict(os.environ)
     e.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
 
 import pytest
 
-from conftest import make_config
+from conftest import make_config, optional_module
 from ftaudit.cli import main
 from ftaudit.pipeline import models
 
@@ -49,13 +48,7 @@ def test_refused_before_loading_without_a_usable_bitsandbytes(tmp_path, tiny_mod
 
 
 def _bitsandbytes():
-    try:
-        return pytest.importorskip("bitsandbytes", minversion=MIN_BNB, reason=(
-            f"bitsandbytes>={MIN_BNB} is optional for users (only method.type qlora needs it); the dev install has it"))
-    except pytest.skip.Exception:
-        if os.environ.get("FTAUDIT_REQUIRE_BNB") == "1":
-            pytest.fail(f"FTAUDIT_REQUIRE_BNB=1 but bitsandbytes>={MIN_BNB} is not importable")
-        raise
+    return optional_module("bitsandbytes", minversion=MIN_BNB, why="only method.type qlora needs it")
 
 
 def _train(tmp_path, tiny_model, tiny_data, method, capsys, monkeypatch):

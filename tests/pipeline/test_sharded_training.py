@@ -11,7 +11,6 @@ what the meter reads from it, as it would from the Trainer's FSDP model on GPUs.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -19,14 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import env, make_config
+from conftest import env, make_config, optional_module
 from ftaudit.cli import main
 
 BIN = Path(sys.executable).parent
 TORCHRUN = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2"]
 ACCELERATE = [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
-HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
 ZERO3 = {"zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True},
          "train_batch_size": "auto", "train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto"}
 FULL = {"type": "full"}
@@ -94,8 +92,8 @@ def _same_total(rec: dict, ref: dict) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_DEEPSPEED, reason="deepspeed not installed")
 def test_deepspeed_zero3_lora_torchrun(tmp_path, tiny_model, tiny_data, ddp):
+    optional_module("deepspeed", why="only training.deepspeed needs it")
     rec = _train(TORCHRUN, tmp_path, tiny_model, tiny_data, deepspeed=ZERO3)
     _same_total(rec, ddp("lora"))
     from peft import PeftModel
@@ -108,8 +106,8 @@ def test_deepspeed_zero3_lora_torchrun(tmp_path, tiny_model, tiny_data, ddp):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_DEEPSPEED, reason="deepspeed not installed")
 def test_deepspeed_zero3_full_accelerate_launch(tmp_path, tiny_model, tiny_data, ddp):
+    optional_module("deepspeed", why="only training.deepspeed needs it")
     rec = _train(ACCELERATE, tmp_path, tiny_model, tiny_data, FULL, deepspeed=ZERO3)
     ref = ddp("full")
     _same_total(rec, ref)
