@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,53 @@ def env() -> dict[str, str]:
     e = dict(os.environ)
     e.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     return e
+
+
+BIN = Path(sys.executable).parent
+# Both launchers start 2 gloo processes on CPU; Accelerate needs --multi_gpu for that on a machine without GPUs.
+LAUNCHERS = {
+    "torchrun": [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2"],
+    "accelerate": [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"],
+}
+
+
+def launch(launcher: str, args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """A script (`-m module …` or a path) under a 2-process launcher."""
+    if not Path(LAUNCHERS[launcher][0]).exists():
+        pytest.skip(f"{launcher} not installed")
+    proc = subprocess.Popen([*LAUNCHERS[launcher], *args], env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=cwd)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:  # SIGTERM first: the launcher then stops its workers (SIGKILL would orphan them)
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def train_distributed(launcher: str, config: Path, cwd: Path) -> dict:
+    """`ftaudit train CONFIG --json` under a 2-process launcher: exit 0, one report (rank 0's); returns its record."""
+    done = launch(launcher, ["-m", "ftaudit.cli", "train", str(config), "--json"], cwd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outs = json_objects(done.stdout)
+    assert len(outs) == 1, "only rank 0 reports"
+    return json.loads(outs[0])["record"]
+
+
+def json_objects(text: str) -> list[str]:
+    """Top-level JSON objects printed on stdout (rank 0 prints one; other ranks must print none)."""
+    out, depth, start = [], 0, None
+    for i, ch in enumerate(text):
+        if ch == "{":
+            depth += 1
+            start = i if depth == 1 else start
+        elif ch == "}":
+            depth -= 1
+            if depth == 0 and start is not None:
+                out.append(text[start:i + 1])
+    return out

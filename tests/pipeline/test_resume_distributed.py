@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import env, make_config
+from conftest import LAUNCHERS, env, make_config, train_distributed
 from ftaudit.cli import main
 
 FTAUDIT = [sys.executable, "-m", "ftaudit.cli"]
@@ -77,54 +77,14 @@ def test_second_run_from_the_first_adapter_adds_to_the_lineage(tmp_path, tiny_mo
     assert (second_dir / "run" / "model" / "adapter_config.json").is_file()
 
 
-# Both launchers start 2 gloo processes on CPU; Accelerate needs --multi_gpu for that on a machine without GPUs.
-LAUNCHERS = {
-    "torchrun": ["torchrun", "--standalone", "--nproc_per_node", "2"],
-    "accelerate": ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"],
-}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_two_processes_report_one_total(tmp_path, tiny_model, tiny_data, launcher):
-    exe, *launch_args = LAUNCHERS[launcher]
-    launch = Path(sys.executable).parent / exe
-    if not launch.exists():
-        pytest.skip(f"{exe} not installed")
     p = make_config(tmp_path, tiny_model, tiny_data, training={"max_steps": None, "epochs": 1})
-    proc = subprocess.Popen([str(launch), *launch_args, "-m", "ftaudit.cli", "train", str(p), "--json"],
-                            env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
-        stdout, stderr = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:  # SIGTERM first: torchrun then stops its workers (SIGKILL would orphan them)
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    assert proc.returncode == 0, stderr[-3000:]
-    outs = [json.loads(x) for x in _json_objects(stdout)]
-    assert len(outs) == 1, "only rank 0 reports"
-    rec = outs[0]["record"]
+    rec = train_distributed(launcher, p, tmp_path)
     plan = rec["compute"]["estimate"]
     assert rec["compute"]["world_size"] == 2 and plan["world_size"] == 2
     # both ranks' micro-batches in one total: every training token exactly once (48 records, 2 × 6 × 4)
     assert rec["compute"]["counts"]["tokens_effective"] == plan["train_tokens_per_epoch"]
     assert rec["compute"]["counts"]["sequences_effective"] == 48
     assert json.loads((tmp_path / "run" / "run_record.json").read_text())["run_id"] == rec["run_id"]
-
-
-def _json_objects(text: str) -> list[str]:
-    """Top-level JSON objects printed on stdout (rank 0 prints one; other ranks must print none)."""
-    out, depth, start = [], 0, None
-    for i, ch in enumerate(text):
-        if ch == "{":
-            depth += 1
-            start = i if depth == 1 else start
-        elif ch == "}":
-            depth -= 1
-            if depth == 0 and start is not None:
-                out.append(text[start:i + 1])
-    return out

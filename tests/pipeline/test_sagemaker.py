@@ -18,6 +18,15 @@ REAL = ["--role", "arn:aws:iam::123456789012:role/SageMakerRole", "--image-uri",
         "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ftaudit:latest", "--s3-output", "s3://ftaudit-test/runs"]
 
 
+@pytest.fixture(autouse=True)
+def _no_sagemaker_env(monkeypatch):
+    """None of SageMaker's variables from this machine, and the entry point's FLOPS_METER_OUT default (it sets one for
+    the seed meter's file) does not outlive the test: later runs in this process would write there."""
+    for var in ("SM_MODEL_DIR", "SM_OUTPUT_DATA_DIR", "SM_OUTPUT_DIR", "FLOPS_METER_OUT"):
+        monkeypatch.setenv(var, "")  # records the original state, restored after the test
+        monkeypatch.delenv(var)
+
+
 def test_launch_dry_run_prints_the_request(tmp_path, tiny_model, tiny_data, capsys):
     p = make_config(tmp_path, tiny_model, tiny_data,
                     eval_datasets=[{"path": str(tiny_data["eval"])}])
@@ -167,8 +176,6 @@ def test_launch_uploads_creates_the_job_and_the_container_runs_it(tmp_path, tiny
     (root / "input" / "config").mkdir(parents=True)
     (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps(job["HyperParameters"]))
     (root / "checkpoints").mkdir()
-    for var in ("SM_MODEL_DIR", "SM_OUTPUT_DATA_DIR", "SM_OUTPUT_DIR", "FLOPS_METER_OUT"):
-        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["sagemaker", "entry", "--root", str(root)]) == 0
     rec = json.loads((root / "output" / "data" / "run_record.json").read_text())
@@ -204,8 +211,6 @@ def test_entry_point_on_a_fake_opt_ml_tree(tmp_path, tiny_model, tiny_data, monk
         {"ftaudit_config_file": "ftaudit-config.yaml", "training.max_steps": "3", "training.learning_rate": "0.002",
          "sagemaker_program": "ignored"}))
     (root / "checkpoints").mkdir()
-    for var in ("SM_MODEL_DIR", "SM_OUTPUT_DATA_DIR", "SM_OUTPUT_DIR", "FLOPS_METER_OUT"):
-        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("SM_CHANNEL_TRAIN0", str(data / "train0"))
     assert main(["sagemaker", "entry", "--root", str(root)]) == 0
     assert (root / "model" / "adapter_config.json").is_file()
@@ -222,6 +227,5 @@ def test_entry_point_on_a_fake_opt_ml_tree(tmp_path, tiny_model, tiny_data, monk
 def test_entry_point_failure_file(tmp_path, monkeypatch):
     root = tmp_path / "ml"
     root.mkdir()
-    monkeypatch.delenv("SM_OUTPUT_DIR", raising=False)
     assert main(["sagemaker", "entry", "--root", str(root)]) == 1
     assert "config" in (root / "output" / "failure").read_text()

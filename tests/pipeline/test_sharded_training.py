@@ -18,44 +18,20 @@ from pathlib import Path
 
 import pytest
 
-from conftest import env, make_config, optional_module
+from conftest import launch, make_config, optional_module, train_distributed
 from ftaudit.cli import main
 
-BIN = Path(sys.executable).parent
-TORCHRUN = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2"]
-ACCELERATE = [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
 ZERO3 = {"zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True},
          "train_batch_size": "auto", "train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto"}
 FULL = {"type": "full"}
 
 
-def _launch(launcher: list[str], args: list[str], cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
-    proc = subprocess.Popen([*launcher, *args], env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=cwd)
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:  # SIGTERM first: the launcher then stops its workers
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-
-
-def _train(launcher: list[str], tmp: Path, tiny_model, tiny_data, method: dict | None = None, **training) -> dict:
+def _train(launcher: str, tmp: Path, tiny_model, tiny_data, method: dict | None = None, **training) -> dict:
     """`ftaudit train` of one epoch (48 records, 2 processes × 4 per micro-batch: 6 steps); rank 0's record."""
     over = {"training": {"max_steps": None, "epochs": 1, **training}}
     if method is not None:
         over["method"] = method
-    p = make_config(tmp, tiny_model, tiny_data, **over)
-    done = _launch(launcher, ["-m", "ftaudit.cli", "train", str(p), "--json"], tmp)
-    assert done.returncode == 0, done.stderr[-3000:]
-    outs = _json_objects(done.stdout)
-    assert len(outs) == 1, "only rank 0 reports"
-    rec = json.loads(outs[0])["record"]
+    rec = train_distributed(launcher, make_config(tmp, tiny_model, tiny_data, **over), tmp)
     assert json.loads((tmp / "run" / "run_record.json").read_text())["run_id"] == rec["run_id"]
     return rec
 
@@ -67,7 +43,7 @@ def ddp(tiny_model, tiny_data, tmp_path_factory):
 
     def get(method: str) -> dict:
         if method not in cache:
-            cache[method] = _train(TORCHRUN, tmp_path_factory.mktemp(f"ddp-{method}"), tiny_model, tiny_data,
+            cache[method] = _train("torchrun", tmp_path_factory.mktemp(f"ddp-{method}"), tiny_model, tiny_data,
                                    FULL if method == "full" else None)
         return cache[method]
 
@@ -94,7 +70,7 @@ def _same_total(rec: dict, ref: dict) -> None:
 @pytest.mark.slow
 def test_deepspeed_zero3_lora_torchrun(tmp_path, tiny_model, tiny_data, ddp):
     optional_module("deepspeed", why="only training.deepspeed needs it")
-    rec = _train(TORCHRUN, tmp_path, tiny_model, tiny_data, deepspeed=ZERO3)
+    rec = _train("torchrun", tmp_path, tiny_model, tiny_data, deepspeed=ZERO3)
     _same_total(rec, ddp("lora"))
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -108,7 +84,7 @@ def test_deepspeed_zero3_lora_torchrun(tmp_path, tiny_model, tiny_data, ddp):
 @pytest.mark.slow
 def test_deepspeed_zero3_full_accelerate_launch(tmp_path, tiny_model, tiny_data, ddp):
     optional_module("deepspeed", why="only training.deepspeed needs it")
-    rec = _train(ACCELERATE, tmp_path, tiny_model, tiny_data, FULL, deepspeed=ZERO3)
+    rec = _train("accelerate", tmp_path, tiny_model, tiny_data, FULL, deepspeed=ZERO3)
     ref = ddp("full")
     _same_total(rec, ref)
     import torch
@@ -133,7 +109,7 @@ def test_fsdp_config_on_cpu_trains_unsharded_and_says_so(tmp_path, tiny_model, t
 
     if torch.cuda.is_available():
         pytest.skip("a GPU machine shards with FSDP")
-    rec = _train(TORCHRUN, tmp_path, tiny_model, tiny_data, fsdp="full_shard auto_wrap",
+    rec = _train("torchrun", tmp_path, tiny_model, tiny_data, fsdp="full_shard auto_wrap",
                  fsdp_config={"version": version, "transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"]})
     _same_total(rec, ddp("lora"))
     assert any("training.fsdp is set" in w and "unsharded" in w for w in rec["compute"]["estimate"]["warnings"])
@@ -146,7 +122,7 @@ def test_meter_reads_the_whole_model_through_fsdp_sharding(tiny_model, tmp_path)
     model's (before the fix, FSDP1 gave one rank's shard and wrapper-prefixed names: half the parameters, bogus
     warnings, and no FLOP model at all for partial fine-tuning)."""
     worker = Path(__file__).with_name("sharded_meter_worker.py")
-    done = _launch(TORCHRUN, [str(worker), str(tiny_model)], tmp_path, timeout=180)
+    done = launch("torchrun", [str(worker), str(tiny_model)], tmp_path, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     cases = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(cases) == 9
@@ -209,17 +185,3 @@ def test_json_stdout_carries_only_the_json():
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"ok": 1}
     assert all(w in done.stderr for w in ("print", "handler", "native"))
-
-
-def _json_objects(text: str) -> list[str]:
-    """Top-level JSON objects printed on stdout (rank 0 prints one; other ranks must print none)."""
-    out, depth, start = [], 0, None
-    for i, ch in enumerate(text):
-        if ch == "{":
-            depth += 1
-            start = i if depth == 1 else start
-        elif ch == "}":
-            depth -= 1
-            if depth == 0 and start is not None:
-                out.append(text[start:i + 1])
-    return out

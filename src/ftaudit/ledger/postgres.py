@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
-from ftaudit.errors import BadInput, RuntimeFailure
+from ftaudit.errors import BadInput, RuntimeFailure, first_line
 from ftaudit.ledger.store import TABLES, LedgerCorrupt, Store, redact_url
 
 # One lock id for "the ledger in this database": every writer takes it before reading the head.
@@ -27,10 +27,10 @@ class PostgresStore(Store):
             first = (str(exc).strip().splitlines() or ["no answer"])[-1]
             raise RuntimeFailure(f"cannot reach the ledger database {self.display}: {first}") from None
         except psycopg.ProgrammingError as exc:
-            raise BadInput(f"bad database URL {self.display}: {str(exc).splitlines()[0]}") from None
+            raise BadInput(f"bad database URL {self.display}: {first_line(exc)}") from None
 
     def _translate(self, exc: Exception) -> Exception:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         if isinstance(exc, self._psycopg.OperationalError):
             return RuntimeFailure(f"ledger database {self.display} failed: {first}")
         return LedgerCorrupt(f"ledger database {self.display}: {first}")

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ftaudit.errors import BadInput, ComputeGateRefused
+from ftaudit.errors import BadInput, ComputeGateRefused, first_line
 from ftaudit.pipeline.config import RunConfig
 from ftaudit.pipeline.data import TokenizedSet
 
@@ -274,9 +274,8 @@ def _check_deepspeed() -> None:
     try:
         import deepspeed  # noqa: F401 - transformers imports it later; a broken install is one line here
     except Exception as exc:  # noqa: BLE001
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise BadInput(f"training.deepspeed is set but DeepSpeed cannot be imported ({type(exc).__name__}: "
-                       f"{first}); repair the install (`ds_report` shows what is missing) or remove "
+                       f"{first_line(exc)}); repair the install (`ds_report` shows what is missing) or remove "
                        "training.deepspeed") from exc
 
 

@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ftaudit.errors import BadInput, ComputeGateStopped, FtauditError, RuntimeFailure
+from ftaudit.errors import BadInput, ComputeGateStopped, FtauditError, RuntimeFailure, first_line
 from ftaudit.pipeline import run_dir as layout
 from ftaudit.pipeline.config import RunConfig, load_config
 from ftaudit.pipeline.run_dir import RunDir
@@ -246,8 +246,7 @@ def train(run: Run) -> Run:
     except FtauditError:
         raise
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
-        raise RuntimeFailure(f"training failed: {exc.__class__.__name__}: {first} "
+        raise RuntimeFailure(f"training failed: {exc.__class__.__name__}: {first_line(exc)} "
                              f"(checkpoints in {rd.checkpoints}; continue with `ftaudit train --resume {rd.root}`)"
                              ) from exc
     _absorb_meter(run)
@@ -306,7 +305,7 @@ def evaluate(run: Run) -> Run:
     try:
         run.record.evaluation = evaluate_for_record(run)
     except FtauditError as exc:
-        _mark(run, "evaluate", "failed", started, str(exc).splitlines()[0][:300])
+        _mark(run, "evaluate", "failed", started, first_line(exc))
         raise
     _mark(run, "evaluate", "ok", started)
     return run
@@ -423,9 +422,8 @@ def after_preflight(run: Run, t0: float | None = None) -> Result:
         run = train(run)
     except BaseException as exc:
         if run.is_main and run.rd.config.exists():
-            reason = str(exc).splitlines()[0][:300] if str(exc) else exc.__class__.__name__
             run.record.status = "failed"
-            _mark(run, "train", "failed", _now(), reason)
+            _mark(run, "train", "failed", _now(), first_line(exc))
         raise
     if not run.is_main:
         return Result(run.rd.root, run.record, 0, None, run.timings, run.plan)

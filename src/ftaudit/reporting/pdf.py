@@ -7,7 +7,7 @@ gives the same document content.
 
 from __future__ import annotations
 
-from ftaudit.errors import RuntimeFailure
+from ftaudit.errors import RuntimeFailure, first_line
 
 
 def render_pdf(html_text: str) -> bytes:
@@ -24,4 +24,4 @@ def render_pdf(html_text: str) -> bytes:
         return weasyprint.HTML(string=html_text).write_pdf()
     except Exception as exc:  # a renderer bug must not leave a half-written PDF or a traceback
         raise RuntimeFailure(f"report.pdf could not be rendered: {exc.__class__.__name__}: "
-                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from exc
+                             f"{first_line(exc)}") from exc
