@@ -159,15 +159,11 @@ def qlora_kwargs(dtype: str) -> dict[str, Any]:
     """from_pretrained arguments for a 4-bit NF4 base (training, and evaluating the adapter on the base it was trained
     on). The matmuls run in `dtype`, the configured `base_model.dtype` (on dequantised weights), so the record's dtype
     stays true; bfloat16 is the usual choice on a GPU."""
-    import logging
     import os
 
     import torch
     from transformers import BitsAndBytesConfig
 
-    # bitsandbytes' CPU backend tries an optional hub kernel ("kernels" package) and warns when it is absent; its
-    # pure-torch fallback computes the same result, so the warning is noise (and offline it could not be fetched)
-    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     kw: dict[str, Any] = {"quantization_config": BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=getattr(torch, dtype))}
     if torch.cuda.is_available():
