@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import make_config
+from conftest import env, make_config
 from ftaudit.cli import main
 
 REAL = ["--role", "arn:aws:iam::123456789012:role/SageMakerRole", "--image-uri",
@@ -193,24 +196,29 @@ def test_launch_errors_from_aws_are_one_line(tmp_path, tiny_model, tiny_data, ca
     assert "SageMaker launch failed" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.slow
-def test_entry_point_on_a_fake_opt_ml_tree(tmp_path, tiny_model, tiny_data, monkeypatch):
+def _opt_ml(tmp_path, tiny_model, tiny_data, hyperparameters: dict) -> Path:
+    """A SageMaker container's /opt/ml tree: channels config, train0, base_model; hyperparameters; checkpoints/."""
     root = tmp_path / "opt" / "ml"
     data = root / "input" / "data"
     (data / "train0").mkdir(parents=True)
     shutil.copy(tiny_data["train"], data / "train0" / "train.jsonl")
     shutil.copytree(tiny_model, data / "base_model")
-    cfg_src = make_config(tmp_path, tiny_model, tiny_data)
-    cfg = yaml.safe_load(cfg_src.read_text())
+    cfg = yaml.safe_load(make_config(tmp_path, tiny_model, tiny_data).read_text())
     cfg["datasets"][0]["path"] = "/somewhere/on/the/laptop/train.jsonl"  # rewritten to the channel
     cfg["base_model"]["path"] = "/somewhere/on/the/laptop/tiny-llama"
     (data / "config").mkdir()
     (data / "config" / "ftaudit-config.yaml").write_text(yaml.safe_dump(cfg))
     (root / "input" / "config").mkdir(parents=True)
     (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps(
-        {"ftaudit_config_file": "ftaudit-config.yaml", "training.max_steps": "3", "training.learning_rate": "0.002",
-         "sagemaker_program": "ignored"}))
+        {"ftaudit_config_file": "ftaudit-config.yaml", "sagemaker_program": "ignored", **hyperparameters}))
     (root / "checkpoints").mkdir()
+    return root
+
+
+@pytest.mark.slow
+def test_entry_point_on_a_fake_opt_ml_tree(tmp_path, tiny_model, tiny_data, monkeypatch):
+    root = _opt_ml(tmp_path, tiny_model, tiny_data, {"training.max_steps": "3", "training.learning_rate": "0.002"})
+    data = root / "input" / "data"
     monkeypatch.setenv("SM_CHANNEL_TRAIN0", str(data / "train0"))
     assert main(["sagemaker", "entry", "--root", str(root)]) == 0
     assert (root / "model" / "adapter_config.json").is_file()
@@ -222,6 +230,37 @@ def test_entry_point_on_a_fake_opt_ml_tree(tmp_path, tiny_model, tiny_data, monk
     assert (root / "output" / "flops_meter.json").is_file()
     assert (root / "checkpoints" / "tiny" / "run_record.json").is_file()  # the run dir, synced for spot restarts
     assert not (root / "output" / "failure").exists()
+
+
+@pytest.mark.slow
+def test_spot_interruption_the_restarted_job_resumes_with_the_same_total(tmp_path, tiny_model, tiny_data):
+    """kill -9 mid-training (a spot interruption); SageMaker restarts the job with checkpoints/ restored from S3;
+    the entry point resumes the run there, and the total equals an uninterrupted job's."""
+    hp = {"training.max_steps": "40", "training.save_steps": "5", "training.meter_every_steps": "5"}
+    roots = {k: _opt_ml(tmp_path / k, tiny_model, tiny_data, hp) for k in ("spot", "clean")}
+    entry = [sys.executable, "-m", "ftaudit.cli", "sagemaker", "entry", "--root"]
+    proc = subprocess.Popen([*entry, str(roots["spot"])], env=env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    ckpt = roots["spot"] / "checkpoints" / "tiny" / "checkpoints" / "checkpoint-10" / "trainer_state.json"
+    deadline = time.time() + 240
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists(), "no checkpoint before the kill"
+    assert not (roots["spot"] / "model" / "adapter_config.json").exists()  # the job had not finished
+    first = json.loads((roots["spot"] / "checkpoints" / "tiny" / "run_record.json").read_text())
+    assert first["status"] == "running"
+
+    for root in roots.values():
+        done = subprocess.run([*entry, str(root)], env=env(), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    got, want = (json.loads((roots[k] / "output" / "data" / "run_record.json").read_text()) for k in ("spot", "clean"))
+    assert got["status"] == "completed" and (roots["spot"] / "model" / "adapter_config.json").is_file()
+    assert got["compute"]["counts"]["tokens_effective"] == want["compute"]["counts"]["tokens_effective"]
+    assert got["compute"]["flops"]["regulatory"] == pytest.approx(want["compute"]["flops"]["regulatory"], rel=1e-9)
+    assert got["compute"]["counts"]["optimizer_steps"] == 40
+    assert got["run_id"] == first["run_id"]  # the same run, resumed from checkpoint-10, not a fresh start
 
 
 def test_entry_point_failure_file(tmp_path, monkeypatch):
