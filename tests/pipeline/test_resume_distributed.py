@@ -88,3 +88,17 @@ def test_two_processes_report_one_total(tmp_path, tiny_model, tiny_data, launche
     assert rec["compute"]["counts"]["tokens_effective"] == plan["train_tokens_per_epoch"]
     assert rec["compute"]["counts"]["sequences_effective"] == 48
     assert json.loads((tmp_path / "run" / "run_record.json").read_text())["run_id"] == rec["run_id"]
+
+
+def test_a_checkpoint_cut_off_while_its_state_was_written_is_not_resumed(tmp_path):
+    """A kill in the middle of the Trainer writing trainer_state.json (it is not written atomically) leaves a
+    checkpoint that cannot be resumed: the one before it is."""
+    from ftaudit.pipeline.run_dir import RunDir
+
+    rd = RunDir(tmp_path)
+    for step, state in ((5, '{"global_step": 5}'), (10, '{"global_step": 10, "log_hi'), (15, None)):
+        d = rd.checkpoints / f"checkpoint-{step}"
+        d.mkdir(parents=True)
+        if state is not None:
+            (d / "trainer_state.json").write_text(state)
+    assert rd.last_checkpoint() == rd.checkpoints / "checkpoint-5"

@@ -76,13 +76,14 @@ class RunDir:
         return self.root / DOCUMENTS
 
     def last_checkpoint(self) -> Path | None:
-        """The newest complete checkpoint (Trainer writes trainer_state.json last)."""
+        """The newest complete checkpoint. The Trainer writes trainer_state.json last but not atomically: a kill
+        (a spot interruption) in the middle of it leaves a checkpoint that cannot be resumed, so it must parse."""
         if not self.checkpoints.is_dir():
             return None
         done = []
         for d in self.checkpoints.glob("checkpoint-*"):
             step = d.name.rpartition("-")[2]
-            if step.isdigit() and (d / "trainer_state.json").is_file():
+            if step.isdigit() and _parses((d / "trainer_state.json")):
                 done.append((int(step), d))
         return max(done)[1] if done else None
 
@@ -133,3 +134,11 @@ def append_log(rd: RunDir, name: str, obj: dict) -> None:
         fh.write(json.dumps(obj, default=str) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _parses(path: Path) -> bool:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True

@@ -119,6 +119,18 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def _close_process_group() -> None:
+    """Training is the job's only collective work: every rank closes the process group together once it is done.
+    Otherwise the other ranks exit while rank 0 evaluates and documents, with the group open; one such exit aborted
+    in native teardown ("terminate called without an active exception", DeepSpeed ZeRO-3 on CPU, once in a loaded
+    CI run) and the launcher then killed rank 0 mid-stage."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def fsdp_applies() -> bool:
     """Whether Accelerate will shard with FSDP here. It does so only on accelerators (ftaudit trains on CUDA or on
     CPU): on CPU it runs an FSDP config as DDP (FSDP2) or fails while creating the plugin (FSDP1, "There are
@@ -210,6 +222,7 @@ def run_trainer(cfg: RunConfig, rd: RunDir, model, tokenizer, data: TokenizedSet
     trainer.save_model(str(rd.model))  # every rank: FSDP/DeepSpeed gather the weights; rank 0 writes
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(rd.model))
+    _close_process_group()
     return TrainOutcome(status="stopped" if gate.tripped else "ok", reason=gate.reason,
                         global_step=trainer.state.global_step, seconds=seconds, resumed_from=resume_from,
                         metrics=dict(result.metrics), meter=meter)
