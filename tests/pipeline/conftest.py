@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -136,6 +138,17 @@ def train_distributed(launcher: str, config: Path, cwd: Path) -> dict:
     outs = json_objects(done.stdout)
     assert len(outs) == 1, "only rank 0 reports"
     return json.loads(outs[0])["record"]
+
+
+def kill_9_when(args: list[str], marker: Path, timeout: float = 240) -> None:
+    """Run `args` and kill -9 it as soon as `marker` exists (a crash or a spot interruption mid-training)."""
+    proc = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert marker.exists(), "no checkpoint before the kill"
 
 
 def json_objects(text: str) -> list[str]:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import env, make_config
+from conftest import env, kill_9_when, make_config
 from ftaudit.cli import main
 
 REAL = ["--role", "arn:aws:iam::123456789012:role/SageMakerRole", "--image-uri",
@@ -239,15 +237,8 @@ def test_spot_interruption_the_restarted_job_resumes_with_the_same_total(tmp_pat
     hp = {"training.max_steps": "40", "training.save_steps": "5", "training.meter_every_steps": "5"}
     roots = {k: _opt_ml(tmp_path / k, tiny_model, tiny_data, hp) for k in ("spot", "clean")}
     entry = [sys.executable, "-m", "ftaudit.cli", "sagemaker", "entry", "--root"]
-    proc = subprocess.Popen([*entry, str(roots["spot"])], env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    ckpt = roots["spot"] / "checkpoints" / "tiny" / "checkpoints" / "checkpoint-10" / "trainer_state.json"
-    deadline = time.time() + 240
-    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert ckpt.exists(), "no checkpoint before the kill"
+    kill_9_when([*entry, str(roots["spot"])],
+                roots["spot"] / "checkpoints" / "tiny" / "checkpoints" / "checkpoint-10" / "trainer_state.json")
     assert not (roots["spot"] / "model" / "adapter_config.json").exists()  # the job had not finished
     first = json.loads((roots["spot"] / "checkpoints" / "tiny" / "run_record.json").read_text())
     assert first["status"] == "running"

@@ -1,5 +1,6 @@
-"""Sharded training (DeepSpeed ZeRO, FSDP) under `ftaudit train` with 2 CPU processes (gloo): one total, the same
-FLOPs as the same run under DDP, and the meter reads the whole model through the sharding.
+"""`ftaudit train` with 2 CPU processes (gloo) under torchrun and `accelerate launch`: DDP reports one total, and
+sharded training (DeepSpeed ZeRO, FSDP) gives the same counts and FLOPs as DDP, the meter reading the whole model
+through the sharding.
 
 What runs on CPU with transformers 5.x / Accelerate 1.15 / torch 2.13: DeepSpeed (its CPU accelerator, gloo) for
 ZeRO stages 0-3, under torchrun and `accelerate launch`. FSDP does not: Accelerate selects FSDP only on GPUs (on
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import launch, make_config, optional_module, train_distributed
+from conftest import LAUNCHERS, launch, make_config, optional_module, train_distributed
 from ftaudit.cli import main
 
 ZERO3 = {"zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True},
@@ -48,6 +49,17 @@ def ddp(tiny_model, tiny_data, tmp_path_factory):
         return cache[method]
 
     return get
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_two_processes_report_one_total(tmp_path, tiny_model, tiny_data, launcher, ddp):
+    rec = ddp("lora") if launcher == "torchrun" else _train(launcher, tmp_path, tiny_model, tiny_data)
+    plan = rec["compute"]["estimate"]
+    assert rec["compute"]["world_size"] == 2 and plan["world_size"] == 2
+    # both ranks' micro-batches in one total: every training token exactly once (48 records, 2 × 6 × 4)
+    assert rec["compute"]["counts"]["tokens_effective"] == plan["train_tokens_per_epoch"]
+    assert rec["compute"]["counts"]["sequences_effective"] == 48
 
 
 def _same_total(rec: dict, ref: dict) -> None:
