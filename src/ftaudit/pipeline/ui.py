@@ -104,20 +104,13 @@ def stdout_to_stderr():
     JSON object only. Libraries print there (DeepSpeed's logger: "Setting accelerator to CPU", on import by
     transformers whenever deepspeed is installed); the redirect is on file descriptor 1, so handlers that hold
     sys.stdout and native code follow it too."""
-    try:
-        sys.stdout.flush()
-        saved = os.dup(1)
-        os.dup2(2, 1)
-    except (OSError, ValueError, AttributeError):  # no real stdout/stderr descriptors: nothing to redirect
-        yield
-        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
     try:
         yield
     finally:
-        try:
-            sys.stdout.flush()
-        except (OSError, ValueError):
-            pass
+        sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
 

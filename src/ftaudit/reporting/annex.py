@@ -10,7 +10,7 @@ from __future__ import annotations
 from ftaudit.regulation.thresholds import AI_ACT
 from ftaudit.reporting.completeness import finalise
 from ftaudit.reporting.context import XI, XII, Ctx
-from ftaudit.reporting.document import Document, Section, show
+from ftaudit.reporting.document import Document, Filler, Item, Section, show
 from ftaudit.reporting.evaluation_tables import metrics_table
 
 
@@ -49,9 +49,7 @@ def annex_xi(ctx: Ctx) -> Document:
                "Annex XI technical documentation")
     s1 = Section(id="1.1", title="1. General description of the model", citation=f"{XI} point 1")
     s1.items += ctx.purpose_items(f, "1.1.a", f"{XI} 1(a)")
-    s1.items.append(f.ask("1.1.b", "Acceptable use policies", f"{XI} 1(b)", "acceptable_use_policy"))
-    s1.items.append(f.ask("1.1.c.release_date", "Date of release", f"{XI} 1(c)", "release_date"))
-    s1.items.append(f.ask("1.1.c.distribution", "Methods of distribution", f"{XI} 1(c)", "distribution_methods"))
+    s1.items += _use_and_release(f, "1.1", XI)
     s1.items += ctx.architecture_items(f, "1.1.d", f"{XI} 1(d)")
     s1.items += ctx.modality_items(f, "1.1.e", f"{XI} 1(e)")
     s1.items.append(ctx.licence_item(f, "1.1.f", f"{XI} 1(f)"))
@@ -93,15 +91,20 @@ def annex_xi(ctx: Ctx) -> Document:
     return finalise(doc)
 
 
+def _use_and_release(f: Filler, prefix: str, annex: str) -> list[Item]:
+    """Points 1(b) and 1(c), worded the same in Annex XI and Annex XII."""
+    return [f.ask(f"{prefix}.b", "Acceptable use policies", f"{annex} 1(b)", "acceptable_use_policy"),
+            f.ask(f"{prefix}.c.release_date", "Date of release", f"{annex} 1(c)", "release_date"),
+            f.ask(f"{prefix}.c.distribution", "Methods of distribution", f"{annex} 1(c)", "distribution_methods")]
+
+
 def annex_xii(ctx: Ctx) -> Document:
     f = ctx.filler()
     doc = _doc(ctx, "annex_xii", "Information for downstream providers (Annex XII)",
                f"{AI_ACT}, Art. 53(1)(b), Annex XII", "Annex XII information")
     s1 = Section(id="1", title="1. General description of the model", citation=f"{XII} point 1")
     s1.items += ctx.purpose_items(f, "1.a", f"{XII} 1(a)")
-    s1.items.append(f.ask("1.b", "Acceptable use policies", f"{XII} 1(b)", "acceptable_use_policy"))
-    s1.items.append(f.ask("1.c.release_date", "Date of release", f"{XII} 1(c)", "release_date"))
-    s1.items.append(f.ask("1.c.distribution", "Methods of distribution", f"{XII} 1(c)", "distribution_methods"))
+    s1.items += _use_and_release(f, "1", XII)
     s1.items.append(f.ask("1.d", "Interaction with hardware or software that is not part of the model",
                           f"{XII} 1(d)", "external_interaction"))
     s1.items.append(ctx.software_item(f, "1.e", f"{XII} 1(e)"))
