@@ -19,7 +19,7 @@ from ftaudit import __version__
 from ftaudit.compute.evidence import ComputeEvidence
 from ftaudit.data.evidence import DataEvidence
 from ftaudit.evaluation.evidence import EvaluationEvidence
-from ftaudit.errors import BadInput
+from ftaudit.errors import BadInput, first_line
 from ftaudit.io import atomic_write_text
 from ftaudit.regulation.decision import Decision
 
@@ -103,7 +103,7 @@ class RunRecord(Strict):
         except FileNotFoundError:
             raise BadInput(f"{path}: no run record here; pass a run directory made by ftaudit") from None
         except ValueError as exc:
-            first = str(exc).splitlines()[0]
+            first = first_line(exc)
             raise BadInput(f"{path}: not a valid run record ({first})") from None
 
 

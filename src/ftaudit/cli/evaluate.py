@@ -58,7 +58,7 @@ def _load_config(args):
 def _load_canaries(path):
     from pydantic import ValidationError
 
-    from ftaudit.errors import BadInput
+    from ftaudit.errors import BadInput, first_line
     from ftaudit.evaluation.memorisation import CanaryManifest
 
     try:
@@ -66,7 +66,7 @@ def _load_canaries(path):
     except FileNotFoundError:
         raise BadInput(f"canaries {path}: no such file") from None
     except (OSError, ValidationError, ValueError) as exc:
-        raise BadInput(f"canaries {path}: not a canary manifest written by ftaudit ({str(exc).splitlines()[0]})") from None
+        raise BadInput(f"canaries {path}: not a canary manifest written by ftaudit ({first_line(exc)})") from None
 
 
 def run(args) -> int:

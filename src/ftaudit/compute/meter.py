@@ -34,7 +34,7 @@ from ftaudit.compute.evidence import (
     MeterFlops,
     ModelCounts,
 )
-from ftaudit.errors import BadInput
+from ftaudit.errors import BadInput, first_line
 from ftaudit.io import atomic_write_text
 
 METER_FILENAME = "ftaudit_meter.json"
@@ -212,7 +212,7 @@ def load_state(path: str | Path) -> MeterState:
     except FileNotFoundError:
         raise BadInput(f"{path}: no meter state here; pass the output dir of a run metered by ftaudit") from None
     except (ValidationError, ValueError) as exc:
-        first = str(exc).splitlines()[0]
+        first = first_line(exc)
         raise BadInput(f"{path}: not a valid ftaudit meter state ({first})") from None
 
 
@@ -242,7 +242,7 @@ def read_lineage(directory: str | Path) -> LineageFile | None:
     try:
         return LineageFile.model_validate_json(path.read_text(encoding="utf-8"))
     except (ValidationError, ValueError) as exc:
-        first = str(exc).splitlines()[0]
+        first = first_line(exc)
         raise BadInput(f"{path}: not a valid ftaudit lineage file ({first}); remove it or fix it") from None
 
 
@@ -294,5 +294,5 @@ def state_from_json(obj: dict) -> MeterState:
     try:
         return MeterState.model_validate_json(json.dumps(obj))
     except (ValidationError, ValueError) as exc:
-        first = str(exc).splitlines()[0]
+        first = first_line(exc)
         raise BadInput(f"checkpoint meter state is not valid ({first})") from None

@@ -246,7 +246,7 @@ def _json_config(cfg: RunConfig, key: str, value: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise BadInput(f"{key}: {path} is not a JSON file ({str(exc).splitlines()[0] if str(exc) else exc!r})") from exc
+        raise BadInput(f"{key}: {path} is not a JSON file ({first_line(exc)})") from exc
 
 
 def _check_zero3_save(cfg: RunConfig, ds: Any) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ftaudit.errors import BadInput
+from ftaudit.errors import BadInput, first_line
 from ftaudit.regulation.decision import OriginalCompute
 
 REGISTRY_FILE = "base_models.yaml"
@@ -123,7 +123,7 @@ def parse_registry(text: str, *, origin: str = REGISTRY_FILE) -> Registry:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise BadInput(f"{origin}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise BadInput(f"{origin}: not valid YAML ({first_line(exc)})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("models"), list):
         raise BadInput(f"{origin}: expected a mapping with a 'models' list")
     entries = []
