@@ -51,8 +51,18 @@ def test_lora_flags_and_lineage(config_dir, capsys):
     assert prior["lineage_flops"] == pytest.approx(1e22 + full["training_flops"])
     assert prior["decision"]["modification_flops"] == pytest.approx(prior["lineage_flops"])
     assert prior["decision"]["role"] == "downstream_modifier"
-    over = _json(capsys, *base, "--prior-flops", "3e22", "--original-flops", "6e22")
-    assert over["decision"]["role"] != "downstream_modifier"
+    # 6e22 is below 1e23: not a GPAI base, so 6e22 + 3e22 stays below the cumulative 1e23 criterion ...
+    small = _json(capsys, *base, "--prior-flops", "3e22", "--original-flops", "6e22")
+    assert small["decision"]["role"] == "downstream_modifier"
+    assert small["decision"]["threshold_basis"] == "cumulative_gpai_criterion"
+    assert small["decision"]["alternative"]["threshold_flops"] == pytest.approx(2e22)
+    # ... unless the base is declared a GPAI model: then one third of it (2e22) is crossed.
+    declared = _json(capsys, *base, "--prior-flops", "3e22", "--original-flops", "6e22", "--base-is-gpai", "true")
+    assert declared["decision"]["role"] == "gpai_provider"
+    assert declared["decision"]["threshold_basis"] == "one_third_of_original"
+    over = _json(capsys, *base, "--prior-flops", "5e22", "--original-flops", "6e22")
+    assert over["decision"]["role"] == "gpai_provider"
+    assert {o["scope"] for o in over["decision"]["obligations"]} == {"whole_model"}
     assert over["headroom"]["more_tokens_under_threshold"] == 0
 
 
@@ -79,7 +89,12 @@ def test_pretrain_flops_env_and_registry(config_dir, capsys, monkeypatch):
     entry = registry.lookup("meta-llama/Llama-3.2-1B")
     doc = _json(capsys, "--config", "meta-llama/Llama-3.2-1B", "--tokens", "1e6", "--seq-len", "1024")
     assert doc["config_source"] == "registry:meta-llama/Llama-3.2-1B"
-    assert doc["decision"]["original"]["flops"] == entry.training_flops
+    assert doc["decision"]["original"]["flops"] == entry.estimate("architecture").flops  # the stricter estimate
+    assert {o["method"] for o in doc["decision"]["estimates"]} == {"architecture", "hardware"}
+    assert doc["decision"]["estimates_disagree"] is True
+    picked = _json(capsys, "--config", "meta-llama/Llama-3.2-1B", "--tokens", "1e6", "--seq-len", "1024",
+                   "--original-estimate", "hardware")
+    assert picked["decision"]["original"]["flops"] == entry.estimate("hardware").flops
 
 
 def test_human_view_and_output_file(config_dir, capsys, tmp_path):

@@ -173,10 +173,15 @@ def test_environment_and_output_errors(tmp_path, monkeypatch):
 
     monkeypatch.setenv("PRETRAIN_FLOPS", "3e3")  # tiny original: the run passes one third of it
     monkeypatch.setenv("FLOPS_METER_OUT", str(tmp_path / "seed"))
-    train(tmp_path / "run", tiny_model(), PadCollator(), FlopsMeterCallback(), data=examples(4, 4, 8))
+    train(tmp_path / "run", tiny_model(), PadCollator(), FlopsMeterCallback(base_is_gpai=True), data=examples(4, 4, 8))
     seed = json.loads((tmp_path / "seed" / "flops_meter.json").read_text())
     assert seed["Flops_original"] == 3e3 and seed["exceeds_30pct"] is True
     assert seed["threshold_value"] == pytest.approx(1e3) and seed["pct_of_pretrain"] > 100
+    # Not declared a GPAI model, a 3e3-FLOP base is below 1e23: the cumulative criterion decides (docs/regulation.md).
+    train(tmp_path / "run2", tiny_model(), PadCollator(), FlopsMeterCallback(), data=examples(4, 4, 8))
+    seed = json.loads((tmp_path / "seed" / "flops_meter.json").read_text())
+    assert seed["exceeds_30pct"] is False and seed["threshold_type"] == "cumulative_gpai_criterion"
+    assert seed["threshold_value"] == pytest.approx(1e23 - 3e3)
     assert not (tmp_path / "run" / "flops_meter.json").exists()
 
 

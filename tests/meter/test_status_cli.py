@@ -44,7 +44,9 @@ def test_status_text_and_original_flops(tmp_path, capsys):
     assert main(["status", str(tmp_path), "--original-flops", "6e22"]) == 0
     out = capsys.readouterr().out
     assert "regulatory 2.0e22" in out and "cumulative 3.0e22" in out
-    assert "threshold 2.0e22" in out  # one third of 6e22
+    assert "threshold 4.0e22" in out  # 6e22 is not a GPAI base: the modified model passes 1e23 after 4e22
+    assert main(["status", str(tmp_path), "--original-flops", "6e22", "--base-is-gpai", "true"]) == 0
+    assert "threshold 2.0e22" in capsys.readouterr().out  # declared a GPAI model: one third of 6e22
     assert "20% padding" in out
 
 

@@ -120,29 +120,62 @@ def test_original_above_1e25_not_designated_is_flagged():
     assert decide(1.3e25, OriginalCompute(3.8e25, "known")).role == "gpai_provider_systemic_risk"
 
 
-# --- the reading for originals below 1e23 ----------------------------------------------------------------------
-def test_known_original_below_1e23_applies_whichever_test_is_reached_first():
-    # REGULATION.md §1: one third of a known original whatever its size, and the reading that a sub-1e23 original's
-    # modified model becomes GPAI once its cumulative compute passes 1e23. The earlier of the two decides.
-    small = OriginalCompute(1.5e21, "estimated", source="GPT-2 6·N·D")
-    d = decide(4e20, small)
-    assert d.threshold_basis == "one_third_of_original"
-    assert d.threshold_flops == pytest.approx(1.5e21 / 3)
-    assert d.role == "downstream_modifier"
-    assert any(i.label == "reading" and "1e23" in i.text for i in d.interpretations)
-    over = decide(6e20, small)
-    assert over.role == "gpai_provider"
-    assert all(o.scope == "whole_model" for o in over.obligations)
-    # Near 1e23, passing the indicative criterion comes before one third of the original.
-    big = OriginalCompute(9e22, "known")
-    near = decide(0.9e22, big)
-    assert near.threshold_basis == "cumulative_gpai_criterion"
-    assert near.threshold_flops == pytest.approx(1e22) and near.headroom_fraction == pytest.approx(0.1)
-    assert near.role == "downstream_modifier"
-    assert decide(1.1e22, big).role == "gpai_provider"
-    crossover = OriginalCompute(7.5e22, "known")  # one third == 1e23 - original
-    assert decide(2.4e22, crossover).role == "downstream_modifier"
-    assert decide(2.6e22, crossover).role == "gpai_provider"
+# --- a base below 1e23 is not a GPAI model by the indicative criterion (guidelines ¶17–20) -------------------------
+def test_small_base_plus_modification_below_1e23_stays_downstream_modifier_with_no_obligations():
+    d = decide(3e22, OriginalCompute(6e22, "known"))
+    assert d.role == "downstream_modifier" and d.obligations == []
+    assert d.threshold_basis == "cumulative_gpai_criterion" and not d.base_is_gpai
+    assert d.base_is_gpai_basis == "indicative_criterion"
+    assert d.threshold_flops == pytest.approx(4e22)
+    assert d.cumulative_model_flops == pytest.approx(9e22)
+    assert any("no GPAI-provider obligations" in r.text for r in d.reasoning)
+
+
+def test_small_base_past_1e23_cumulative_makes_a_gpai_provider_for_the_whole_model():
+    d = decide(5e22, OriginalCompute(6e22, "known"))
+    assert d.role == "gpai_provider" and d.exceeds_threshold
+    assert d.obligations and all(o.scope == "whole_model" for o in d.obligations)
+    assert all("1e23" in o.applies_because and "whole model" in o.applies_because for o in d.obligations)
+
+
+def test_small_base_declared_gpai_applies_the_one_third_rule():
+    declared = OriginalCompute(6e22, "known", is_gpai=True)
+    d = decide(3e22, declared)
+    assert d.threshold_basis == "one_third_of_original" and d.base_is_gpai and d.base_is_gpai_basis == "declared"
+    assert d.threshold_flops == pytest.approx(2e22)
+    assert d.role == "gpai_provider"
+    assert all(o.scope == "modification" for o in d.obligations)
+    assert d.alternative.base_is_gpai is False and d.alternative.role == "downstream_modifier"
+    assert d.alternative.threshold_flops == pytest.approx(4e22)
+    assert decide(1.9e22, declared).role == "downstream_modifier"
+
+
+def test_small_base_shows_the_other_reading_with_both_thresholds():
+    d = decide(1e21, OriginalCompute(1.62e21, "estimated", source="SmolLM2-135M 6·N·D"))
+    assert d.threshold_flops == pytest.approx(1e23 - 1.62e21)
+    assert d.display["threshold_flops"] == "9.8e22"
+    alt = d.alternative
+    assert alt.label == "reading" and alt.base_is_gpai and alt.threshold_basis == "one_third_of_original"
+    assert alt.threshold_flops == pytest.approx(5.4e20) and alt.role == "gpai_provider"
+    assert d.display["alternative_threshold_flops"] == "5.4e20"
+    texts = [i.text for i in d.interpretations if i.label == "reading"]
+    assert any(t.startswith("Reading applied") and "9.8e22" in t for t in texts)
+    assert any(t.startswith("Alternative reading") and "5.4e20" in t and "base_is_gpai: true" in t for t in texts)
+
+
+def test_declared_not_gpai_is_the_same_as_undeclared_below_1e23_and_not_applied_above():
+    below = decide(3e22, OriginalCompute(6e22, "known", is_gpai=False))
+    assert below.role == "downstream_modifier" and below.base_is_gpai_basis == "declared"
+    above = decide(5e23, OriginalCompute(1.2e24, "known", is_gpai=False))
+    assert above.threshold_basis == "one_third_of_original" and above.role == "gpai_provider"
+    assert any("presumes significant generality" in i.text for i in above.interpretations)
+    assert above.alternative is None
+
+
+def test_exactly_1e23_is_not_above_the_indicative_criterion():
+    d = decide(1e21, OriginalCompute(1e23, "known"))
+    assert d.threshold_basis == "cumulative_gpai_criterion" and d.threshold_flops == 0.0
+    assert d.role == "gpai_provider"
 
 
 def test_systemic_original_below_1e23_still_uses_one_third():
@@ -264,3 +297,57 @@ def test_bad_accepted_role_and_original_type():
         decide(1e22, LLAMA3_8B, accepted_role="provider")
     with pytest.raises(BadInput, match="OriginalCompute"):
         decide(1e22, 1.2e24)
+
+
+# --- several public estimates of one original (registry reconciliation) -------------------------------------------
+def _two_estimates(choice=None):
+    from ftaudit.regulation import ComputeEstimate
+
+    arch = ComputeEstimate(method="architecture", flops=6.7e22, source="6·N·D", verified=False)
+    hw = ComputeEstimate(method="hardware", flops=6.6e23, source="370k H100-hours × 989 TFLOP/s × 50 %",
+                         verified=True)
+    return OriginalCompute(hw.flops, hw.status, source=hw.source, estimates=(hw, arch), estimate_choice=choice)
+
+
+def test_estimates_on_both_sides_of_1e23_are_reported_and_the_stricter_decides():
+    d = decide(5e22, _two_estimates())
+    assert d.estimates_disagree and d.estimate_selection == "stricter"
+    # architecture: not a GPAI base, 6.7e22 + 5e22 > 1e23 → provider; hardware: one third of 6.6e23 → not over.
+    by = {o.method: o for o in d.estimates}
+    assert by["architecture"].role == "gpai_provider" and by["hardware"].role == "downstream_modifier"
+    assert not by["architecture"].original_above_gpai_criterion and by["hardware"].original_above_gpai_criterion
+    assert d.role == "gpai_provider" and d.estimate_used == "architecture"
+    assert d.original.flops == 6.7e22 and d.threshold_basis == "cumulative_gpai_criterion"
+    assert any("different sides of 1e23" in r.text for r in d.reasoning)
+    assert any(i.label == "reading" and "stricter outcome" in i.text for i in d.interpretations)
+    assert d.display["original_flops_hardware"] == "6.6e23"
+
+
+def test_the_user_can_pick_an_estimate():
+    d = decide(5e22, _two_estimates("hardware"))
+    assert d.estimate_selection == "user" and d.estimate_used == "hardware"
+    assert d.role == "downstream_modifier" and d.threshold_flops == pytest.approx(2.2e23)
+    assert d.estimates_disagree and any("You picked the hardware estimate" in r.text for r in d.reasoning)
+    with pytest.raises(BadInput, match="original_estimate 'reported' is not available"):
+        OriginalCompute(6.6e23, "estimated", estimates=_two_estimates().estimates, estimate_choice="reported")
+
+
+def test_agreeing_estimates_pick_the_lower_threshold_without_a_disagreement():
+    from ftaudit.regulation import ComputeEstimate
+
+    arch = ComputeEstimate(method="architecture", flops=7.2e23, source="6·N·D", verified=True)
+    hw = ComputeEstimate(method="hardware", flops=2.3e24, source="GPU-hours", verified=False)
+    d = decide(1e21, OriginalCompute(hw.flops, hw.status, estimates=(hw, arch)))
+    assert not d.estimates_disagree and d.role == "downstream_modifier"
+    assert d.estimate_used == "architecture" and d.threshold_flops == pytest.approx(2.4e23)
+    # Both sides of 1e23 is a disagreement even when the role is the same.
+    assert decide(1e21, _two_estimates()).estimates_disagree
+
+
+def test_art_54_only_for_a_provider_established_outside_the_union():
+    inside = decide(5e23, LLAMA3_8B, established_in_eu=True)
+    assert "Art. 54" not in articles(inside) and inside.role == "gpai_provider"
+    outside = decide(5e23, LLAMA3_8B, established_in_eu=False)
+    assert outside.obligations[-1].article == "Art. 54" and "if the provider" not in outside.obligations[-1].title
+    unknown = decide(5e23, LLAMA3_8B)
+    assert "if the provider is established outside the EU" in unknown.obligations[-1].title

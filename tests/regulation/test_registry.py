@@ -36,30 +36,68 @@ def test_every_entry_has_a_source_and_a_usable_config():
 
 
 def test_estimates_match_their_stated_arithmetic():
-    estimated = [e for e in load_registry() if e.flops_status == "estimated"]
-    assert len(estimated) >= 30
-    for e in estimated:
-        n, d, f = parse_arithmetic(e.arithmetic)
+    arch = [e for e in load_registry() if e.estimate("architecture")]
+    assert len(arch) >= 40
+    for e in arch:
+        est = e.estimate("architecture")
+        n, d, f = parse_arithmetic(est.arithmetic)
         assert n == pytest.approx(e.flops_per_token_params, rel=1e-3), e.id
         assert d == pytest.approx(e.training_tokens, rel=1e-3), e.id
-        assert e.training_flops == pytest.approx(6 * e.flops_per_token_params * e.training_tokens, rel=1e-9), e.id
-        assert f == pytest.approx(e.training_flops, rel=5e-3), e.id
+        assert est.flops == pytest.approx(6 * e.flops_per_token_params * e.training_tokens, rel=1e-4), e.id
+        assert f == pytest.approx(est.flops, rel=5e-3), e.id
+
+
+def test_hardware_estimates_use_the_gpu_table_peak_and_fifty_percent():
+    from ftaudit.compute.hardware import lookup_gpu
+
+    hardware = [(e, e.estimate("hardware")) for e in load_registry() if e.estimate("hardware")]
+    assert len(hardware) >= 15
+    for e, h in hardware:
+        assert h.utilisation == 0.5, e.id
+        assert h.flops == pytest.approx(h.gpu_hours * 3600 * h.peak_flops_per_s * 0.5, rel=1e-4), e.id
+        peak = lookup_gpu(h.gpu).peaks["bf16"] * 1e12
+        assert h.peak_flops_per_s == pytest.approx(peak, rel=2e-3), e.id
+
+
+def test_known_registry_errors_are_fixed():
+    # The Commission's worked example (Annex A.2): 370,000 H100-hours × 989 TFLOP/s × 50 % ≈ 6.5e23.
+    l1b = lookup("meta-llama/Llama-3.2-1B").estimate("hardware")
+    assert l1b.gpu_hours == 370_000 and l1b.flops == pytest.approx(6.5e23, rel=0.02) and l1b.verified
+    assert lookup("meta-llama/Llama-3.2-3B").estimate("hardware").flops > 1e23
+    phi3 = lookup("microsoft/Phi-3-mini-4k-instruct")
+    assert phi3.training_tokens == 4.9e12 and phi3.estimate("architecture").flops == pytest.approx(6 * 3.8e9 * 4.9e12)
+    big = lookup("meta-llama/Llama-3.1-405B")
+    assert big.systemic_risk and big.estimate("reported").flops == 3.8e25
 
 
 def test_moe_entries_use_active_parameters():
     qwen_moe = lookup("Qwen/Qwen3-30B-A3B")
     assert qwen_moe.active_params == 3.3e9 and qwen_moe.config["num_experts_per_tok"] == 8
-    assert qwen_moe.training_flops == pytest.approx(6 * 3.3e9 * 36e12)
-    assert lookup("mixtral-8x7b").flops_status == "unknown"
+    assert qwen_moe.estimate("architecture").flops == pytest.approx(6 * 3.3e9 * 36e12)
+    assert lookup("mixtral-8x7b").estimates == []
+    assert lookup("mixtral-8x7b").original_compute().status == "unknown"
 
 
-def test_nothing_is_marked_systemic_without_a_designation_and_405b_is_flagged():
-    assert not any(e.systemic_risk for e in load_registry())
-    big = lookup("meta-llama/Llama-3.1-405B")
-    assert big.flops_status == "reported" and big.training_flops == 3.8e25
-    assert "1e25" in big.notes
-    d = decide(1e24, big.original_compute())
-    assert d.original.status == "known" and d.systemic_risk_presumed
+def test_systemic_risk_only_where_reported_compute_exceeds_1e25():
+    systemic = [e.id for e in load_registry() if e.systemic_risk]
+    assert systemic == ["meta-llama/Llama-3.1-405B"]
+    assert all(not e.estimate("reported") or e.estimate("reported").flops <= 1e25 or e.systemic_risk
+               for e in load_registry())
+
+
+def test_registry_straddle_is_reported_and_every_value_marked():
+    d = decide(5e22, lookup("meta-llama/Llama-3.2-1B").original_compute())
+    assert d.estimates_disagree and d.role == "gpai_provider" and d.estimate_used == "architecture"
+    picked = decide(5e22, lookup("meta-llama/Llama-3.2-1B").original_compute(choice="hardware"))
+    assert picked.role == "downstream_modifier" and picked.estimate_selection == "user"
+    # Llama 3 70B: 6·N·D below 1e25, the GPU-hours above it.
+    big = decide(1e23, lookup("meta-llama/Meta-Llama-3-70B").original_compute())
+    assert big.estimates_disagree and any("1e25" in r.text for r in big.reasoning if "disagree" in r.text)
+    with pytest.raises(BadInput, match="not available"):
+        lookup("HuggingFaceTB/SmolLM2-135M").original_compute(choice="hardware")
+    for e in load_registry():
+        for est in e.estimates:
+            assert isinstance(est.verified, bool) and (est.source or e.source), e.id
 
 
 def test_distills_say_the_teachers_compute_is_not_the_students():
@@ -91,7 +129,10 @@ def test_registry_decisions_use_the_right_rule():
     mistral = decide(1e22, lookup("mistral-7b").original_compute())
     assert mistral.threshold_basis == "unknown_original_fallback"
     smol = decide(1e22, lookup("smollm2-135m").original_compute())
-    assert smol.threshold_basis == "one_third_of_original"
+    assert smol.threshold_basis == "cumulative_gpai_criterion" and smol.role == "downstream_modifier"
+    assert smol.threshold_flops == pytest.approx(1e23 - 1.62e21)
+    as_gpai = decide(1e22, lookup("smollm2-135m").original_compute(is_gpai=True))
+    assert as_gpai.threshold_basis == "one_third_of_original" and as_gpai.role == "gpai_provider"
 
 
 def test_malformed_registry_is_one_clear_line():
@@ -101,11 +142,19 @@ def test_malformed_registry_is_one_clear_line():
         parse_registry("{}", origin="x.yaml")
     bad = """
 models:
-- {id: a/b, family: f, params: 1.0e9, training_tokens: 1.0e12, training_flops: 6.0e21, flops_status: estimated,
-   source: s, config_confidence: verified, tokens_confidence: verified, config: {model_type: llama}}
+- {id: a/b, family: f, params: 1.0e9, training_tokens: 1.0e12, estimates: [{method: architecture, flops: 6.0e21,
+   verified: true}], source: s, config_confidence: verified, tokens_confidence: verified, config: {model_type: llama}}
 """
     with pytest.raises(BadInput, match="entry a/b: .*arithmetic"):
         parse_registry(bad, origin="x.yaml")
+    wrong = bad.replace("verified: true}", "verified: true, arithmetic: '6 × 1e9 × 2e12'}")
+    with pytest.raises(BadInput, match="not 6 × N × D"):
+        parse_registry(wrong.replace("6.0e21", "1.2e22").replace("training_tokens: 1.0e12", "training_tokens: 3.0e12"),
+                       origin="x.yaml")
+    hw = bad.replace("method: architecture, flops: 6.0e21", "method: hardware, flops: 1.0e22, arithmetic: x, gpu: g, "
+                     "gpu_hours: 1000.0, peak_flops_per_s: 1.0e15, utilisation: 0.5")
+    with pytest.raises(BadInput, match="gpu_hours × 3600"):
+        parse_registry(hw, origin="x.yaml")
     with pytest.raises(ValueError):
         parse_arithmetic("about 1e23")
 

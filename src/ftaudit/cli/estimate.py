@@ -11,6 +11,23 @@ from __future__ import annotations
 import argparse
 
 
+def _yes_no(raw: str) -> bool:
+    if raw.lower() in ("true", "yes", "1"):
+        return True
+    if raw.lower() in ("false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {raw!r}")
+
+
+def add_base_options(p) -> None:
+    """--base-is-gpai and --original-estimate (also used by `ftaudit status`)."""
+    p.add_argument("--base-is-gpai", type=_yes_no, default=None, metavar="true|false",
+                   help="the base was placed on the market as a GPAI model (true: the one-third rule applies even "
+                   "below 1e23) or not (false); default: the 1e23 indicative criterion decides")
+    p.add_argument("--original-estimate", choices=["architecture", "hardware", "reported"], default=None,
+                   help="which registry estimate of the original's compute decides (default: the stricter outcome)")
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "estimate",
@@ -40,6 +57,7 @@ def register(sub) -> None:
                    help="training FLOP of the original model (overrides PRETRAIN_FLOPS and the registry)")
     p.add_argument("--original-systemic", action="store_true",
                    help="the original is a GPAI model with systemic risk (Art. 51)")
+    add_base_options(p)
     p.add_argument("--prior-flops", default="0", metavar="FLOP",
                    help="modification FLOP already spent on this lineage (earlier jobs)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -48,47 +66,20 @@ def register(sub) -> None:
 
 
 def _number(raw: str, what: str, *, positive: bool, integer: bool = False) -> float:
-    import math
+    from ftaudit.numbers import parse_number
 
-    from ftaudit.errors import BadInput
-
-    try:
-        value = float(str(raw).replace("_", ""))
-    except ValueError:
-        raise BadInput(f"{what} must be a number, got {raw!r}") from None
-    if math.isnan(value) or math.isinf(value):
-        raise BadInput(f"{what} must be a finite number, got {raw!r}")
-    if value < 0 or (positive and value == 0):
-        raise BadInput(f"{what} must be {'positive' if positive else 'zero or more'}, got {raw!r}")
-    if integer and value != int(value):
-        raise BadInput(f"{what} must be a whole number, got {raw!r}")
-    return value
+    return parse_number(raw, what, positive=positive, integer=integer)
 
 
 def _original(args, config_source: str):
-    """Original-model compute: --original-flops, else PRETRAIN_FLOPS, else the registry entry, else unknown."""
-    import os
+    """The original's compute by the one order of ftaudit.regulation.resolve_original."""
+    from ftaudit.regulation import resolve_original
 
-    from ftaudit.regulation import OriginalCompute
-
-    systemic = bool(args.original_systemic)
-    if args.original_flops is not None:
-        flops = _number(args.original_flops, "--original-flops", positive=True)
-        return OriginalCompute(flops, "known", systemic, "--original-flops")
-    raw = os.environ.get("PRETRAIN_FLOPS", "").strip()
-    if raw:
-        flops = _number(raw, "PRETRAIN_FLOPS", positive=True)
-        return OriginalCompute(flops, "known", systemic, "PRETRAIN_FLOPS")
-    if config_source.startswith("registry:"):
-        from ftaudit.compute.arch import registry_entry
-
-        entry = registry_entry(config_source.split(":", 1)[1])
-        if entry is not None and hasattr(entry, "original_compute"):
-            found = entry.original_compute()
-            if systemic and not found.systemic_risk:
-                found = OriginalCompute(found.flops, found.status, True, found.source)
-            return found
-    return OriginalCompute(None, "unknown", systemic, "not given (--original-flops, PRETRAIN_FLOPS or a registry id)")
+    registry_id = config_source.split(":", 1)[1] if config_source.startswith("registry:") else None
+    return resolve_original(
+        flops=args.original_flops, source="--original-flops" if args.original_flops is not None else None,
+        systemic_risk=True if args.original_systemic else None, is_gpai=args.base_is_gpai,
+        estimate=args.original_estimate, model_id=registry_id)
 
 
 def _setup(args, method: str, *, lora_targets=None, quant=None):
@@ -129,9 +120,6 @@ def run(args) -> int:
         if not targets:
             raise BadInput("--lora-target-modules is empty; give names like q_proj,v_proj or all-linear")
     quant = int(args.quant) if args.quant else None
-    if args.output:
-        from ftaudit.io import atomic_write_text  # noqa: F401  (fail early below, before the work)
-
     arch, source = resolve_config(args.config)
     original = _original(args, source)
     planned_setup = _setup(args, method, lora_targets=targets, quant=quant)
@@ -213,15 +201,25 @@ def run(args) -> int:
         out(f"\nrecompute (gradient checkpointing, excluded): {flops2(planned.recompute_flops)} FLOP\n")
     out(f"\nplanned: {planned.method}: {flops2(planned.training_flops)} FLOP"
         + (f" + {flops2(prior)} earlier in the lineage = {flops2(modification)} FLOP" if prior else "") + "\n")
-    if original.flops is not None:
-        out(f"original model: {flops2(original.flops)} FLOP ({original.status}; {original.source})"
-            + (", systemic risk" if original.systemic_risk else "") + "\n")
+    used = decision.original
+    if used.flops is not None:
+        out(f"original model: {flops2(used.flops)} FLOP ({used.status}; {used.source})"
+            + (", systemic risk" if used.systemic_risk else "") + "\n")
     else:
-        out(f"original model: training compute unknown ({original.source})"
-            + (", systemic risk" if original.systemic_risk else "") + "\n")
+        out(f"original model: training compute unknown ({used.source})"
+            + (", systemic risk" if used.systemic_risk else "") + "\n")
+    for o in decision.estimates:
+        mark = "▶" if o.method == decision.estimate_used else " "
+        out(f"  {mark} {o.method:<12} {flops2(o.original_flops)} FLOP → threshold {flops2(o.threshold_flops)} FLOP, "
+            f"{o.role}{'' if o.verified else ' (unverified inputs)'}\n")
+    if decision.estimates_disagree:
+        out(f"  the estimates disagree; {'your pick' if decision.estimate_selection == 'user' else 'the stricter'} "
+            f"({decision.estimate_used}) decides; choose with --original-estimate\n")
     out(f"decision: {decision.role} — threshold {flops2(decision.threshold_flops)} FLOP, headroom "
         f"{percent2(decision.headroom_fraction)}\n")
     out(f"  rule: {decision.rule}\n  citation: {decision.citation}\n")
+    if decision.alternative is not None:
+        out(f"  reading: {decision.alternative.text}\n")
     if decision.margin_straddles:
         out("  the ±30 % estimation margin straddles the threshold (guidelines Annex A.2)\n")
     if more_tokens > 0:

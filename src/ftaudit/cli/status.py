@@ -7,18 +7,21 @@ Reads `RUN_DIR/ftaudit_meter.json` (written by the meter every N steps) or, fail
 from __future__ import annotations
 
 
+from ftaudit.cli.estimate import add_base_options
+
+
 def register(sub) -> None:
     p = sub.add_parser("status", help="compute, lineage total and decision of a running or finished metered run")
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run's output dir (holds ftaudit_meter.json)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    p.add_argument("--original-flops", type=float, default=None,
+    p.add_argument("--original-flops", default=None, metavar="FLOP",
                    help="training FLOP of the original model (default: PRETRAIN_FLOPS, the run's figure, the registry)")
+    add_base_options(p)
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
     import json
-    import os
     from datetime import datetime, timezone
     from pathlib import Path
 
@@ -36,12 +39,8 @@ def run(args) -> int:
     else:
         raise BadInput(f"{run_dir}: no {METER_FILENAME} or run_record.json here; pass the output dir of a run "
                        "metered by ftaudit")
-    explicit = args.original_flops
-    if explicit is not None:
-        explicit = seed_compat._positive_float("--original-flops", str(explicit))
-    elif os.environ.get("PRETRAIN_FLOPS"):
-        explicit = seed_compat.pretrain_flops_from_env()
-    decision = seed_compat.decision_for(state, explicit)
+    state.original = _original(args, state)
+    decision = seed_compat.decision_for(state)
     age = None
     try:
         updated = datetime.fromisoformat(state.updated_at)
@@ -54,6 +53,22 @@ def run(args) -> int:
     else:
         print(_text(state, decision, age))
     return 0
+
+
+def _original(args, state):
+    """--original-flops, else PRETRAIN_FLOPS, else what the run recorded, else the registry (one order,
+    ftaudit.regulation.resolve_original); --base-is-gpai and --original-estimate apply to any of them."""
+    from ftaudit.regulation import resolve_original
+    from ftaudit.regulation.original import pretrain_flops
+
+    recorded = state.original
+    is_gpai = args.base_is_gpai if args.base_is_gpai is not None else recorded and recorded.is_gpai
+    estimate = args.original_estimate or (recorded and recorded.estimate_choice)
+    if recorded is not None and args.original_flops is None and pretrain_flops() is None:
+        return type(recorded)(**{**recorded.model_dump(), "is_gpai": is_gpai, "estimate_choice": estimate})
+    return resolve_original(flops=args.original_flops,
+                            source="--original-flops" if args.original_flops is not None else None,
+                            is_gpai=is_gpai, estimate=estimate, model_id=state.model.name)
 
 
 def _state_from_record(run_dir):
@@ -71,7 +86,7 @@ def _state_from_record(run_dir):
                       counts=c.counts or MeterState.model_fields["counts"].default_factory(), flops=c.flops,
                       lineage=c.lineage, hardware=c.hardware, energy=c.energy,
                       training_seconds=c.training_seconds or 0.0, world_size=c.world_size or 1,
-                      warnings=list(c.warnings))
+                      warnings=list(c.warnings), original=record.decision.original if record.decision else None)
 
 
 def _document(state, decision, age) -> dict:

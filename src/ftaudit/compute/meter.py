@@ -36,6 +36,7 @@ from ftaudit.compute.evidence import (
 )
 from ftaudit.errors import BadInput, first_line
 from ftaudit.io import atomic_write_text
+from ftaudit.regulation.decision import OriginalCompute
 
 METER_FILENAME = "ftaudit_meter.json"
 LINEAGE_FILENAME = "ftaudit_lineage.json"
@@ -170,8 +171,8 @@ class MeterState(BaseModel):
     lineage: LineageTotals
     hardware: HardwareCrossCheck | None = None
     energy: EnergyEvidence | None = None
-    original_flops: float | None = Field(None, description="Training FLOP of the original model, if given "
-                                         "(PRETRAIN_FLOPS or original_flops=).")
+    original: OriginalCompute | None = Field(None, description="The original model's training compute as resolved "
+                                             "by ftaudit.regulation.resolve_original (for the decision).")
     resumes: list[ResumeEvent] = Field(default_factory=list)
     stopped_by_gate: bool = False
     warnings: list[str] = Field(default_factory=list)

@@ -15,7 +15,6 @@ Environment: PRETRAIN_FLOPS, FLOPS_METER_OUT, FLOPS_METER_NVML (0/1), PEAK_TFLOP
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -24,29 +23,15 @@ from typing import Any
 from ftaudit.compute.meter import MeterState
 from ftaudit.errors import BadInput
 from ftaudit.io import atomic_write_json
+from ftaudit.numbers import parse_number
 
 SEED_FILENAME = "flops_meter.json"
 SAGEMAKER_OUTPUT = "/opt/ml/output"
 
 
-def _positive_float(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadInput(f"{name}={raw!r} is not a number; give a positive number (e.g. {name}=1.5e24)") from None
-    if math.isnan(value) or math.isinf(value) or value <= 0:
-        raise BadInput(f"{name}={raw!r} must be a finite positive number")
-    return value
-
-
-def pretrain_flops_from_env(env: dict[str, str] | None = None) -> float | None:
-    raw = (env if env is not None else os.environ).get("PRETRAIN_FLOPS", "").strip()
-    return _positive_float("PRETRAIN_FLOPS", raw) if raw else None
-
-
 def peak_override_from_env(env: dict[str, str] | None = None) -> float | None:
     raw = (env if env is not None else os.environ).get("PEAK_TFLOPS_PER_GPU", "").strip()
-    return _positive_float("PEAK_TFLOPS_PER_GPU", raw) if raw else None
+    return parse_number(raw, "PEAK_TFLOPS_PER_GPU") if raw else None
 
 
 def nvml_enabled_from_env(env: dict[str, str] | None = None) -> bool | None:
@@ -99,33 +84,19 @@ def _sagemaker_job(env: dict[str, str]) -> tuple[str | None, str | None]:
     return job, instance
 
 
-def original_compute(state: MeterState, original_flops: float | None = None):
-    """What is known of the original model's training compute: an explicit figure (PRETRAIN_FLOPS,
-    original_flops=, --original-flops) first, else the base-model registry entry for the model name, else unknown."""
-    from ftaudit.regulation.decision import OriginalCompute
-    from ftaudit.regulation.registry import load_registry
+def decision_for(state: MeterState):
+    """The regulation module's judgement of the lineage's cumulative compute, on the original the meter recorded
+    (resolved once by ftaudit.regulation.resolve_original; the registry by model name when none was recorded)."""
+    from ftaudit.regulation import decide, resolve_original
 
-    flops = original_flops if original_flops is not None else state.original_flops
-    if flops:
-        return OriginalCompute(flops=flops, status="known", source="given (PRETRAIN_FLOPS / original_flops)")
-    entry = load_registry().get(state.model.name) if state.model.name else None
-    if entry is not None and entry.training_flops:
-        return entry.original_compute()
-    return OriginalCompute(status="unknown", systemic_risk=bool(entry and entry.systemic_risk))
-
-
-def decision_for(state: MeterState, original_flops: float | None = None):
-    """The regulation module's judgement of the lineage's cumulative compute."""
-    from ftaudit.regulation.decision import decide
-
-    return decide(state.lineage.cumulative_flops, original_compute(state, original_flops))
+    return decide(state.lineage.cumulative_flops, state.original or resolve_original(model_id=state.model.name))
 
 
 def seed_document(state: MeterState, *, num_epochs: float | None, env: dict[str, str] | None = None,
                   decision: Any = None) -> dict[str, Any]:
     env = env if env is not None else dict(os.environ)
     job, instance = _sagemaker_job(env)
-    original = decision.original.flops if decision is not None else state.original_flops
+    original = decision.original.flops if decision is not None else None
     cumulative = state.lineage.cumulative_flops
     hw = state.hardware
     gpus = hw.gpus if hw else []

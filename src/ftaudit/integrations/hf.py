@@ -53,6 +53,7 @@ from ftaudit.compute.meter import (
     METER_FILENAME,
 )
 from ftaudit.errors import BadInput
+from ftaudit.regulation import OriginalCompute, resolve_original
 
 Gate = Callable[[float], bool]
 
@@ -391,14 +392,19 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
     gate              called at every sync with the lineage's cumulative regulatory FLOP projected to the next sync
                       (current + mean FLOP per step × steps to the next sync); return False to stop training
                       (a checkpoint is saved). `gate=lambda flops: flops <= limit` stops before `limit` is crossed.
-    original_flops    the original model's training FLOP (else PRETRAIN_FLOPS), for the seed file's decision.
+    original_flops    the original model's training FLOP; else PRETRAIN_FLOPS, else the base-model registry entry
+                      of the model's name (ftaudit.regulation.resolve_original), for the seed file's decision.
+    base_is_gpai      the base was placed on the market as a GPAI model (True) or not (False); None: the 1e23
+                      indicative criterion decides (docs/regulation.md §1).
+    original          an OriginalCompute resolved by the caller (the pipeline passes its own): overrides the two above.
     run_id            give the pipeline's RunRecord id; a fresh one otherwise.
     nvml              sample GPUs with NVML (default: FLOPS_METER_NVML, else when CUDA is available).
     """
 
     def __init__(self, output_dir: str | os.PathLike | None = None, *, save_every_steps: int = 10,
                  parent: str | os.PathLike | None = None, gate: Gate | None = None,
-                 original_flops: float | None = None, run_id: str | None = None, nvml: bool | None = None,
+                 original_flops: float | None = None, base_is_gpai: bool | None = None,
+                 original: OriginalCompute | None = None, run_id: str | None = None, nvml: bool | None = None,
                  nvml_interval: float = 1.0, write_seed_file: bool = True):
         if not isinstance(save_every_steps, int) or save_every_steps < 1:
             raise BadInput(f"save_every_steps must be a positive integer, got {save_every_steps!r}")
@@ -406,16 +412,17 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
             raise BadInput(f"parent {parent} is not a directory; pass the checkpoint, adapter or model dir of the "
                            "earlier run")
         # Environment checked now, before training starts: a bad value is one line, not a crash at the end.
-        env_pretrain = seed_compat.pretrain_flops_from_env()
+        if original is None:
+            resolve_original(flops=original_flops, is_gpai=base_is_gpai)
         self.peak_override = seed_compat.peak_override_from_env()
         env_nvml = seed_compat.nvml_enabled_from_env()
-        if original_flops is not None:
-            original_flops = seed_compat._positive_float("original_flops", str(original_flops))
         self.output_dir = str(output_dir) if output_dir is not None else None
         self.save_every_steps = save_every_steps
         self.parent = str(parent) if parent is not None else None
         self.gate = gate
-        self.original_flops = original_flops if original_flops is not None else env_pretrain
+        self.original_flops = original_flops
+        self.base_is_gpai = base_is_gpai
+        self.original = original
         self.run_id = run_id
         self.nvml = nvml if nvml is not None else env_nvml
         self.nvml_interval = nvml_interval
@@ -472,8 +479,9 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
             base = MeterState(run_id=run_id, lineage=lineage, output_dir=str(self._out))
         self.run_id = base.run_id
         base.world_size = dist.get_world_size() if dist is not None else 1
-        base.original_flops = self.original_flops if self.original_flops is not None else base.original_flops
         base.model, self._rates, mw = self._flop_model(model)
+        base.original = self.original or base.original or resolve_original(
+            flops=self.original_flops, is_gpai=self.base_is_gpai, model_id=base.model.name)
         base.warnings = list(dict.fromkeys([*base.warnings, *warnings_, *mw]))
         base.status = "running"
         base.flops = meter_flops(base.counts, self._rates)  # zeros for a new run; `ftaudit status` reads it at once
@@ -758,10 +766,7 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
         return control
 
     def _write_seed(self, new: MeterState, args) -> None:
-        try:
-            decision = seed_compat.decision_for(new, new.original_flops)
-        except ImportError:
-            decision = None
+        decision = seed_compat.decision_for(new)
         doc = seed_compat.seed_document(new, num_epochs=getattr(args, "num_train_epochs", None),
                                         decision=decision)
         seed_compat.write_seed_file(seed_compat.seed_output_dir(self._out), doc)

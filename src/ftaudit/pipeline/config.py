@@ -152,7 +152,7 @@ class ProviderSpec(Strict):
 
 
 class ComputePolicy(Strict):
-    """The compute gate: which role the organisation accepts (guidelines C(2025) 5045 §3.2)."""
+    """The compute gate: which role the organisation accepts, and what is known of the base (guidelines §3.2)."""
 
     accepted_role: Literal["downstream_modifier", "gpai_provider", "gpai_provider_systemic_risk"] = Field(
         "downstream_modifier", description="The role the organisation accepts. A plan that would cross into a "
@@ -167,6 +167,13 @@ class ComputePolicy(Strict):
     original_systemic_risk: bool | None = Field(None, description="Override: the original is a GPAI model with "
                                                                   "systemic risk.")
     original_source: str | None = Field(None, description="Where `original_flops` comes from.")
+    original_estimate: Literal["architecture", "hardware", "reported"] | None = Field(
+        None, description="Which of the base-model registry's estimates of the original's compute decides "
+                          "(default: the stricter outcome of all of them).")
+    base_is_gpai: bool | None = Field(
+        None, description="true: the base was placed on the market as a GPAI model (the one-third rule applies even "
+                          "below 1e23); false: it is not one; null: the 1e23 indicative criterion decides "
+                          "(guidelines ¶17–20, §3.2).")
 
     @field_validator("original_flops")
     @classmethod

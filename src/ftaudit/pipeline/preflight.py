@@ -3,7 +3,7 @@
 Validates the config and the data, tokenises the data (the real token counts), estimates the compute of the whole
 planned run on those token counts, adds the lineage's earlier compute, and asks `ftaudit.regulation.decide` what
 that makes the organisation. A plan that crosses the threshold of a role the config does not accept is refused
-here (exit 3), before any weights are loaded (guidelines C(2025) 5045: estimate compute before training).
+here (exit 3), before any weights are loaded (the guidelines: estimate compute before training).
 """
 
 from __future__ import annotations
@@ -142,32 +142,16 @@ def plan_compute(model_config: dict, data: TokenizedSet, cfg: RunConfig, prior_f
 
 
 def original_compute(cfg: RunConfig):
-    """The original model's training compute: config override, else the base-model registry, else unknown."""
-    from ftaudit.regulation import OriginalCompute
+    """The original model's training compute (ftaudit.regulation.resolve_original: config → PRETRAIN_FLOPS →
+    registry → unknown). An explicit registry_id that the registry lacks is a config error, not "unknown"."""
+    from ftaudit.regulation import resolve_original
 
     p = cfg.compute_policy
-    if p.original_flops is not None:
-        return OriginalCompute(p.original_flops, p.original_flops_status or "known",
-                               systemic_risk=bool(p.original_systemic_risk),
-                               source=p.original_source or "run config compute_policy.original_flops")
-    from ftaudit.regulation.registry import lookup
-
-    model_id = cfg.base_model.registry_id or cfg.base_model.id
-    entry = None
-    if model_id:
-        try:
-            entry = lookup(model_id)
-        except BadInput:
-            if cfg.base_model.registry_id:  # named explicitly: a typo should not silently become "unknown"
-                raise
-    if entry is not None and entry.training_flops:
-        original = entry.original_compute()
-        if p.original_systemic_risk is not None:
-            original = original.model_copy(update={"systemic_risk": p.original_systemic_risk})
-        return original
-    return OriginalCompute(None, "unknown", systemic_risk=bool(p.original_systemic_risk),
-                           source=f"{model_id or 'local model'} not in the base-model registry and no "
-                                  "compute_policy.original_flops given")
+    return resolve_original(
+        flops=p.original_flops, status=p.original_flops_status,
+        source=(p.original_source or "run config compute_policy.original_flops") if p.original_flops else None,
+        systemic_risk=p.original_systemic_risk, is_gpai=p.base_is_gpai, estimate=p.original_estimate,
+        model_id=cfg.base_model.registry_id or cfg.base_model.id, strict_id=bool(cfg.base_model.registry_id))
 
 
 def prior_lineage(cfg: RunConfig) -> tuple[float, Any]:

@@ -111,7 +111,8 @@ def preflight(run: Run) -> Run:
     prior, run.lineage_parent = pf.prior_lineage(cfg)
     run.original = pf.original_compute(cfg)
     run.plan = pf.plan_compute(run.model_config, run.train_data, cfg, prior)
-    decision = decide(run.plan.lineage_total_flops, run.original, accepted_role=cfg.compute_policy.accepted_role)
+    decision = decide(run.plan.lineage_total_flops, run.original, accepted_role=cfg.compute_policy.accepted_role,
+                      established_in_eu=cfg.provider.established_in_eu)
     run.plan.accepted_limit_flops = decision.accepted_limit_flops
     run.planned_decision = decision
     run.warnings += run.plan.warnings
@@ -242,7 +243,7 @@ def train(run: Run) -> Run:
     try:
         run.outcome = run_trainer(cfg, rd, model, run.tokenizer, run.train_data, gate, run.ui,
                                   resume_from=resume_from, parent=parent, run_id=run.record.run_id,
-                                  original_flops=run.original.flops)
+                                  original=run.original)
     except FtauditError:
         raise
     except Exception as exc:
@@ -288,7 +289,8 @@ def _absorb_meter(run: Run) -> None:
     run.record.lineage = Lineage(lineage_id=lin.lineage_id, parent_run_id=parent_run, parent_path=lin.parent_path,
                                  ancestors_flops=lin.ancestors_flops)
     run.record.decision = decide(lin.cumulative_flops, run.original,
-                                 accepted_role=run.cfg.compute_policy.accepted_role)
+                                 accepted_role=run.cfg.compute_policy.accepted_role,
+                                 established_in_eu=run.cfg.provider.established_in_eu)
     if state.hardware is not None:
         run.record.environment.hardware = state.hardware.model_dump(mode="json")
 

@@ -139,12 +139,12 @@ def fsdp_applies() -> bool:
 
 
 def meter_callback(rd: RunDir, cfg: RunConfig, gate_hook: Callable[[float], bool], *, parent: str | None,
-                   run_id: str, original_flops: float | None):
+                   run_id: str, original: OriginalCompute):
     """ftaudit's FlopsMeterCallback (it persists ftaudit_meter.json and flops_meter.json in the run dir)."""
     from ftaudit.integrations.hf import FlopsMeterCallback
 
     return FlopsMeterCallback(output_dir=str(rd.root), save_every_steps=cfg.training.meter_every_steps,
-                              parent=parent, gate=gate_hook, original_flops=original_flops, run_id=run_id)
+                              parent=parent, gate=gate_hook, original=original, run_id=run_id)
 
 
 def _progress_callback(ui, rd: RunDir, gate: GateState, meter_ref: list):
@@ -184,7 +184,7 @@ def _live_flops(meter_ref: list, gate: GateState) -> float | None:
 
 def run_trainer(cfg: RunConfig, rd: RunDir, model, tokenizer, data: TokenizedSet, gate: GateState, ui,
                 *, resume_from: str | None, parent: str | None, run_id: str,
-                original_flops: float | None) -> TrainOutcome:
+                original: OriginalCompute) -> TrainOutcome:
     import warnings
 
     from transformers import Trainer
@@ -207,7 +207,7 @@ def run_trainer(cfg: RunConfig, rd: RunDir, model, tokenizer, data: TokenizedSet
             return False
         return True
 
-    meter = meter_callback(rd, cfg, gate_hook, parent=parent, run_id=run_id, original_flops=original_flops)
+    meter = meter_callback(rd, cfg, gate_hook, parent=parent, run_id=run_id, original=original)
     meter_ref = [meter]
     trainer = Trainer(model=model, args=training_arguments(cfg, rd), train_dataset=_Examples(data),
                       data_collator=make_collator(tokenizer.pad_token_id),

@@ -1,4 +1,4 @@
-"""What each GPAI role owes (REGULATION.md §2), as data with citations.
+"""What each GPAI role owes (docs/regulation.md §2), as data with citations.
 
 A downstream modifier that stays below its threshold owes nothing under Art. 53–55 for the model itself; the
 original provider keeps those obligations. A modifier that becomes a provider owes them limited to the modification
@@ -11,7 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ftaudit.regulation.thresholds import AI_ACT, NOTIFICATION_DEADLINE_DAYS
+from ftaudit.regulation.citations import CODE_OF_PRACTICE, act, dsm, template
+from ftaudit.regulation.thresholds import NOTIFICATION_DEADLINE_DAYS
 
 Role = Literal["downstream_modifier", "gpai_provider", "gpai_provider_systemic_risk"]
 ROLES: tuple[str, ...] = ("downstream_modifier", "gpai_provider", "gpai_provider_systemic_risk")
@@ -37,8 +38,13 @@ class Obligation(BaseModel):
     note: str = ""
 
 
-def obligations_for(role: str, *, scope: Literal["modification", "whole_model"], because: str) -> list[Obligation]:
-    """The obligations of `role`, each with the reason it applies. `because` names the crossing that caused it."""
+def obligations_for(role: str, *, scope: Literal["modification", "whole_model"], because: str,
+                    established_in_eu: bool | None = None) -> list[Obligation]:
+    """The obligations of `role`, each with the reason it applies. `because` names the crossing that caused it.
+
+    Art. 54 (an authorised representative) binds only a provider established outside the Union: it is listed
+    unless `established_in_eu` is True, and conditionally while the establishment is not known (None).
+    """
     if role == "downstream_modifier":
         return []
     systemic = role == "gpai_provider_systemic_risk"
@@ -64,38 +70,42 @@ def obligations_for(role: str, *, scope: Literal["modification", "whole_model"],
         ob(
             "Art. 53(1)(a)",
             "Technical documentation of the model (Annex XI §1" + (" and §2)" if systemic else ")"),
-            f"{AI_ACT}, Art. 53(1)(a), Annex XI; recital 109",
+            act("Art. 53(1)(a), Annex XI; recital 109"),
             exempt=True,
             note=exempt_note,
         ),
         ob(
             "Art. 53(1)(b)",
             "Information and documentation for downstream providers (Annex XII)",
-            f"{AI_ACT}, Art. 53(1)(b), Annex XII; recital 109",
+            act("Art. 53(1)(b), Annex XII; recital 109"),
             exempt=True,
             note=exempt_note,
         ),
         ob(
             "Art. 53(1)(c)",
             "Policy to comply with Union copyright law, honouring text-and-data-mining opt-outs",
-            f"{AI_ACT}, Art. 53(1)(c); Directive (EU) 2019/790, Art. 4(3)",
+            f"{act('Art. 53(1)(c)')}; {dsm('Art. 4(3)')}",
             exempt=False,
+            note=f"Measures in the {CODE_OF_PRACTICE} are one way to show compliance; ftaudit writes the "
+            "policy as docs/copyright_policy.md.",
         ),
         ob(
             "Art. 53(1)(d)",
             "Public summary of the content used for training, on the AI Office template",
-            f"{AI_ACT}, Art. 53(1)(d); AI Office template for the public summary of training content (July 2025)",
+            f"{act('Art. 53(1)(d)')}; {template('§1–3')}",
             exempt=False,
         ),
-        ob(
+    ]
+    if established_in_eu is not True:
+        out.append(ob(
             "Art. 54",
-            "Authorised representative in the Union, if the provider is established outside the EU",
-            f"{AI_ACT}, Art. 54(1)",
+            "Authorised representative in the Union" + ("" if established_in_eu is False else
+                                                         ", if the provider is established outside the EU"),
+            act("Art. 54(1)"),
             exempt=True,
             note=(OPEN_SOURCE_NOTE_SYSTEMIC if systemic else "Open-source models are exempt unless they have "
                   "systemic risk (Art. 54(6))."),
-        ),
-    ]
+        ))
     if systemic:
         out.insert(
             0,
@@ -103,7 +113,7 @@ def obligations_for(role: str, *, scope: Literal["modification", "whole_model"],
                 "Art. 52(1)",
                 f"Notify the Commission within {NOTIFICATION_DEADLINE_DAYS} days (two weeks) of meeting the "
                 "systemic-risk condition or of knowing that it will be met",
-                f"{AI_ACT}, Art. 52(1); recital 112",
+                act("Art. 52(1); recital 112"),
                 exempt=False,
                 note="The notification may argue that the model exceptionally does not present systemic risks "
                 "(Art. 52(2)).",
@@ -115,7 +125,7 @@ def obligations_for(role: str, *, scope: Literal["modification", "whole_model"],
                 "Evaluate the model with state-of-the-art protocols incl. adversarial testing; assess and mitigate "
                 "systemic risks; track and report serious incidents to the AI Office; ensure cybersecurity of the "
                 "model and its infrastructure",
-                f"{AI_ACT}, Art. 55(1)(a)–(d)",
+                act("Art. 55(1)(a)–(d)"),
                 exempt=False,
             )
         )

@@ -1,9 +1,11 @@
 """The base-model registry: parameters, training tokens and training compute of widely fine-tuned open models,
 each with its source, plus the essential fields of its config.json so that estimates work offline.
 
-Data: `data/base_models.yaml`. Compute is either *reported* by the developer or *estimated* as 6·N·D from reported
-parameters and tokens (guidelines Annex A.2, architecture-based method), with the arithmetic shown; *unknown* when
-no token count was published (then the 3.3e22 fallback of guidelines §3.2 applies).
+Data: `data/base_models.yaml`. Each entry carries every estimate public facts allow, by the guidelines' own methods
+(Annex A.2): *architecture* (6·N·D from published parameters and tokens), *hardware* (published GPU-hours × the
+GPU's dense peak × utilisation, 50 % as in the guidelines' worked examples) and *reported* (a FLOP figure the
+developer published), each with its arithmetic and source. No estimate means unknown compute (the 3.3e22 fallback
+of guidelines §3.2). `decide()` judges every estimate and says when they disagree.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ftaudit.errors import BadInput, first_line
-from ftaudit.regulation.decision import OriginalCompute
+from ftaudit.regulation.decision import ComputeEstimate, EstimateMethod, OriginalCompute
 
 REGISTRY_FILE = "base_models.yaml"
 # Fields a config must carry for the estimator to rebuild the architecture (GPT-2 names them differently).
@@ -30,6 +32,39 @@ _REQUIRED_CONFIG_FIELDS = {
 _DEFAULT_REQUIRED = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                      "num_key_value_heads", "vocab_size", "tie_word_embeddings")
 _MOE_FIELDS = ("num_local_experts", "num_experts")
+_METHOD_ORDER = ("reported", "hardware", "architecture")
+
+
+# Rounding slack between an estimate's stated figure and the product of its inputs.
+_ARITHMETIC_REL = 1e-4
+
+
+class RegistryEstimate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: EstimateMethod
+    flops: float = Field(gt=0, allow_inf_nan=False)
+    arithmetic: str | None = Field(None, description="How the figure was made, e.g. '6 × 8.03e+09 params × …'.")
+    source: str | None = Field(None, description="Where the inputs come from; architecture estimates default to the "
+                               "entry's source.")
+    verified: bool = Field(description="The inputs were cross-checked against the source while building the file.")
+    gpu: str | None = Field(None, description="Hardware estimates: the GPU model.")
+    gpu_hours: float | None = Field(None, gt=0, description="Hardware estimates: reported GPU-hours.")
+    peak_flops_per_s: float | None = Field(None, gt=0, description="Hardware estimates: dense bf16 peak per GPU.")
+    utilisation: float | None = Field(None, gt=0, le=1, description="Hardware estimates: assumed average utilisation.")
+
+    @model_validator(mode="after")
+    def _inputs(self) -> "RegistryEstimate":
+        if self.method == "hardware":
+            if None in (self.gpu, self.gpu_hours, self.peak_flops_per_s, self.utilisation):
+                raise ValueError("a hardware estimate needs gpu, gpu_hours, peak_flops_per_s and utilisation")
+            product = self.gpu_hours * 3600 * self.peak_flops_per_s * self.utilisation
+            if not math.isclose(product, self.flops, rel_tol=_ARITHMETIC_REL):
+                raise ValueError(f"hardware estimate {self.flops:g} is not gpu_hours × 3600 × peak × utilisation "
+                                 f"({product:g})")
+        if self.method != "reported" and not self.arithmetic:
+            raise ValueError(f"an {self.method} estimate needs its arithmetic")
+        return self
 
 
 class RegistryEntry(BaseModel):
@@ -41,10 +76,9 @@ class RegistryEntry(BaseModel):
     params: float = Field(gt=0, description="Total parameters as published.")
     active_params: float | None = Field(None, gt=0, description="Parameters active per token (MoE only).")
     training_tokens: float | None = Field(None, gt=0)
-    training_flops: float | None = Field(None, gt=0)
-    flops_status: Literal["reported", "estimated", "unknown"]
-    arithmetic: str | None = Field(None, description="How an estimate was made, e.g. '6 × 8.03e+09 × 1.5e+13 = …'.")
-    systemic_risk: bool = Field(False, description="True only with a notification or designation on record.")
+    estimates: list[RegistryEstimate] = Field(default_factory=list, description="Every public estimate of the "
+                                              "training compute; empty when it is unknown.")
+    systemic_risk: bool = Field(False, description="A reported figure above 1e25 (Art. 51(2)) or a designation.")
     source: str
     config_confidence: Literal["verified", "unverified"]
     tokens_confidence: Literal["verified", "unverified"]
@@ -53,15 +87,16 @@ class RegistryEntry(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "RegistryEntry":
-        if self.flops_status == "unknown":
-            if self.training_flops is not None:
-                raise ValueError("flops_status 'unknown' but training_flops given")
-        else:
-            if self.training_flops is None or not math.isfinite(self.training_flops):
-                raise ValueError(f"flops_status '{self.flops_status}' needs a finite training_flops")
-        if self.flops_status == "estimated":
-            if self.training_tokens is None or not self.arithmetic:
-                raise ValueError("an estimated figure needs training_tokens and its arithmetic")
+        methods = [e.method for e in self.estimates]
+        if len(set(methods)) != len(methods):
+            raise ValueError("one estimate per method")
+        arch = self.estimate("architecture")
+        if arch is not None:
+            if self.training_tokens is None:
+                raise ValueError("an architecture estimate needs training_tokens")
+            product = 6 * self.flops_per_token_params * self.training_tokens
+            if not math.isclose(product, arch.flops, rel_tol=_ARITHMETIC_REL):
+                raise ValueError(f"architecture estimate {arch.flops:g} is not 6 × N × D ({product:g})")
         model_type = self.config.get("model_type")
         if not model_type:
             raise ValueError("config needs model_type")
@@ -78,11 +113,28 @@ class RegistryEntry(BaseModel):
         """The N of 6·N·D: active parameters for MoE, all parameters otherwise."""
         return self.active_params or self.params
 
-    def original_compute(self) -> OriginalCompute:
-        """What `decide()` needs: reported → known, estimated → estimated, unknown → unknown."""
-        status = {"reported": "known", "estimated": "estimated", "unknown": "unknown"}[self.flops_status]
-        return OriginalCompute(self.training_flops, status, systemic_risk=self.systemic_risk,
-                               source=f"ftaudit base-model registry: {self.id} ({self.source})")
+    def estimate(self, method: str) -> RegistryEstimate | None:
+        return next((e for e in self.estimates if e.method == method), None)
+
+    def original_compute(self, *, choice: str | None = None, is_gpai: bool | None = None,
+                         systemic_risk: bool | None = None) -> OriginalCompute:
+        """What `decide()` needs: every estimate, the user's pick (`choice`) or, for display, the reported figure,
+        else the hardware one, else the architecture one; unknown without any."""
+        estimates = tuple(
+            ComputeEstimate(method=e.method, flops=e.flops, verified=e.verified,
+                            source=f"ftaudit base-model registry: {self.id}, {e.method}: "
+                                   f"{e.arithmetic or f'{e.flops:.2g} FLOP'} ({e.source or self.source})")
+            for e in sorted(self.estimates, key=lambda e: _METHOD_ORDER.index(e.method)))
+        systemic = self.systemic_risk if systemic_risk is None else systemic_risk
+        if not estimates:
+            return OriginalCompute(None, "unknown", systemic_risk=systemic, is_gpai=is_gpai,
+                                   source=f"ftaudit base-model registry: {self.id} (no public compute figure)")
+        if choice is not None and choice not in {e.method for e in estimates}:
+            raise BadInput(f"original_estimate '{choice}' is not available for {self.id}; available: "
+                           f"{', '.join(e.method for e in estimates)}")
+        shown = next((e for e in estimates if e.method == choice), estimates[0])
+        return OriginalCompute(shown.flops, shown.status, systemic_risk=systemic, source=shown.source,
+                               is_gpai=is_gpai, estimates=estimates, estimate_choice=choice)
 
     def config_dict(self) -> dict[str, Any]:
         """A copy of the essential config.json fields (safe to mutate)."""

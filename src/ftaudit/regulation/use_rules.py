@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ftaudit.regulation.thresholds import AI_ACT
+from ftaudit.regulation.citations import AI_ACT
 
 DIGITAL_OMNIBUS_NOTE = ("Reading: the 2026 'digital omnibus' amendment (adopted by the Council 29 June 2026) moves "
                         "the Annex III high-risk duties to 2 December 2027.")

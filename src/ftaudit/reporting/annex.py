@@ -7,7 +7,7 @@ for a model with systemic risk (Art. 55). Evaluation results go in §2(1) from t
 
 from __future__ import annotations
 
-from ftaudit.regulation.thresholds import AI_ACT
+from ftaudit.regulation.citations import AI_ACT
 from ftaudit.reporting.completeness import finalise
 from ftaudit.reporting.context import XI, XII, Ctx
 from ftaudit.reporting.document import Document, Filler, Item, Section, show

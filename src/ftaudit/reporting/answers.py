@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ftaudit.errors import BadInput
 from ftaudit.io import read_yaml
-from ftaudit.regulation.thresholds import AI_ACT
+from ftaudit.regulation.citations import AI_ACT
 
 Severity = Literal["low", "medium", "high", "critical"]
 Likelihood = Literal["rare", "unlikely", "possible", "likely", "almost_certain"]

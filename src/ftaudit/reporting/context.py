@@ -14,7 +14,7 @@ from typing import Any
 
 from ftaudit.record import RunRecord
 from ftaudit.regulation.decision import ROLE_LABELS
-from ftaudit.regulation.thresholds import AI_ACT, GUIDELINES
+from ftaudit.regulation.citations import AI_ACT, GUIDELINES
 from ftaudit.reporting.answers import Answers
 from ftaudit.reporting.document import Filler, Item, pct, show, sig2
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 
-from ftaudit.regulation.thresholds import AI_ACT, GUIDELINES
+from ftaudit.regulation.citations import AI_ACT, GUIDELINES
 from ftaudit.reporting.charts import bar_chart, line_chart
 from ftaudit.reporting.completeness import checklist_lines
 from ftaudit.reporting.context import Ctx

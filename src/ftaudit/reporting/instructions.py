@@ -4,7 +4,7 @@ document; its numbers come from the evaluation evidence, its judgements from a p
 
 from __future__ import annotations
 
-from ftaudit.regulation.thresholds import AI_ACT
+from ftaudit.regulation.citations import AI_ACT
 from ftaudit.reporting.completeness import finalise
 from ftaudit.reporting.context import Ctx
 from ftaudit.reporting.document import Document, Section, sig2

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from ftaudit.regulation.thresholds import AI_ACT
+from ftaudit.regulation.citations import AI_ACT
 from ftaudit.reporting.completeness import finalise
 from ftaudit.reporting.context import XI, Ctx
 from ftaudit.reporting.document import Document, Item, Section, Table, show

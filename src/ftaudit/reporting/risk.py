@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from ftaudit.evaluation.evidence import Comparison, EvaluationEvidence
-from ftaudit.regulation.thresholds import AI_ACT
+from ftaudit.regulation.citations import AI_ACT
 from ftaudit.regulation.use_rules import (
     ANNEX_III_AREAS, ART5_PRACTICES, ART6_3_CONDITIONS, ART6_3_PROFILING, ART50_DUTIES, DIGITAL_OMNIBUS_NOTE,
     indicator_hits,

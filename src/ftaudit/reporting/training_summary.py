@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ftaudit.data.summary import NOT_ANSWERED, TEMPLATE, training_content_summary
-from ftaudit.regulation.thresholds import AI_ACT
+from ftaudit.regulation.citations import AI_ACT
 from ftaudit.reporting.completeness import finalise
 from ftaudit.reporting.context import Ctx
 from ftaudit.reporting.document import Document, Filler, Item, Section, pct, show

@@ -1,0 +1,67 @@
+"""Every legal source ftaudit cites, named once (docs/regulation.md).
+
+Code builds citation strings from these constants and helpers only, so a newer reference of a document (the
+Commission re-publishes its guidelines and templates formally) is one edit here. `VERIFIED` says which version of
+each document the references were checked against, and when.
+"""
+
+from __future__ import annotations
+
+AI_ACT = "Regulation (EU) 2024/1689"
+GUIDELINES = ("Commission Guidelines on the scope of obligations for providers of general-purpose AI models, "
+              "C(2025) 5045 final")
+TEMPLATE = ("Explanatory Notice and Template for the Public Summary of Training Content for general-purpose AI "
+            "models, C(2025) 8311 final")
+CODE_OF_PRACTICE = "General-Purpose AI Code of Practice, Copyright chapter"
+DSM_DIRECTIVE = "Directive (EU) 2019/790"
+GDPR = "Regulation (EU) 2016/679 (GDPR)"
+EDPB_OPINION_28 = "EDPB Opinion 28/2024"
+DIGITAL_OMNIBUS = "digital omnibus amendment of the AI Act (Council, 29 June 2026)"
+TDMREP = "W3C TDM Reservation Protocol (TDMRep), Final Community Group Report"
+ROBOTS = "RFC 9309 (Robots Exclusion Protocol)"
+
+# Which text each reference was checked against (docs/regulation.md, "Sources").
+VERIFIED = {
+    AI_ACT: "OJ L, 12.7.2024 (checked 2026-12-01)",
+    GUIDELINES: "Communication approving the content of the guidelines, Brussels, 18.7.2025 (checked 2026-12-01; "
+                "the later formally published version was not available to check)",
+    TEMPLATE: "Communication from the Commission, Brussels, 5.12.2025; first published by the AI Office on "
+              "24.7.2025 (checked 2026-12-01)",
+    CODE_OF_PRACTICE: "published 10.7.2025 (not re-checked)",
+    DSM_DIRECTIVE: "OJ L 130, 17.5.2019",
+    GDPR: "OJ L 119, 4.5.2016",
+    EDPB_OPINION_28: "adopted 17.12.2024",
+}
+
+
+def act(ref: str) -> str:
+    """'Art. 53(1)(c)' → 'Regulation (EU) 2024/1689, Art. 53(1)(c)'."""
+    return f"{AI_ACT}, {ref}"
+
+
+def guidelines(ref: str) -> str:
+    """'§3.2' → the guidelines' full name, '§3.2'."""
+    return f"{GUIDELINES}, {ref}"
+
+
+def template(ref: str) -> str:
+    """'§2.3' → the training-content template's full name, '§2.3'."""
+    return f"{TEMPLATE}, {ref}"
+
+
+def dsm(ref: str) -> str:
+    """'Art. 4(3)' → 'Directive (EU) 2019/790, Art. 4(3)' (text-and-data-mining exception and its opt-out)."""
+    return f"{DSM_DIRECTIVE}, {ref}"
+
+
+def gdpr(ref: str) -> str:
+    return f"{GDPR}, {ref}"
+
+
+def edpb(ref: str = "") -> str:
+    return f"{EDPB_OPINION_28}{', ' + ref if ref else ''}"
+
+
+def reading(citation: str) -> str:
+    """A citation whose application is our interpretation: labelled so (docs/regulation.md marks these *reading*)."""
+    return f"{citation} (reading)"
