@@ -40,6 +40,8 @@ class ModelIdentity(Strict):
     base_model_revision: str | None = None
     output_name: str | None = Field(None, description="Versioned name of the modified model.")
     output_path: str | None = Field(None, description="Where the model or adapter was written.")
+    architecture: dict[str, Any] | None = Field(None, description="The base model's config.json fields that "
+                                                "describe its architecture (Annex XI §1 1(d)).")
 
 
 class Lineage(Strict):

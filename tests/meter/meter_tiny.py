@@ -131,6 +131,11 @@ def main(argv=None) -> int:
         cbs.append(_Slow(a.slow))
     trainer = Trainer(model=tiny_model(), args=args, train_dataset=data, data_collator=collator, callbacks=cbs)
     trainer.train(resume_from_checkpoint=True if a.resume else None)
+    if torch.distributed.is_initialized():
+        # Both ranks close the gloo group together: a rank exiting with it open can abort at exit
+        # ("terminate called without an active exception") and torchrun then fails the job.
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return 0
 
 

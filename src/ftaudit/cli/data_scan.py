@@ -34,6 +34,9 @@ def register(sub) -> None:
                    help="estimated Jaccard similarity at or above which two records are near duplicates")
     p.add_argument("--sme", action="store_true", help="list domains by the SME rule of the summary template "
                    "(top 5 %% or 1,000)")
+    p.add_argument("--tdm", default=None, metavar="DIR_OR_JSON",
+                   help="saved TDM reservations per domain (DIR/<domain>/robots.txt, tdmrep.json, ai.txt, *.html) "
+                   "or a JSON of declarations: which source domains reserve rights (Art. 4(3) Directive 2019/790)")
     p.add_argument("--no-ner", action="store_true", help="pattern-based detection only, even if NER is installed")
     p.set_defaults(handler=run)
 
@@ -59,7 +62,8 @@ def run(args) -> int:
         near_duplicate_threshold=args.near_duplicate_threshold, sme=args.sme, ner=False if args.no_ner else None,
     )
     evidence = scan(args.paths, eval_paths=args.eval_paths, datasheet=args.datasheet, policy=args.policy,
-                    options=opts, findings_path=args.findings, progress=not args.json and sys.stderr.isatty())
+                    options=opts, findings_path=args.findings, progress=not args.json and sys.stderr.isatty(),
+                    tdm=args.tdm)
     written = write_reports(evidence, args.output_dir)
     if args.json:
         print(render_json(evidence), end="")
@@ -74,6 +78,10 @@ def run(args) -> int:
             print(f"note: {f.detection.note}")
         if evidence.missing_answers:
             print(f"datasheet: {len(evidence.missing_answers)} answers missing")
+        if evidence.tdm:
+            t = evidence.tdm
+            print(f"TDM reservations: {t.reserved} reserved, {t.partial} partial, {t.not_reserved} not reserved, "
+                  f"{t.no_information} without information, of {len(t.domains)} domains")
         print(f"policy: {evidence.policy.status}")
         for path in written + ([args.findings] if args.findings else []):
             print(f"wrote {path}")

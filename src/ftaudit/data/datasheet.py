@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ftaudit.errors import BadInput
 from ftaudit.io import read_yaml
 
-SourceType = Literal["public_dataset", "licensed", "crawled", "user_data", "synthetic", "other"]
+SourceType = Literal["public_dataset", "licensed", "private_third_party", "crawled", "user_data", "synthetic",
+                     "other"]
 LawfulBasis = Literal[
     "consent", "contract", "legal_obligation", "vital_interests", "public_task", "legitimate_interests"
 ]

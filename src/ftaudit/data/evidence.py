@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ftaudit.data.datasheet import Datasheet, MissingAnswer
 
 
+from ftaudit.data.tdm import TdmEvidence
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -244,3 +246,4 @@ class DataEvidence(_Strict):
     missing_answers: list[MissingAnswer] = Field(default_factory=list)
     bias: BiasEvidence | None = None
     policy: PolicyVerdict | None = None
+    tdm: TdmEvidence | None = Field(None, description="Text-and-data-mining reservations of the source domains.")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ftaudit.data.evidence import DataEvidence, PolicyReason, PolicyVerdict
 from ftaudit.errors import BadInput, DataPolicyBlocked
 from ftaudit.io import read_yaml
+from ftaudit.regulation.citations import act, dsm
 
 
 class DataPolicy(BaseModel):
@@ -31,6 +32,8 @@ class DataPolicy(BaseModel):
     max_eval_overlap_rate: float | None = Field(
         None, ge=0, le=1, description="Block when more than this share of eval records also appear in training.")
     require_datasheet: bool = Field(False, description="Block when no datasheet was given.")
+    block_on_tdm_reserved: bool = Field(True, description="Block when training records come from a domain that "
+                                        "reserved its rights for text and data mining (needs TDM evidence).")
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -122,6 +125,14 @@ def evaluate(evidence: DataEvidence, policy: DataPolicy) -> PolicyVerdict:
                 rule="max_eval_overlap_rate",
                 citation="Art. 10(3), Art. 15(1) AI Act (reading: evaluation on training data overstates accuracy)",
                 detail=f"{evidence.leakage.overlap_rate:.2%} of eval records overlap the training data"))
+    t = evidence.tdm
+    if t is not None and t.records_from_reserved_domains:
+        item = PolicyReason(
+            rule="tdm_reserved", citation=f"{dsm('Art. 4(3)')}; {act('Art. 53(1)(c)')}",
+            detail=f"{t.records_from_reserved_domains} record(s) come from {t.reserved} domain(s) that reserved "
+                   "their rights for text and data mining; remove them, or record a licence for those domains in "
+                   "the TDM declarations")
+        (reasons if policy.block_on_tdm_reserved else warnings).append(item)
     if policy.require_datasheet and evidence.datasheet is None:
         reasons.append(PolicyReason(rule="require_datasheet", citation="Art. 10(2) AI Act; Annex XI §1 2(c)",
                                     detail="no datasheet was given (--datasheet FILE)"))

@@ -26,6 +26,7 @@ from typing import Any
 
 from ftaudit.data import bias as bias_mod
 from ftaudit.data import provenance as prov
+from ftaudit.data import tdm as tdm_mod
 from ftaudit.data.datasheet import Datasheet, load_datasheet, missing_answers
 from ftaudit.data.evidence import (
     Counts, DataEvidence, DetectionInfo, Domains, DomainShare, Duplicates, FileFingerprint, FindingsSummary,
@@ -467,9 +468,11 @@ def scan(
     options: ScanOptions | None = None,
     findings_path: str | os.PathLike | None = None,
     progress: bool = False,
+    tdm: str | os.PathLike | None = None,
 ) -> DataEvidence:
     """Scan training files (and eval files for leakage); return the evidence. Never raises for a policy block:
-    the verdict is in `evidence.policy` (see `policy.enforce`)."""
+    the verdict is in `evidence.policy` (see `policy.enforce`). `tdm`: saved TDM reservations of the source domains
+    (`ftaudit.data.tdm`), checked against every domain of the training data."""
     from ftaudit.data.loading import detect_format, iter_records
     from ftaudit.data.parallel import imap_ordered
     from ftaudit.data.policy import evaluate, load_policy
@@ -492,6 +495,8 @@ def scan(
     sheet = load_datasheet(datasheet) if isinstance(datasheet, (str, os.PathLike)) else datasheet
     sheet_sha = prov.file_sha256(datasheet)[0] if isinstance(datasheet, (str, os.PathLike)) else None
     the_policy = load_policy(policy)
+    if tdm is not None:
+        tdm_mod.check_source(tdm)
     info = detection_info(opts.ner) if opts.detect else None
     classify_fn: Callable[[str], str] = classify if opts.detect else (lambda t: "personal_data")
 
@@ -528,6 +533,8 @@ def scan(
         bar.close()
     writer.finish()
     evidence = _evidence(agg, opts, files, sheet, sheet_sha, info, bool(evals))
+    if tdm is not None:
+        evidence.tdm = tdm_mod.check([(r.domain, r.records) for r in agg.domains.ranked()], tdm)
     evidence.policy = evaluate(evidence, the_policy)
     return evidence
 
@@ -535,7 +542,7 @@ def scan(
 def scan_for_record(paths: Iterable[str | os.PathLike], **kwargs) -> DataEvidence:
     """What the pipeline's preflight calls: the evidence for `RunRecord.data`, policy verdict included.
 
-    kwargs as for `scan` (eval_paths, datasheet, policy, options, findings_path). The caller decides whether to
+    kwargs as for `scan` (eval_paths, datasheet, policy, options, findings_path, tdm). The caller decides whether to
     stop: `ftaudit.data.policy.enforce(evidence.policy)` raises DataPolicyBlocked (exit 5)."""
     kwargs.setdefault("progress", False)
     return scan(paths, **kwargs)

@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ftaudit.data.evidence import DataEvidence
+from ftaudit.regulation.citations import TEMPLATE, act, dsm
 
-TEMPLATE = "AI Office template for the public summary of training content for GPAI models (July 2025)"
 NOT_ANSWERED = "not answered in the datasheet"
 # Template §1, text modality: size bands in tokens.
 BILLION = 10**9
@@ -77,8 +77,9 @@ def training_content_summary(ev: DataEvidence) -> dict[str, Any]:
         "section_2_data_sources": {
             "2.1_public_datasets": {"used": _used(types, "public_dataset"),
                                     "datasets": _answer(get("public_datasets"))},
-            "2.2_licensed_and_private_third_party_data": {"used": _used(types, "licensed"),
-                                                          "licence": _answer(get("licence"))},
+            "2.2.1_licensed_from_rightsholders": {"used": _used(types, "licensed"),
+                                                  "licence": _answer(get("licence"))},
+            "2.2.2_other_private_third_party_data": {"used": _used(types, "private_third_party")},
             "2.3_crawled_and_scraped_data": {
                 "used": _used(types, "crawled"),
                 "crawler": _answer(get("crawler")),
@@ -100,7 +101,10 @@ def training_content_summary(ev: DataEvidence) -> dict[str, Any]:
             "3.1_respect_of_tdm_opt_outs": {
                 "honoured": _answer(get("tdm_opt_out_honoured")),
                 "method": _answer(get("tdm_opt_out_method")),
-                "citation": "Art. 53(1)(c) AI Act; Art. 4(3) Directive (EU) 2019/790",
+                "citation": f"{act('Art. 53(1)(c)')}; {dsm('Art. 4(3)')}",
+                "domains_checked": len(ev.tdm.domains) if ev.tdm else None,
+                "domains_reserving_rights": ev.tdm.reserved_domains if ev.tdm else None,
+                "check_method": ev.tdm.method if ev.tdm else None,
             },
             "3.2_removal_of_illegal_content": _answer(get("illegal_content_removal")),
             "3.3_other": {

@@ -67,6 +67,9 @@ class DatasetSpec(Strict):
     consent: str | None = Field(None, description="Lawful basis for any personal data in it (GDPR Art. 6; "
                                                   "Art. 9 condition for special categories).")
     datasheet: str | None = Field(None, description="Path to a datasheet file describing this dataset.")
+    tdm_reservations: str | None = Field(None, description="Saved TDM reservations of the source domains "
+                                         "(a folder per domain with robots.txt / tdmrep.json / ai.txt, or a JSON "
+                                         "of declarations), for the copyright policy (Art. 53(1)(c)).")
 
 
 class LoraSpec(Strict):

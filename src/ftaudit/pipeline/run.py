@@ -94,6 +94,8 @@ def preflight(run: Run) -> Run:
             raise BadInput(f"dataset {path} not found" if not path.exists() else f"dataset {path} is not a file")
         if spec.datasheet and not cfg.resolve(spec.datasheet).is_file():
             raise BadInput(f"datasheet {cfg.resolve(spec.datasheet)} not found")
+        if spec.tdm_reservations and not cfg.resolve(spec.tdm_reservations).exists():
+            raise BadInput(f"tdm_reservations {cfg.resolve(spec.tdm_reservations)} not found")
     run.source = models.resolve_source(cfg)
     hook = _canary_hook(run)
     with run.ui.status("reading and checking the training data"):
@@ -124,7 +126,7 @@ def preflight(run: Run) -> Run:
     rec.config = cfg.as_dict()
     rec.model = ModelIdentity(base_model=cfg.base_model.registry_id or cfg.base_model.id or str(run.source.location),
                               base_model_revision=cfg.base_model.revision, output_name=cfg.name,
-                              output_path=str(run.rd.model))
+                              output_path=str(run.rd.model), architecture=_architecture(run.model_config))
     rec.decision = decision
     rec.environment = _environment()
     from ftaudit.compute.evidence import ComputeEvidence
@@ -153,6 +155,18 @@ def _canary_hook(run: Run):
     return lambda records: canaries_for_training(records, run.cfg.evaluation, run.canary_dir)
 
 
+ARCHITECTURE_FIELDS = ("model_type", "architectures", "hidden_size", "n_embd", "num_hidden_layers", "n_layer",
+                       "num_attention_heads", "n_head", "num_key_value_heads", "intermediate_size", "vocab_size",
+                       "max_position_embeddings", "n_positions", "num_local_experts", "num_experts",
+                       "num_experts_per_tok", "tie_word_embeddings")
+
+
+def _architecture(model_config: dict | None) -> dict | None:
+    if not model_config:
+        return None
+    return {k: model_config[k] for k in ARCHITECTURE_FIELDS if model_config.get(k) is not None} or None
+
+
 def _data_scan(run: Run) -> None:
     from ftaudit.data.policy import enforce
     from ftaudit.data.scan import scan_for_record
@@ -164,6 +178,9 @@ def _data_scan(run: Run) -> None:
         kw["datasheet"] = sheets[0]
     if cfg.data_policy:
         kw["policy"] = cfg.data_policy
+    tdm = [cfg.resolve(d.tdm_reservations) for d in cfg.datasets if d.tdm_reservations]
+    if tdm:
+        kw["tdm"] = tdm[0]
     with run.ui.status("scanning the training data for personal data, secrets and duplicates"):
         evidence = scan_for_record([cfg.resolve(d.path) for d in cfg.datasets], **kw)
     run.record.data = evidence

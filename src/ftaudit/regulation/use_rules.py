@@ -41,9 +41,10 @@ ART5_PRACTICES: tuple[UseRule, ...] = (
             f"{AI_ACT}, Art. 5(1)(e)", ("facial image", "face scrap", "facial recognition database")),
     UseRule("art5_1_f", "Inferring emotions in the workplace or in education (except medical or safety reasons)",
             f"{AI_ACT}, Art. 5(1)(f)", ("emotion", "sentiment of employees", "mood of students")),
-    UseRule("art5_1_g", "Biometric categorisation inferring race, political opinions, union membership, religion, "
-            "sex life or sexual orientation", f"{AI_ACT}, Art. 5(1)(g)",
-            ("biometric categoris", "infer race", "infer sexual orientation", "infer religion")),
+    UseRule("art5_1_g", "Biometric categorisation inferring race, political opinions, trade union membership, "
+            "religious or philosophical beliefs, sex life or sexual orientation", f"{AI_ACT}, Art. 5(1)(g)",
+            ("biometric categoris", "infer race", "infer sexual orientation", "infer religion",
+             "infer philosophical belief", "infer political opinion")),
     UseRule("art5_1_h", "Real-time remote biometric identification in public spaces for law enforcement",
             f"{AI_ACT}, Art. 5(1)(h)", ("real-time biometric", "remote biometric identification", "live facial")),
 )

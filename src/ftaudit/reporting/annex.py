@@ -62,7 +62,7 @@ def annex_xi(ctx: Ctx) -> Document:
     s2.items += ctx.data_items(f, "1.2.c", f"{XI} 2(c)")
     s2.items += ctx.compute_items(f, "1.2.d", f"{XI} 2(d)")
     s2.items.append(ctx.energy_item(f, "1.2.e", f"{XI} 2(e)"))
-    doc.sections = [s1, s2]
+    doc.sections = [s1, s2, open_source_section(ctx, f)]
 
     d = ctx.record.decision
     if d is not None and d.role == "gpai_provider_systemic_risk":
@@ -80,6 +80,9 @@ def annex_xi(ctx: Ctx) -> Document:
                               "evaluation_strategy"))
         s3.items.append(f.ask("2.2", "Adversarial testing", f"{cite} (2); {AI_ACT}, Art. 55(1)(a)",
                               "adversarial_testing"))
+        s3.items.append(f.item("2.2.adaptations", "Model adaptations, including alignment and fine-tuning",
+                               f"{cite} (2)", value=_adaptation(ctx), source="record.config.method / training",
+                               awaiting="no run config in the record"))
         s3.items.append(f.ask("2.3", "System architecture", f"{cite} (3)", "system_architecture"))
         if ev:
             s3.tables.append(metrics_table(ev))
@@ -89,6 +92,45 @@ def annex_xi(ctx: Ctx) -> Document:
                                     note=f"Not required: the model is not a GPAI model with systemic risk "
                                          f"({show(d.role)}; {d.citation})."))
     return finalise(doc)
+
+
+def _adaptation(ctx: Ctx) -> str | None:
+    """Annex XI §2 (2): this run is itself a model adaptation; say what it changed."""
+    if not ctx.cfg:
+        return None
+    c = ctx.record.compute
+    trained = (f"{show(c.model.n_trainable_parameters)} of {show(c.model.n_parameters)} parameters trained"
+               if c and c.model and c.model.n_parameters else "parameters trained: not metered")
+    tokens = "completion tokens only" if ctx.conf("training", "completion_only_loss") else "all tokens"
+    return (f"supervised fine-tuning ({ctx.method}) of {ctx.base_model_name}; {trained}; objective: next-token "
+            f"cross-entropy on {tokens}; no preference or RL alignment stage in this run")
+
+
+def open_source_section(ctx: Ctx, f: Filler) -> Section:
+    """Art. 53(2): the exemption from Art. 53(1)(a)-(b) (and 54) holds only if every condition the guidelines set is
+    met, and never for a model with systemic risk; each condition is a question with an answer."""
+    cite = f"{AI_ACT}, Art. 53(2), Art. 54(6)"
+    s = Section(id="oss", title="Open-source exemption (Art. 53(2))", citation=cite)
+    conditions = [("oss_free_open_licence", "Free and open-source licence allowing access, use, modification and "
+                   "distribution"), ("oss_weights_public", "Weights publicly available"),
+                  ("oss_architecture_public", "Architecture information publicly available"),
+                  ("oss_usage_public", "Usage information publicly available"),
+                  ("oss_no_monetisation", "No monetisation")]
+    for key, label in conditions:
+        s.items.append(f.ask(f"oss.{key}", label, cite, key))
+    answers = [ctx.answer_map.get(k) for k, _ in conditions]
+    d = ctx.record.decision
+    if d is not None and d.role == "gpai_provider_systemic_risk":
+        verdict = "not available: the model has systemic risk (Art. 53(2), 54(6))"
+    elif any(a is False for a in answers):
+        verdict = "not met: " + ", ".join(label for (k, label), a in zip(conditions, answers) if a is False)
+    elif all(a is True for a in answers):
+        verdict = "met: Annex XI and XII documentation and the Art. 54 representative are not owed (Art. 53(1)(c)-(d) "                   "still are)"
+    else:
+        verdict = None
+    s.items.append(f.item("oss.verdict", "Exemption applies", cite, value=verdict, source="answers.oss_*",
+                          awaiting="answer every open-source condition above", need="human"))
+    return s
 
 
 def _use_and_release(f: Filler, prefix: str, annex: str) -> list[Item]:

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ftaudit.errors import BadInput
 from ftaudit.io import read_yaml
-from ftaudit.regulation.citations import AI_ACT
+from ftaudit.regulation import citations as cite
+from ftaudit.regulation.citations import AI_ACT, CODE_OF_PRACTICE
 
 Severity = Literal["low", "medium", "high", "critical"]
 Likelihood = Literal["rare", "unlikely", "possible", "likely", "almost_certain"]
@@ -53,13 +54,13 @@ class AdditionalRisk(_Strict):
 
 class Answers(_Strict):
     # --- model and release (Annex XI §1 1(a)–(f), Annex XII 1) ---
-    model_version: str | None = _q("Version of the released model.", f"{AI_ACT}, Annex XI §1 1(c); AI Office "
-                                   "training-content summary template §1")
+    model_version: str | None = _q("Version of the released model.", f"{AI_ACT}, Annex XI §1 1(c); "
+                                   f"{cite.template('§1.2')}")
     licence: str | None = _q("Licence of the released model (SPDX id where one exists).",
                              f"{AI_ACT}, Annex XI §1 1(f); Annex XII 1(h)")
     release_date: date | None = _q("Date of release.", f"{AI_ACT}, Annex XI §1 1(c)")
     eu_market_date: date | None = _q("Date the model is (or was) placed on the EU market.",
-                                     "AI Office training-content summary template §1")
+                                     cite.template("§1.2"))
     distribution_methods: list[str] | None = _q("Methods of distribution (download, API, on-premises ...).",
                                                 f"{AI_ACT}, Annex XI §1 1(c); Annex XII 1(c)")
     integration_systems: str | None = _q("Type and nature of AI systems the model can be integrated into.",
@@ -80,7 +81,48 @@ class Answers(_Strict):
     data_curation_measures: str | None = _q("Measures to detect unsuitable data sources and identifiable biases, "
                                             "beyond the automated scan.", f"{AI_ACT}, Annex XI §1 2(c)")
     copyright_policy: str | None = _q("Where the copyright policy (honouring TDM opt-outs) is published.",
-                                      f"{AI_ACT}, Art. 53(1)(c); Directive (EU) 2019/790, Art. 4(3)")
+                                      f"{AI_ACT}, Art. 53(1)(c); {cite.dsm('Art. 4(3)')}")
+    copyright_contact: str | None = _q("Point of contact where rightsholders can lodge complaints about the use "
+                                       "of their works.", f"{cite.act('Art. 53(1)(c)')}; {CODE_OF_PRACTICE}")
+    tdm_measures: str | None = _q("Measures to identify and honour reservations of rights beyond the automated "
+                                  "check (licence review, opt-out registries, crawler settings).",
+                                  f"{cite.act('Art. 53(1)(c)')}; {cite.template('§3.1')}")
+    code_of_practice_signatory: bool | None = _q("The provider is a signatory of the General-Purpose AI Code of "
+                                                 "Practice, whose copyright chapter commits it to respect TDM "
+                                                 "reservations.", cite.template("§3.1"))
+    # --- training-content summary (template §1.3, §2.3–2.5) ---
+    continuous_training: bool | None = _q("Is the model continuously trained on new data after it is placed on "
+                                          "the market?", cite.template("§1.3"))
+    other_characteristics: str | None = _q("Other relevant characteristics of the training data (e.g. domains, "
+                                           "demographics, time span).", cite.template("§1.3"))
+    crawler_purposes: str | None = _q("Purposes of the crawler(s) that collected crawled data, and their "
+                                      "behaviour (e.g. robots.txt respected).", cite.template("§2.3"))
+    crawled_content_description: str | None = _q("Description of the type of content and the online sources "
+                                                 "crawled.", cite.template("§2.3"))
+    crawled_modalities: list[str] | None = _q("Modalities of the crawled data (text, image, audio, video).",
+                                              cite.template("§2.3"))
+    user_data_model_interactions: bool | None = _q("Was data from user interactions with the AI model (prompts, "
+                                                   "inputs) used for training?", cite.template("§2.4"))
+    user_data_other_services: bool | None = _q("Was data collected from user interactions with the provider's "
+                                               "other services or products used for training?",
+                                               cite.template("§2.4"))
+    synthetic_own_models: list[str] | None = _q("Models of the provider (or made on its behalf) that generated "
+                                                "synthetic training data.", cite.template("§2.5"))
+    synthetic_third_party_models: list[str] | None = _q("Third-party models that generated synthetic training "
+                                                        "data.", cite.template("§2.5"))
+    # --- open-source exemption (Art. 53(2), 54(6); guidelines §4) ---
+    oss_free_open_licence: bool | None = _q("The model is released under a free and open-source licence that "
+                                            "allows access, use, modification and distribution.",
+                                            f"{cite.act('Art. 53(2)')}; {cite.guidelines('§4')}")
+    oss_weights_public: bool | None = _q("The parameters, including the weights, are made publicly available.",
+                                         f"{cite.act('Art. 53(2)')}; {cite.guidelines('§4')}")
+    oss_architecture_public: bool | None = _q("Information on the model architecture is made publicly available.",
+                                              f"{cite.act('Art. 53(2)')}; {cite.guidelines('§4')}")
+    oss_usage_public: bool | None = _q("Information on model usage is made publicly available.",
+                                       f"{cite.act('Art. 53(2)')}; {cite.guidelines('§4')}")
+    oss_no_monetisation: bool | None = _q("The model is provided without monetisation (no price, no paid-only "
+                                          "support or hosting tied to it, no personal data collected as payment).",
+                                          f"{cite.act('Recital 103')}; {cite.guidelines('§4')}")
     # --- systemic risk only (Annex XI §2) ---
     evaluation_strategy: str | None = _q("Evaluation strategies, criteria and limitations (systemic risk).",
                                          f"{AI_ACT}, Annex XI §2 (1)")

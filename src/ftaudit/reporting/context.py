@@ -14,7 +14,7 @@ from typing import Any
 
 from ftaudit.record import RunRecord
 from ftaudit.regulation.decision import ROLE_LABELS
-from ftaudit.regulation.citations import AI_ACT, GUIDELINES
+from ftaudit.regulation.citations import AI_ACT, GUIDELINES, guidelines
 from ftaudit.reporting.answers import Answers
 from ftaudit.reporting.document import Filler, Item, pct, show, sig2
 
@@ -68,9 +68,10 @@ class Ctx:
         return self.conf("method", "type") or (self.record.compute.model.setup.get("method")
                                                if self.record.compute and self.record.compute.model else None)
 
-    def datasets(self) -> list[dict[str, Any]]:
+    def datasets(self, key: str = "datasets") -> list[dict[str, Any]]:
+        """The training datasets of the config, or its `eval_datasets` (testing and validation data)."""
         out = []
-        for ds in self.conf("datasets") or []:
+        for ds in self.conf(key) or []:
             out.append({"name": ds.get("name") or _name(ds.get("path")), "file": _name(ds.get("path")),
                         "format": ds.get("format"), "provenance": ds.get("provenance"), "licence": ds.get("licence"),
                         "consent": ds.get("consent")})
@@ -121,8 +122,9 @@ class Ctx:
         return [
             f.item(f"{prefix}.base_model", "Base model (the model that was modified)", cite,
                    value=self.base_model_name, source="record.config.base_model", awaiting="no base model recorded"),
-            f.item(f"{prefix}.architecture", "Architecture", cite, question="architecture_description",
-                   need="human"),
+            f.item(f"{prefix}.architecture", "Architecture", cite, value=self.record.model.architecture,
+                   display=self._architecture(), source="record.model.architecture (the base model's config.json)",
+                   question="architecture_description", need="human"),
             f.item(f"{prefix}.parameters", "Number of parameters", cite, value=n, source="record.compute.model",
                    awaiting=missing),
             f.item(f"{prefix}.trainable_parameters", "Parameters trained in this modification", cite, value=nt,
@@ -132,6 +134,27 @@ class Ctx:
                    value=(m.method if m and m.method else self.method), source="record.compute.model.method",
                    awaiting=missing),
         ]
+
+    def _architecture(self) -> str | None:
+        a = self.record.model.architecture
+        if not a:
+            return None
+        get = (lambda *keys: next((a[k] for k in keys if k in a), None))  # noqa: E731
+        parts = [f"{get('model_type')} decoder-only transformer"]
+        for label, keys in (("layers", ("num_hidden_layers", "n_layer")), ("hidden size", ("hidden_size", "n_embd")),
+                            ("attention heads", ("num_attention_heads", "n_head")),
+                            ("key-value heads", ("num_key_value_heads",)), ("MLP size", ("intermediate_size",)),
+                            ("vocabulary", ("vocab_size",)),
+                            ("positions", ("max_position_embeddings", "n_positions")),
+                            ("experts", ("num_local_experts", "num_experts")),
+                            ("experts per token", ("num_experts_per_tok",))):
+            value = get(*keys)
+            if value is not None:
+                parts.append(f"{label} {value:,}" if isinstance(value, int) else f"{label} {value}")
+        method = self.method
+        if method in ("lora", "qlora"):
+            parts.append(f"modified with a {method.upper()} adapter")
+        return ", ".join(parts)
 
     def modality_items(self, f: Filler, prefix: str, cite: str) -> list[Item]:
         formats = sorted({d.format for d in (self.record.data.files if self.record.data else []) if d.format} |
@@ -210,6 +233,19 @@ class Ctx:
             f.item(f"{prefix}.biases", "Identifiable biases (representation in the data)", cite,
                    value=self._bias(), source="record.data.bias", awaiting="no bias statistics in the data scan"),
         ]
+        evals = self.datasets("eval_datasets")
+        ev_rec = self.record.evaluation
+        leak = ev.leakage if ev else None
+        items.append(f.item(
+            f"{prefix}.testing_validation", "Testing and validation data", cite,
+            value=[{k: d[k] for k in ("name", "provenance", "licence") if d.get(k)} for d in evals] or None,
+            display=("; ".join(f"{d['name']}" + (f" ({d['provenance']})" if d.get("provenance") else "")
+                               for d in evals)
+                     + (f"; held out from training: {leak.exact_overlap} exact and {leak.near_overlap} near "
+                        f"overlaps of {leak.eval_records} records" if leak else "")
+                     + (f"; used by the evaluation ({', '.join(ev_rec.suites)})" if ev_rec else "")) if evals else None,
+            source="record.config.eval_datasets / record.data.leakage",
+            awaiting="no eval_datasets in the run config (testing and validation data)"))
         return items
 
     def _curation(self) -> str | None:
@@ -284,6 +320,28 @@ class Ctx:
                             f"{d.display['threshold_flops']} FLOP ({d.rule})" if d else None),
                    source="record.decision", awaiting="no decision in the record"),
         ]
+        if d is None:
+            return items
+        basis = {"declared": "as declared by the provider (base_is_gpai)",
+                 "indicative_criterion": "by the 1e23 FLOP indicative criterion",
+                 "systemic_risk": "as a GPAI model with systemic risk",
+                 "unknown_compute_fallback": "by the fallback for an unknown original compute"}[d.base_is_gpai_basis]
+        items.append(f.item(f"{prefix}.base_is_gpai", "The base model is treated as a GPAI model",
+                            guidelines("¶17–20, §3.2"), value=d.base_is_gpai,
+                            display=f"{'yes' if d.base_is_gpai else 'no'}, {basis}", source="record.decision"))
+        if d.alternative is not None:
+            items.append(f.item(f"{prefix}.alternative_reading", "The other reading (labelled: reading)",
+                                d.alternative.citation, value=d.alternative.model_dump(mode="json"),
+                                display=f"reading: {d.alternative.text}", source="record.decision.alternative"))
+        if d.estimates:
+            items.append(f.item(
+                f"{prefix}.original_estimates", "Estimates of the original model's training compute",
+                guidelines("Annex A.2"), value=[o.model_dump(mode="json") for o in d.estimates],
+                display="; ".join(f"{o.method} {show(o.original_flops)} FLOP"
+                                  f"{'' if o.verified else ' (unverified inputs)'} → {o.role}" for o in d.estimates)
+                + (f"; they disagree, {'the provider picked' if d.estimate_selection == 'user' else 'the stricter'}"
+                   f" ({d.estimate_used}) decides" if d.estimates_disagree else ""),
+                source="record.decision.estimates"))
         return items
 
     def _hardware(self) -> str | None:

@@ -18,6 +18,7 @@ from ftaudit.reporting.annex import annex_xi, annex_xii
 from ftaudit.reporting.answers import Answers, load_answers
 from ftaudit.reporting.bom import build_bom, validate_bom
 from ftaudit.reporting.context import Ctx
+from ftaudit.reporting.copyright_policy import copyright_policy_doc
 from ftaudit.reporting.document import Document
 from ftaudit.reporting.instructions import instructions_for_use
 from ftaudit.reporting.markdown import render_markdown
@@ -28,7 +29,7 @@ from ftaudit.reporting.training_summary import training_content_summary_doc
 DOCS_DIR = "docs"
 FORMATS = ("json", "md", "html", "pdf")
 # Documents with a JSON twin (the source of truth); the model card and the instructions are Markdown by nature.
-JSON_DOCS = ("annex_xi", "annex_xii", "training_content_summary", "risk_assessment")
+JSON_DOCS = ("annex_xi", "annex_xii", "training_content_summary", "copyright_policy", "risk_assessment")
 
 
 def _dump(obj) -> bytes:
@@ -37,7 +38,7 @@ def _dump(obj) -> bytes:
 
 def build_documents(ctx: Ctx) -> list[Document]:
     return [model_card_doc(ctx), annex_xi(ctx), annex_xii(ctx), training_content_summary_doc(ctx),
-            risk_assessment(ctx), instructions_for_use(ctx)]
+            copyright_policy_doc(ctx), risk_assessment(ctx), instructions_for_use(ctx)]
 
 
 def render_files(ctx: Ctx, formats: Iterable[str] = FORMATS) -> dict[str, bytes]:

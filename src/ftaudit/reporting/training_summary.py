@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftaudit.data.summary import NOT_ANSWERED, TEMPLATE, training_content_summary
-from ftaudit.regulation.citations import AI_ACT
+from ftaudit.data.summary import NOT_ANSWERED, training_content_summary
+from ftaudit.regulation import citations as cite
+from ftaudit.regulation.citations import AI_ACT, TEMPLATE
 from ftaudit.reporting.completeness import finalise
 from ftaudit.reporting.context import Ctx
 from ftaudit.reporting.document import Document, Filler, Item, Section, pct, show
 
 CITE = f"{AI_ACT}, Art. 53(1)(d); {TEMPLATE}"
-T = "AI Office template"
 
 # Labels of the data part's keys, in template words.
 LABELS = {
@@ -24,7 +24,9 @@ LABELS = {
     "latest_acquisition_date": "Latest date of data acquisition",
     "linguistic_characteristics": "Linguistic and other characteristics",
     "2.1_public_datasets": "2.1 Publicly available datasets",
-    "2.2_licensed_and_private_third_party_data": "2.2 Licensed and other private third-party data",
+    "2.2.1_licensed_from_rightsholders": "2.2.1 Data commercially licensed by rightsholders or their "
+                                         "representatives",
+    "2.2.2_other_private_third_party_data": "2.2.2 Private datasets obtained from other third parties",
     "2.3_crawled_and_scraped_data": "2.3 Data crawled and scraped from online sources",
     "2.4_user_data": "2.4 User data",
     "2.5_synthetic_data": "2.5 Synthetic data",
@@ -33,7 +35,7 @@ LABELS = {
     "3.2_removal_of_illegal_content": "3.2 Removal of illegal content",
     "3.3_other": "3.3 Other information on data processing",
 }
-SECTION_CITES = {"1": f"{T} §1", "2": f"{T} §2", "3": f"{T} §3"}
+SECTION_CITES = {"1": cite.template("§1"), "2": cite.template("§2"), "3": cite.template("§3")}
 
 
 def _open_fields(value: Any, path: str = "") -> list[str]:
@@ -87,15 +89,15 @@ def training_content_summary_doc(ctx: Ctx) -> Document:
                    run_id=r.run_id, record_updated_at=r.updated_at, ftaudit_version=r.ftaudit_version,
                    scope=ctx.scope("training-content summary") + " Reading: for a modification the summary covers "
                    "the fine-tuning data (recital 109).")
-    head = Section(id="0", title="Header", citation=f"{T}, header")
-    head.items.append(f.item("0.version", "Summary version", f"{T}, header", value=f"run {r.run_id}",
+    head = Section(id="0", title="Header", citation=cite.template("header"))
+    head.items.append(f.item("0.version", "Summary version", cite.template("header"), value=f"run {r.run_id}",
                              source="record.run_id"))
-    head.items.append(f.item("0.last_update", "Last update", f"{T}, header", value=r.updated_at.date().isoformat(),
+    head.items.append(f.item("0.last_update", "Last update", cite.template("header"), value=r.updated_at.date().isoformat(),
                              source="record.updated_at"))
 
     g = Section(id="1", title="1. General information", citation=SECTION_CITES["1"])
     prov = ctx.conf("provider") or {}
-    cite1 = f"{T} §1"
+    cite1 = cite.template("§1")
     g.items.append(f.item("1.provider", "Provider name and contact", cite1,
                           value=(f"{prov['name']}" + (f", {prov['contact']}" if prov.get("contact") else "")
                                  if prov.get("name") else None), source="record.config.provider",
@@ -129,16 +131,39 @@ def training_content_summary_doc(ctx: Ctx) -> Document:
     if data:
         for key, value in data["section_1_general_information"].items():
             g.items.append(_data_item(key, value, cite1))
+    g.items.append(f.ask("1.3.continuous_training", "Is the model continuously trained on new data after its "
+                         "placement on the market?", cite.template("§1.3"), "continuous_training"))
+    g.items.append(f.ask("1.3.other_characteristics", "Other relevant characteristics of the training data",
+                         cite.template("§1.3"), "other_characteristics"))
     doc.sections += [head, g]
+    asked = {
+        "2": [f.ask("2.3.purposes", "2.3 Purposes and behaviour of the crawlers", cite.template("§2.3"),
+                    "crawler_purposes"),
+              f.ask("2.3.content", "2.3 Type of content and online sources crawled", cite.template("§2.3"),
+                    "crawled_content_description"),
+              f.ask("2.3.modalities", "2.3 Modalities of the crawled data", cite.template("§2.3"),
+                    "crawled_modalities"),
+              f.ask("2.4.model_interactions", "2.4 Data from user interactions with the model used for training?",
+                    cite.template("§2.4"), "user_data_model_interactions"),
+              f.ask("2.4.other_services", "2.4 Data from user interactions with the provider's other services "
+                    "used for training?", cite.template("§2.4"), "user_data_other_services"),
+              f.ask("2.5.own_models", "2.5 Synthetic data generated by the provider's own models",
+                    cite.template("§2.5"), "synthetic_own_models"),
+              f.ask("2.5.third_party_models", "2.5 Synthetic data generated by third-party models",
+                    cite.template("§2.5"), "synthetic_third_party_models")],
+        "3": [f.ask("3.1.code_of_practice", "3.1 Signatory of the Code of Practice (copyright commitments)",
+                    cite.template("§3.1"), "code_of_practice_signatory")],
+    }
 
     for n, key, title in (("2", "section_2_data_sources", "2. List of data sources"),
                           ("3", "section_3_data_processing", "3. Relevant data processing aspects")):
         s = Section(id=n, title=title, citation=SECTION_CITES[n])
         if data:
             for k, v in data[key].items():
-                s.items.append(_data_item(k, v, f"{T} §{k.split('_')[0]}"))
+                s.items.append(_data_item(k, v, cite.template(f"§{k.split('_')[0]}")))
         else:
             s.items.append(f.item(f"{n}.all", title, SECTION_CITES[n], awaiting="no data scan in the record "
                                   "(run `ftaudit data scan` or the pipeline)"))
+        s.items += asked[n]
         doc.sections.append(s)
     return finalise(doc)
