@@ -19,11 +19,12 @@ from ftaudit.reporting.context import Ctx
 from ftaudit.reporting.render import render_files
 
 ALL_FILES = ["model_card.md", "annex_xi.json", "annex_xi.md", "annex_xii.json", "annex_xii.md",
-             "training_content_summary.json", "training_content_summary.md", "risk_assessment.json",
+             "training_content_summary.json", "training_content_summary.md", "copyright_policy.json",
+             "copyright_policy.md", "risk_assessment.json",
              "risk_assessment.md", "instructions_for_use.md", "ml_bom.cdx.json", "report.html", "report.pdf",
              "completeness.json"]
 TITLES = ["Model card", "Technical documentation (Annex XI)", "Information for downstream providers (Annex XII)",
-          "Public summary of training content", "Risk classification and risk register", "Instructions for use"]
+          "Public summary of training content", "Copyright policy", "Risk classification and risk register", "Instructions for use"]
 
 
 def _doc(run: Path, name: str) -> dict:
@@ -37,7 +38,7 @@ def _items(doc: dict) -> dict[str, dict]:
 def test_every_document_renders_with_completeness(full_run):
     docs = full_run / "docs"
     assert sorted(p.name for p in docs.iterdir()) == sorted(ALL_FILES)
-    for name in ("annex_xi", "annex_xii", "training_content_summary", "risk_assessment"):
+    for name in ("annex_xi", "annex_xii", "training_content_summary", "copyright_policy", "risk_assessment"):
         doc = _doc(full_run, name)
         c = doc["completeness"]
         assert c["total"] == len([i for s in doc["sections"] for i in s["items"]]) > 5
@@ -47,8 +48,8 @@ def test_every_document_renders_with_completeness(full_run):
         text = md.read_text()
         assert "## Completeness" in text and "- [ ]" in text and "- [x]" in text, md.name
     summary = json.loads((docs / "completeness.json").read_text())
-    assert set(summary) == {"model_card", "annex_xi", "annex_xii", "training_content_summary", "risk_assessment",
-                            "instructions_for_use"}
+    assert set(summary) == {"model_card", "annex_xi", "annex_xii", "training_content_summary", "copyright_policy",
+                            "risk_assessment", "instructions_for_use"}
 
 
 def test_model_card_loads_with_huggingface_hub(full_run):
@@ -151,7 +152,7 @@ def test_annex_xi_scope_and_systemic_section(tmp_path):
     ctx = Ctx(record=downstream, run_dir=tmp_path)
     xi = json.loads(render_files(ctx, ["json"])["annex_xi.json"])
     assert xi["scope"].startswith("Not owed by you") and "Guidelines" in xi["scope"]
-    assert [s["id"] for s in xi["sections"]] == ["1.1", "1.2", "2"] and not xi["sections"][2]["items"]
+    assert [s["id"] for s in xi["sections"]] == ["1.1", "1.2", "2", "oss"] and not xi["sections"][2]["items"]
 
     systemic = full_record(tmp_path, decision=decide(4e24, OriginalCompute(None, "unknown", systemic_risk=True),
                                                      accepted_role="gpai_provider_systemic_risk"))
@@ -159,7 +160,7 @@ def test_annex_xi_scope_and_systemic_section(tmp_path):
     assert "recital 109" in xi["scope"]
     s2 = xi["sections"][2]
     assert s2["title"].startswith("Section 2") and {i["id"] for i in s2["items"]} == {
-        "2.1.results", "2.1.strategy", "2.2", "2.3"}
+        "2.1.results", "2.1.strategy", "2.2", "2.2.adaptations", "2.3"}
     assert s2["items"][0]["status"] == "evidence" and s2["tables"][0]["rows"]
 
 

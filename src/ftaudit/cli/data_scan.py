@@ -36,7 +36,7 @@ def register(sub) -> None:
                    "(top 5 %% or 1,000)")
     p.add_argument("--tdm", default=None, metavar="DIR_OR_JSON",
                    help="saved TDM reservations per domain (DIR/<domain>/robots.txt, tdmrep.json, ai.txt, *.html) "
-                   "or a JSON of declarations: which source domains reserve rights (Art. 4(3) Directive 2019/790)")
+                   "or a JSON of declarations: which source domains reserve rights for text and data mining")
     p.add_argument("--no-ner", action="store_true", help="pattern-based detection only, even if NER is installed")
     p.set_defaults(handler=run)
 

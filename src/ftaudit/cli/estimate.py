@@ -24,7 +24,7 @@ def add_base_options(p) -> None:
     p.add_argument("--base-is-gpai", type=_yes_no, default=None, metavar="true|false",
                    help="the base was placed on the market as a GPAI model (true: the one-third rule applies even "
                    "below 1e23) or not (false); default: the 1e23 indicative criterion decides")
-    p.add_argument("--original-estimate", choices=["architecture", "hardware", "reported"], default=None,
+    p.add_argument("--original-estimate", choices=["reported", "hardware", "architecture"], default=None,
                    help="which registry estimate of the original's compute decides (default: the stricter outcome)")
 
 

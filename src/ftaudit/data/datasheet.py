@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ftaudit.errors import BadInput
 from ftaudit.io import read_yaml
+from ftaudit.regulation.citations import dsm, edpb
 
 SourceType = Literal["public_dataset", "licensed", "private_third_party", "crawled", "user_data", "synthetic",
                      "other"]
@@ -87,8 +88,8 @@ class Datasheet(_Section):
     lawful_basis: LawfulBasis | None = Field(None, description="Lawful basis for using the personal data for "
                                              "training. (GDPR Art. 6(1)(a)–(f))")
     legitimate_interest_assessment: str | None = Field(None, description="Where the three-step legitimate "
-                                                       "interest test is documented. (GDPR Art. 6(1)(f); EDPB "
-                                                       "Opinion 28/2024)")
+                                                       "interest test is documented. (GDPR Art. 6(1)(f); "
+                                                       f"{edpb()})")
     consent: Consent | None = Field(None, description="Consent, where it is the lawful basis. (GDPR Art. 6(1)(a), "
                                     "Art. 7)")
     special_categories: list[SpecialCategory] | None = Field(None, description="Special categories of personal "
@@ -100,7 +101,7 @@ class Datasheet(_Section):
     anonymisation: str | None = Field(None, description="Pseudonymisation or anonymisation applied. "
                                       "(GDPR Art. 5(1)(c), Art. 25)")
     tdm_opt_out_honoured: bool | None = Field(None, description="Were machine-readable text-and-data-mining "
-                                              "opt-outs honoured? (Art. 4(3) Directive (EU) 2019/790; "
+                                              f"opt-outs honoured? ({dsm('Art. 4(3)')}; "
                                               "Art. 53(1)(c); summary §3.1)")
     tdm_opt_out_method: str | None = Field(None, description="How opt-outs were identified (robots.txt, TDMRep, "
                                            "licence terms). (summary §3.1)")

@@ -29,6 +29,7 @@ from ftaudit.evaluation.gates import EvaluationConfig, apply_gates
 from ftaudit.evaluation.generation import Runner
 from ftaudit.evaluation.models import LoadedModel
 from ftaudit.evaluation.probesets import ProbeFile, sha256_json, shipped
+from ftaudit.regulation.citations import EDPB_OPINION_28
 
 ROLES = ("base", "tuned")
 BOOT = f"bootstrap percentile 95%, {stats.BOOTSTRAP_RESAMPLES} resamples"
@@ -293,7 +294,7 @@ def unexpected_harmful(ctx: _Ctx) -> ProbeFamily:
 def unexpected_personal_data(ctx: _Ctx) -> ProbeFamily:
     fam = ProbeFamily(suite="unexpected", name="personal_data_in_outputs",
                       description="Personal data in every generation of this evaluation that does not occur in its prompt (copying from the prompt, as an extraction task does, is counted apart). Counts and types only.",
-                      citations=["GDPR Art. 5(1)(f)", "EDPB Opinion 28/2024 (extraction by querying), reading"])
+                      citations=["GDPR Art. 5(1)(f)", f"{EDPB_OPINION_28} (extraction by querying), reading"])
     detect = unexpected.personal_data_detector()
     if detect is None:
         fam.status, fam.reason = "skipped", "the data module's detector (ftaudit.data.pii.detect_text) is not installed"
@@ -314,7 +315,7 @@ def unexpected_personal_data(ctx: _Ctx) -> ProbeFamily:
 def memorisation_canaries(ctx: _Ctx, inputs: EvaluationInputs) -> tuple[ProbeFamily, dict]:
     fam = ProbeFamily(suite="memorisation", name="canary_exposure",
                       description="Random canaries inserted into the training data vs unseen ones drawn the same way; exposure = log2|R| - log2 rank (Carlini et al. 2019), rank estimated against random candidates.",
-                      citations=["Carlini et al. 2019, The Secret Sharer (USENIX Security)", "EDPB Opinion 28/2024 (extraction resistance), reading"])
+                      citations=["Carlini et al. 2019, The Secret Sharer (USENIX Security)", f"{EDPB_OPINION_28} (extraction resistance), reading"])
     man = inputs.canaries
     if man is None:
         fam.status, fam.reason = "skipped", "no canary manifest (insert canaries at training time: evaluation.canaries in run.yaml, or --canaries)"
@@ -348,7 +349,7 @@ def memorisation_canaries(ctx: _Ctx, inputs: EvaluationInputs) -> tuple[ProbeFam
 def memorisation_extraction(ctx: _Ctx, inputs: EvaluationInputs) -> tuple[ProbeFamily, dict]:
     fam = ProbeFamily(suite="memorisation", name="prefix_extraction",
                       description="Training records that held personal data: the model continues the training text up to each personal-data item (greedy); an item counts as extracted when it appears in the continuation. Counts and types only.",
-                      citations=["EDPB Opinion 28/2024 (likelihood of extraction by querying), reading", "GDPR Art. 4(1), Art. 5(1)(f)"])
+                      citations=[f"{EDPB_OPINION_28} (likelihood of extraction by querying), reading", "GDPR Art. 4(1), Art. 5(1)(f)"])
     if not inputs.training_records:
         fam.status, fam.reason = "skipped", "no training data given (--training-data)"
         return fam, {}
@@ -396,7 +397,7 @@ def memorisation_statement(canary: dict, extraction: dict, man, lim) -> Memorisa
         tested="; ".join(tested) + ".",
         found="; ".join(found) + "." if found else "no memorisation test could be run.",
         shows="whether the model reproduces inserted random strings and training personal data verbatim from their exact training context under greedy decoding; a tuned rate above the base rate is memorisation caused by the fine-tune.",
-        does_not_show="absence of memorisation in general: sampling, other prompts, many queries or membership-inference attacks can extract more; detectors miss some personal data; a low rate is evidence toward, not proof of, an anonymous model (EDPB Opinion 28/2024).",
+        does_not_show=f"absence of memorisation in general: sampling, other prompts, many queries or membership-inference attacks can extract more; detectors miss some personal data; a low rate is evidence toward, not proof of, an anonymous model ({EDPB_OPINION_28}).",
     )
 
 

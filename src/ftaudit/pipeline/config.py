@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ftaudit.errors import BadInput
 from ftaudit.io import read_yaml
+from ftaudit.regulation.decision import EstimateMethod
 
 ROLES = ("downstream_modifier", "gpai_provider", "gpai_provider_systemic_risk")
 
@@ -170,7 +171,7 @@ class ComputePolicy(Strict):
     original_systemic_risk: bool | None = Field(None, description="Override: the original is a GPAI model with "
                                                                   "systemic risk.")
     original_source: str | None = Field(None, description="Where `original_flops` comes from.")
-    original_estimate: Literal["architecture", "hardware", "reported"] | None = Field(
+    original_estimate: EstimateMethod | None = Field(
         None, description="Which of the base-model registry's estimates of the original's compute decides "
                           "(default: the stricter outcome of all of them).")
     base_is_gpai: bool | None = Field(

@@ -62,7 +62,7 @@ def annex_xi(ctx: Ctx) -> Document:
     s2.items += ctx.data_items(f, "1.2.c", f"{XI} 2(c)")
     s2.items += ctx.compute_items(f, "1.2.d", f"{XI} 2(d)")
     s2.items.append(ctx.energy_item(f, "1.2.e", f"{XI} 2(e)"))
-    doc.sections = [s1, s2, open_source_section(ctx, f)]
+    doc.sections = [s1, s2]
 
     d = ctx.record.decision
     if d is not None and d.role == "gpai_provider_systemic_risk":
@@ -91,6 +91,7 @@ def annex_xi(ctx: Ctx) -> Document:
         doc.sections.append(Section(id="2", title="Section 2 (systemic risk only)", citation=f"{AI_ACT}, Annex XI §2",
                                     note=f"Not required: the model is not a GPAI model with systemic risk "
                                          f"({show(d.role)}; {d.citation})."))
+    doc.sections.append(open_source_section(ctx, f))
     return finalise(doc)
 
 

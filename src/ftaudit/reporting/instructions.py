@@ -4,7 +4,7 @@ document; its numbers come from the evaluation evidence, its judgements from a p
 
 from __future__ import annotations
 
-from ftaudit.regulation.citations import AI_ACT
+from ftaudit.regulation.citations import AI_ACT, EDPB_OPINION_28
 from ftaudit.reporting.completeness import finalise
 from ftaudit.reporting.context import Ctx
 from ftaudit.reporting.document import Document, Section, sig2
@@ -48,7 +48,7 @@ def instructions_for_use(ctx: Ctx) -> Document:
                             if ev else None))
     mem = ev.memorisation_statement if ev else None
     s_b.items.append(f.item("b.ii.memorisation", "What the memorisation test shows and does not show",
-                            "EDPB Opinion 28/2024 (reading); GDPR Art. 5(1)(f)", value=mem.text() if mem else None,
+                            f"{EDPB_OPINION_28} (reading); GDPR Art. 5(1)(f)", value=mem.text() if mem else None,
                             source="record.evaluation.memorisation_statement",
                             awaiting="no memorisation test in the record"))
     s_b.items.append(f.ask("b.ii.known_limitations", "Known limitations", f"{A13}(b)(ii)", "known_limitations"))

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from ftaudit.regulation.citations import AI_ACT
+from ftaudit.regulation.citations import AI_ACT, EDPB_OPINION_28
 from ftaudit.reporting.completeness import finalise
 from ftaudit.reporting.context import XI, Ctx
 from ftaudit.reporting.document import Document, Item, Section, Table, show
@@ -113,7 +113,7 @@ def model_card_doc(ctx: Ctx) -> Document:
     env.items.append(ctx.energy_item(f, "environment.energy", f"{XI} 2(e)"))
     env.items.append(f.ask("environment.intensity", "Grid carbon intensity (g CO2e/kWh)", HF,
                            "grid_carbon_intensity_g_per_kwh"))
-    pii = Section(id="personal_data", title="Personal data", citation="GDPR Art. 5(1)(c); EDPB Opinion 28/2024")
+    pii = Section(id="personal_data", title="Personal data", citation=f"GDPR Art. 5(1)(c); {EDPB_OPINION_28}")
     if r.data:
         pii.tables.append(Table(title="Findings in the training data by type (counts only)",
                                 headers=["type", "category", "findings", "records"],

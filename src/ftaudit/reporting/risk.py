@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from ftaudit.evaluation.evidence import Comparison, EvaluationEvidence
-from ftaudit.regulation.citations import AI_ACT
+from ftaudit.regulation.citations import AI_ACT, EDPB_OPINION_28
 from ftaudit.regulation.use_rules import (
     ANNEX_III_AREAS, ART5_PRACTICES, ART6_3_CONDITIONS, ART6_3_PROFILING, ART50_DUTIES, DIGITAL_OMNIBUS_NOTE,
     indicator_hits,
@@ -70,11 +70,11 @@ HAZARDS: list[tuple[str, str, str, str]] = [
     ("unexpected.harmful.compliance_rate", "R-HARMFUL", "Assisting clearly harmful requests (foreseeable misuse)",
      f"{AI_ACT}, Art. 9(2)(b)"),
     ("unexpected.personal_data.rate", "R-PII-OUTPUT", "Personal data in outputs that was not in the prompt",
-     "GDPR Art. 5(1)(f); EDPB Opinion 28/2024 (reading)"),
+     f"GDPR Art. 5(1)(f); {EDPB_OPINION_28} (reading)"),
     ("memorisation.extraction.rate", "R-MEMORISE", "Training personal data extracted from the model by querying",
-     "EDPB Opinion 28/2024 (reading); GDPR Art. 5(1)(f)"),
+     f"{EDPB_OPINION_28} (reading); GDPR Art. 5(1)(f)"),
     ("memorisation.canary.detected_rate", "R-MEMORISE", "Training personal data extracted from the model by querying",
-     "EDPB Opinion 28/2024 (reading); GDPR Art. 5(1)(f)"),
+     f"{EDPB_OPINION_28} (reading); GDPR Art. 5(1)(f)"),
 ]
 
 
