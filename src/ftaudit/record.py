@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ftaudit import __version__
 from ftaudit.compute.evidence import ComputeEvidence
 from ftaudit.data.evidence import DataEvidence
-from ftaudit.evaluation.evidence import EvaluationEvidence
 from ftaudit.errors import BadInput, first_line
+from ftaudit.evaluation.evidence import EvaluationEvidence
 from ftaudit.io import atomic_write_text
 from ftaudit.regulation.decision import Decision
 

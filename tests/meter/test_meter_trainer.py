@@ -4,13 +4,13 @@ import json
 import math
 
 import pytest
+from meter_tiny import PackCollator, PadCollator, examples, lora, tiny_model, training_args
 from transformers import AutoModelForCausalLM, Trainer
 
 from ftaudit.compute.flops import TrainingSetup, build_flop_model
 from ftaudit.compute.meter import LINEAGE_FILENAME, METER_FILENAME, load_state, read_lineage
 from ftaudit.errors import BadInput
 from ftaudit.integrations.hf import FlopsMeterCallback, setup_from_model
-from meter_tiny import PackCollator, PadCollator, examples, lora, tiny_model, training_args
 
 pytestmark = pytest.mark.slow
 EVAL_MIN = 30  # eval examples are longer than every training example, so their batches are easy to tell apart
@@ -187,11 +187,10 @@ def test_environment_and_output_errors(tmp_path, monkeypatch):
 
 def test_trl_sft_trainer_padding_free_packing(tmp_path):
     from datasets import Dataset
+    from meter_tiny import VOCAB
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
     from trl import SFTConfig, SFTTrainer
-
-    from meter_tiny import VOCAB
 
     tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({f"t{i}": i for i in range(VOCAB)},
                                                                               unk_token="t1")),

@@ -24,7 +24,8 @@ ALL_FILES = ["model_card.md", "annex_xi.json", "annex_xi.md", "annex_xii.json", 
              "risk_assessment.md", "instructions_for_use.md", "ml_bom.cdx.json", "report.html", "report.pdf",
              "completeness.json"]
 TITLES = ["Model card", "Technical documentation (Annex XI)", "Information for downstream providers (Annex XII)",
-          "Public summary of training content", "Copyright policy", "Risk classification and risk register", "Instructions for use"]
+          "Public summary of training content", "Copyright policy", "Risk classification and risk register",
+          "Instructions for use"]
 
 
 def _doc(run: Path, name: str) -> dict:

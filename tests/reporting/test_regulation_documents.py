@@ -8,7 +8,7 @@ import json
 from reporting_records import full_record
 
 from ftaudit.data import tdm
-from ftaudit.regulation import lookup, decide
+from ftaudit.regulation import decide, lookup
 from ftaudit.reporting.answers import Answers, template
 from ftaudit.reporting.context import Ctx
 from ftaudit.reporting.render import render_files
@@ -60,7 +60,8 @@ def test_summary_has_the_template_fields(tmp_path):
                 "2.4.model_interactions", "2.4.other_services", "2.5.own_models", "2.5.third_party_models",
                 "3.1.code_of_practice"):
         assert key in items, key
-    assert items["1.3.continuous_training"]["status"] == "answered" and items["1.3.continuous_training"]["value"] is False
+    continuous = items["1.3.continuous_training"]
+    assert continuous["status"] == "answered" and continuous["value"] is False
     assert items["2.5.third_party_models"]["value"] == ["Qwen/Qwen2.5-72B-Instruct"]
     assert items["2.5.own_models"]["status"] == "awaiting_human"
     assert "C(2025) 8311" in items["2.5.own_models"]["citation"]

@@ -6,7 +6,6 @@ Reads `RUN_DIR/ftaudit_meter.json` (written by the meter every N steps) or, fail
 
 from __future__ import annotations
 
-
 from ftaudit.cli.estimate import add_base_options
 
 

@@ -61,6 +61,7 @@ def _summary_lines(result) -> list[tuple[str, str]]:
         lines.append(("used", f"{1 - d.headroom_fraction:.2g} of the threshold ({flops2(d.modification_flops)} of "
                               f"{flops2(d.threshold_flops)} FLOP)"))
         lines.append(("role", f"{d.role} (accepted: {d.accepted_role})"))
+        lines += _readings(d)
     ev = rec.evaluation
     for fam in (ev.families if ev is not None else []):
         for m in fam.metrics:
@@ -105,6 +106,7 @@ def run_train(args) -> int:
                             ("lineage total", f"{flops2(p.lineage_total_flops)} FLOP"),
                             ("threshold", f"{flops2(d.threshold_flops)} FLOP ({d.citation})"),
                             ("role", f"{d.role} (accepted: {d.accepted_role})"),
+                            *_readings(d),
                             ("note", result.message)])
         return 0
     if run.is_main:
@@ -132,3 +134,19 @@ def run_sagemaker_entry(args) -> int:
     from ftaudit.integrations.sagemaker import entry_point
 
     return entry_point(root=args.root)
+
+
+def _readings(d) -> list[tuple[str, str]]:
+    """The other reading of a base below 1e23, and disagreeing estimates of the original, as summary lines."""
+    from ftaudit.regulation.figures import flops2
+
+    lines = []
+    if d.alternative is not None:
+        a = d.alternative
+        lines.append(("other reading", f"if the base were {'' if a.base_is_gpai else 'not '}a GPAI model: "
+                                       f"{flops2(a.threshold_flops)} FLOP — {a.threshold_basis} → {a.role}"))
+    if d.estimates_disagree:
+        lines.append(("estimates", "; ".join(f"{o.method} {flops2(o.original_flops)} → {o.role}" for o in d.estimates)
+                      + f" (decided by {d.estimate_used})"))
+    return lines
+

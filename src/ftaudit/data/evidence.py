@@ -12,9 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ftaudit.data.datasheet import Datasheet, MissingAnswer
-
-
 from ftaudit.data.tdm import TdmEvidence
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import re
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,9 +29,25 @@ from ftaudit.data import provenance as prov
 from ftaudit.data import tdm as tdm_mod
 from ftaudit.data.datasheet import Datasheet, load_datasheet, missing_answers
 from ftaudit.data.evidence import (
-    Counts, DataEvidence, DetectionInfo, Domains, DomainShare, Duplicates, FileFingerprint, FindingsSummary,
-    FindingTypeSummary, HistogramBin, LanguageShare, Leakage, LengthDistribution, QualityIssues, RecordDigest,
-    RecordPair, RedactedSample, SkippedRecord, SpecialCategoryFlag,
+    Counts,
+    DataEvidence,
+    DetectionInfo,
+    Domains,
+    DomainShare,
+    Duplicates,
+    FileFingerprint,
+    FindingsSummary,
+    FindingTypeSummary,
+    HistogramBin,
+    LanguageShare,
+    Leakage,
+    LengthDistribution,
+    QualityIssues,
+    RecordDigest,
+    RecordPair,
+    RedactedSample,
+    SkippedRecord,
+    SpecialCategoryFlag,
 )
 from ftaudit.data.quality import DuplicateFinder, MinHasher, exact_key, quality_flag
 from ftaudit.data.samples import redacted_context
@@ -627,7 +643,12 @@ class _Progress:
         self.p = None
         if enabled:
             from rich.console import Console
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self.p = Progress(SpinnerColumn(), TextColumn("{task.description}"),
                               TextColumn("{task.completed:,} records"), TimeElapsedColumn(),

@@ -8,10 +8,11 @@ Nothing is fetched: the user saves what each domain publishes into one folder pe
     TDM_DIR/example.org/ai.txt              ai.txt (robots syntax)
     TDM_DIR/example.org/*.html              pages: <meta name="tdm-reservation" content="1">, robots "noai"
 
-or gives a JSON file (alone, or as TDM_DIR/declarations.json) {"example.org": {"reserved": true, "method": "licence terms", "note": "..."}} for what was
-found otherwise (licence terms, a written opt-out, a licence that permits the use: reserved false); a declaration
-decides over the saved files. Each domain of the data gets one status: reserved (for the whole
-site), partial (some paths), not_reserved (files present, no reservation), no_information (nothing saved).
+or gives a JSON file (alone, or as TDM_DIR/declarations.json)
+{"example.org": {"reserved": true, "method": "licence terms", "note": "..."}} for what was found otherwise
+(licence terms, a written opt-out; a licence that permits the use: reserved false); a declaration decides over
+the saved files. Each domain of the data gets one status: reserved (for the whole site), partial (some paths),
+not_reserved (files present, no reservation), no_information (nothing saved).
 
 Reading: a robots.txt group that disallows the whole site to an AI-training crawler (GPTBot, CCBot,
 Google-Extended, ...) or to every crawler (`*`) is a machine-readable reservation for TDM; a partial disallow is

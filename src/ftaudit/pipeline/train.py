@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ftaudit.pipeline.config import RunConfig
-from ftaudit.regulation.figures import flops2
 from ftaudit.pipeline.data import TokenizedSet
 from ftaudit.pipeline.run_dir import RunDir, append_log
+from ftaudit.regulation import OriginalCompute
+from ftaudit.regulation.figures import flops2
 
 
 @dataclass

@@ -13,8 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ftaudit.errors import BadInput
-from ftaudit.regulation.figures import flops2, percent2
 from ftaudit.regulation.citations import guidelines
+from ftaudit.regulation.figures import flops2, percent2
 from ftaudit.regulation.obligations import ROLES, Obligation, Role, obligations_for
 from ftaudit.regulation.thresholds import (
     ESTIMATION_MARGIN,

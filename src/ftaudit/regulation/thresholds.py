@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 from ftaudit.regulation.citations import act, guidelines
 
 

@@ -126,7 +126,8 @@ def open_source_section(ctx: Ctx, f: Filler) -> Section:
     elif any(a is False for a in answers):
         verdict = "not met: " + ", ".join(label for (k, label), a in zip(conditions, answers) if a is False)
     elif all(a is True for a in answers):
-        verdict = "met: Annex XI and XII documentation and the Art. 54 representative are not owed (Art. 53(1)(c)-(d) "                   "still are)"
+        verdict = ("met: Annex XI and XII documentation and the Art. 54 representative are not owed "
+                   "(Art. 53(1)(c)-(d) still are)")
     else:
         verdict = None
     s.items.append(f.item("oss.verdict", "Exemption applies", cite, value=verdict, source="answers.oss_*",

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ftaudit.record import RunRecord
-from ftaudit.regulation.decision import ROLE_LABELS
 from ftaudit.regulation.citations import AI_ACT, GUIDELINES, guidelines
+from ftaudit.regulation.decision import ROLE_LABELS
 from ftaudit.reporting.answers import Answers
 from ftaudit.reporting.document import Filler, Item, pct, show, sig2
 

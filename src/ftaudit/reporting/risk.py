@@ -13,7 +13,12 @@ from pydantic import BaseModel, ConfigDict
 from ftaudit.evaluation.evidence import Comparison, EvaluationEvidence
 from ftaudit.regulation.citations import AI_ACT, EDPB_OPINION_28
 from ftaudit.regulation.use_rules import (
-    ANNEX_III_AREAS, ART5_PRACTICES, ART6_3_CONDITIONS, ART6_3_PROFILING, ART50_DUTIES, DIGITAL_OMNIBUS_NOTE,
+    ANNEX_III_AREAS,
+    ART5_PRACTICES,
+    ART6_3_CONDITIONS,
+    ART6_3_PROFILING,
+    ART50_DUTIES,
+    DIGITAL_OMNIBUS_NOTE,
     indicator_hits,
 )
 from ftaudit.reporting.completeness import finalise

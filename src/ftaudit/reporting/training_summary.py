@@ -53,7 +53,7 @@ def _data_item(key: str, value: Any, cite: str) -> Item:
     label = LABELS.get(key, key.replace("_", " "))
     open_ = _open_fields(value)
     if value == NOT_ANSWERED:
-        return Item(id=key, label=label, citation=cite, status="awaiting_human", display=f"awaiting a human answer "
+        return Item(id=key, label=label, citation=cite, status="awaiting_human", display="awaiting a human answer "
                     "in the datasheet (then rerun `ftaudit data scan`)", source="record.data.datasheet")
     display = _display(key, value)
     if open_:
@@ -92,7 +92,8 @@ def training_content_summary_doc(ctx: Ctx) -> Document:
     head = Section(id="0", title="Header", citation=cite.template("header"))
     head.items.append(f.item("0.version", "Summary version", cite.template("header"), value=f"run {r.run_id}",
                              source="record.run_id"))
-    head.items.append(f.item("0.last_update", "Last update", cite.template("header"), value=r.updated_at.date().isoformat(),
+    head.items.append(f.item("0.last_update", "Last update", cite.template("header"),
+                             value=r.updated_at.date().isoformat(),
                              source="record.updated_at"))
 
     g = Section(id="1", title="1. General information", citation=SECTION_CITES["1"])
