@@ -6,7 +6,7 @@ registry on PyTorch's meta device (FlopCounterMode counts the same kernels; noth
 loss.backward() of one unpadded sequence, eager attention, no padding, every time.
 
 Baselines:
-  seed      (4·N_total + 2·N_trainable)·tokens with N counted before LoRA wrapping (REGULATION.md §6), so every
+  seed      (4·N_total + 2·N_trainable)·tokens with N counted before LoRA wrapping (docs/regulation.md §6), so every
             trainable-before-wrapping parameter is billed: LoRA costs as much as full fine-tuning.
   HF        Trainer's total_flos = Trainer.floating_point_ops() = 6·N(non-embedding, adapters included)·tokens.
 """

@@ -1,4 +1,4 @@
-"""Every rule row of REGULATION.md §1, with the edges (exactly at a threshold, unknown and systemic originals,
+"""Every rule row of docs/regulation.md §1, with the edges (exactly at a threshold, unknown and systemic originals,
 cumulative lineage), the ±30 % margin, the accepted-role gate, obligations and display strings."""
 
 import math

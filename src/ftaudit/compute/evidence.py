@@ -111,7 +111,7 @@ class LineageRun(_Strict):
 
 
 class LineageTotals(_Strict):
-    """Reading (REGULATION.md §1): successive modifications of one lineage add up."""
+    """Reading (docs/regulation.md §1): successive modifications of one lineage add up."""
 
     lineage_id: str
     parent_path: str | None = Field(None, description="Checkpoint, adapter or model dir this run started from.")

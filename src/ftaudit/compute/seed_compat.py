@@ -1,4 +1,4 @@
-"""Compatibility with the seed meter (AWS "Fine-Tuning FLOPs Meter", REGULATION.md §6).
+"""Compatibility with the seed meter (AWS "Fine-Tuning FLOPs Meter", docs/regulation.md §6).
 
 Pipelines built on the seed read `flops_meter.json` with its field names and set its environment variables. We
 write the same names, computed our way:

@@ -25,7 +25,7 @@ from ftaudit.ledger.store import ENTRY_COLUMNS, RUN_COLUMNS, Store, open_store
 
 LEDGER_FORMAT = "ftaudit-ledger/1"
 
-# Reading (guidelines Annex A.1; REGULATION.md §1 "successive modifications add up"): compute counts once it was
+# Reading (guidelines Annex A.1; docs/regulation.md §1 "successive modifications add up"): compute counts once it was
 # executed. A `planned` or `refused` run executed nothing (its compute section holds an estimate), so it is left
 # out of a lineage's cumulative compute; running, completed, failed and stopped runs count (a stopped job's
 # checkpoint is what a resume starts from, and a failed job in a lineage is not an exploratory experiment).

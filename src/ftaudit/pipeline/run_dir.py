@@ -4,7 +4,7 @@
       config.yaml          the validated config (defaults filled in, paths absolute) — what `--resume` reads
       run_record.json      the RunRecord, rewritten atomically after every stage
       ftaudit_meter.json   the compute meter's state (FlopsMeterCallback), persisted every N steps
-      flops_meter.json     the same figures under the seed meter's field names (REGULATION.md §6)
+      flops_meter.json     the same figures under the seed meter's field names (docs/regulation.md §6)
       checkpoints/         Trainer checkpoints (checkpoint-<step>/, each with the meter state): the resume points
       model/               the fine-tuned model, or the adapter for LoRA/QLoRA (+ ftaudit_lineage.json)
       evaluation/          what the evaluate stage wrote (when it ran)

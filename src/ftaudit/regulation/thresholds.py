@@ -1,8 +1,8 @@
 """The compute thresholds of the EU AI Act and the Commission's GPAI guidelines, as data.
 
 Every number the decision uses lives here with its citation, so a reader can check each one against the official
-text (docs/regulation.md §1). Comparisons are strict: the texts say "greater than" / "exceeds", so a figure exactly at a
-threshold is not over it.
+text (docs/regulation.md §1). Comparisons are strict: the texts say "greater than" / "exceeds", so a figure exactly
+at a threshold is not over it.
 """
 
 from __future__ import annotations

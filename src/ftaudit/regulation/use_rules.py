@@ -1,5 +1,5 @@
 """The use-based rules of the AI Act, as data: Art. 5 prohibited practices, Annex III high-risk areas, the Art. 6(3)
-exception conditions and the Art. 50 transparency duties (REGULATION.md §3).
+exception conditions and the Art. 50 transparency duties (docs/regulation.md §3).
 
 Each entry carries its citation and a few *indicator* phrases. An indicator found in the stated intended purpose is
 a prompt for a human to look closer, never a legal finding: the classification stays "provisional" until a person

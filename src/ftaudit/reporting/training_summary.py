@@ -1,4 +1,4 @@
-"""The public summary of training content on the AI Office template (Art. 53(1)(d); REGULATION.md §2).
+"""The public summary of training content on the AI Office template (Art. 53(1)(d); docs/regulation.md §2).
 
 The data part (§1 modalities and size, §2 sources, §3 processing) comes from `ftaudit.data.summary`, which reads the
 data scan and the datasheet; what the datasheet left open is marked for a human (answer it in the datasheet and
