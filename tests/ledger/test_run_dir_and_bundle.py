@@ -215,3 +215,22 @@ def test_bundle_ledger_layer_catches_resigned_manifest(bundle, tmp_path, member,
     out, _ = bundle
     with pytest.raises(VerificationFailed, match=match):
         verify_bundle(_resigned(out, tmp_path / "r.zip", {member: fn}), _pinned())
+
+
+def test_dataset_artefacts_are_referenced_never_packed(run, tmp_path):
+    location, run_dir, record = run
+    planted = '{"prompt": "I am Marta Kowalczyk, marta.kowalczyk@example.org"}\n'
+    (run_dir / "data").mkdir()
+    (run_dir / "data" / "train.jsonl").write_text(planted)
+    (run_dir / "eval.json").write_text(planted)  # a dataset at the top level, where *.json is otherwise packed
+    with open_ledger(location, create=False) as ledger:
+        ledger.register_file(record.run_id, run_dir, "data/train.jsonl", kind="dataset:train")
+        ledger.register_file(record.run_id, run_dir, "eval.json", kind="dataset:eval")
+        out = tmp_path / "out" / "data.zip"
+        write_bundle(ledger, run_dir, out, load_signing_key(), load_trust())
+    z = zipfile.ZipFile(out)
+    assert "run/data/train.jsonl" not in z.namelist() and "run/eval.json" not in z.namelist()
+    assert not any("Kowalczyk" in z.read(n).decode("utf-8", "replace") for n in z.namelist())
+    referenced = {f["path"] for f in json.loads(z.read("manifest.json"))["referenced"]}
+    assert {"run/data/train.jsonl", "run/eval.json"} <= referenced
+    assert verify_bundle(out, _pinned()).referenced == len(referenced)

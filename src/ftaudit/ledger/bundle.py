@@ -42,9 +42,9 @@ from ftaudit.record import RECORD_FILENAME
 
 BUNDLE_FORMAT = "ftaudit-bundle/1"
 MANIFEST, SIGNATURE = "manifest.json", "manifest.sig"
-# Weights and data copies are referenced by hash, not packed (they are large, and data may hold personal data):
-# a reviewer holding them can check them against the ledger.
-WEIGHT_KINDS = {"model", "adapter", "checkpoint", "weights", "data", "dataset"}
+# Weights and data are referenced by hash, not packed (they are large, and data may hold personal data): a reviewer
+# holding them can check them against the ledger. A kind's prefix decides ("dataset:train" is a dataset).
+REFERENCE_KINDS = {"model", "adapter", "checkpoint", "weights", "data", "dataset", "base-model"}
 SKELETON_FIELDS = ("seq", "kind", "created_at", "key_id", "prev_hash", "content_sha256", "entry_hash", "signature")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member times: the same run gives the same members
 
@@ -80,24 +80,36 @@ class BundleReport(BaseModel):
     pinned: bool
 
 
+def member_path(rel: str) -> str:
+    """The manifest path of an artefact: run/<rel> inside the run directory; external:<path> for inputs outside it
+    (datasets, a GGUF base file), which are referenced by hash and never packed."""
+    inside = not (Path(rel).is_absolute() or ".." in Path(rel).parts)
+    return f"run/{rel}" if inside else f"external:{rel}"
+
+
+def reference_only(rel: str, kind: str | None) -> bool:
+    """Weights, training and evaluation data (`dataset:train`, `dataset:eval`, ...) and anything outside the run
+    directory are referenced by hash: never copied into a bundle (size, and personal data in the data)."""
+    return member_path(rel).startswith("external:") or (kind or "").split(":", 1)[0] in REFERENCE_KINDS
+
+
 def _run_files(run_dir: Path, artefacts: dict[str, dict[str, Any]]) -> tuple[dict[str, int | None], list]:
-    """Relative paths to pack (-> registering ledger seq) and weights to reference only."""
+    """Relative paths to pack (-> registering ledger seq) and artefacts to reference only."""
     pack: dict[str, int | None] = {}
     referenced = []
     for rel, meta in artefacts.items():
-        if Path(rel).is_absolute() or ".." in Path(rel).parts:
-            raise BadInput(f"artefact path {rel} leaves the run directory; it cannot be bundled")
-        if meta.get("kind") in WEIGHT_KINDS:
-            referenced.append(BundleFile(path="run/" + rel, sha256=meta["sha256"], bytes=meta.get("bytes") or 0,
+        if reference_only(rel, meta.get("kind")):
+            referenced.append(BundleFile(path=member_path(rel), sha256=meta["sha256"], bytes=meta.get("bytes") or 0,
                                          ledger_seq=meta["seq"]))
         else:
             pack[rel] = meta["seq"]
+    skip = {f.path for f in referenced}
     candidates = [run_dir / RECORD_FILENAME, *sorted(run_dir.glob("*.json"))]
     if (run_dir / "docs").is_dir():
         candidates += sorted(p for p in (run_dir / "docs").rglob("*") if p.is_file())
     for p in candidates:
         rel = p.relative_to(run_dir).as_posix()
-        if p.is_symlink() or any(part.startswith(".") for part in Path(rel).parts):
+        if p.is_symlink() or any(part.startswith(".") for part in Path(rel).parts) or member_path(rel) in skip:
             continue  # hidden files are temporaries of atomic writes in progress
         pack.setdefault(rel, None)
     return pack, referenced
@@ -299,9 +311,9 @@ def verify_bundle(path: str | Path, trust: Trust) -> BundleReport:
             continue
         e = by_entry.get(f.ledger_seq)
         ok = e is not None and (
-            (e["kind"] == "artefact" and "run/" + e["content"]["path"] == f.path
+            (e["kind"] == "artefact" and member_path(e["content"]["path"]) == f.path
              and e["content"]["sha256"] == f.sha256)
-            or (e["kind"] == "run" and any("run/" + a["path"] == f.path and a["sha256"] == f.sha256
+            or (e["kind"] == "run" and any(member_path(a["path"]) == f.path and a["sha256"] == f.sha256
                                            for a in e["content"]["record"].get("artefacts") or []))
         )
         if not ok:
