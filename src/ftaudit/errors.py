@@ -9,6 +9,7 @@ Exit codes (documented in the README; keep in sync):
   5  data policy: the data policy blocked training (secrets, unreviewed special-category data)
   6  evaluation gate failed: model kept, marked as not approved
   7  verification failed: a ledger, run directory or bundle was modified
+  8  run incomplete: the run directory's run stopped before its record stage (nothing to verify yet; resume it)
 """
 
 OK = 0
@@ -19,6 +20,7 @@ COMPUTE_GATE_STOPPED = 4
 DATA_POLICY_BLOCKED = 5
 EVALUATION_GATE_FAILED = 6
 VERIFICATION_FAILED = 7
+RUN_INCOMPLETE = 8
 
 
 class FtauditError(Exception):
@@ -64,3 +66,7 @@ class EvaluationGateFailed(FtauditError):
 
 class VerificationFailed(FtauditError):
     exit_code = VERIFICATION_FAILED
+
+
+class RunIncomplete(FtauditError):
+    exit_code = RUN_INCOMPLETE

@@ -55,11 +55,14 @@ def register(sub) -> None:
     p.set_defaults(handler=checkpoint)
     led.set_defaults(handler=None)
 
-    v = sub.add_parser("verify", help="verify a ledger, a run directory or a bundle (exit 7 when modified)")
+    v = sub.add_parser("verify", help="verify a ledger, a run directory or a bundle (exit 7 when modified, 8 when "
+                       "the run has not finished)")
     v.add_argument("target", nargs="?", help="ledger file or URL, RUN_DIR, or bundle.zip (default: the ledger)")
     v.add_argument("--public-key", action="append", metavar="PEM",
                    help="trusted public key (repeatable); default for a ledger: the local signing key")
     v.add_argument("--checkpoint", metavar="FILE", help="a signed head kept elsewhere: detects a rolled-back ledger")
+    v.add_argument("--allow-extra", action="store_true",
+                   help="a run directory may hold files the ledger does not know (listed, not an error)")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     _common(v)
     v.set_defaults(handler=verify)
@@ -204,10 +207,12 @@ def verify(args) -> int:
     location = args.target if kind == "ledger" and args.target else args.ledger
     with open_ledger(location, create=False) as ledger:
         if kind == "run_dir":
-            result = verify_run_dir(ledger, args.target, trust, cp)
+            result = verify_run_dir(ledger, args.target, trust, cp, allow_extra=args.allow_extra)
             report = result.ledger
             line = (f"run ok: {result.run_dir}: run {result.run_id} matches the ledger, "
                     f"{result.artefacts_checked} artefact(s) checked; ")
+            if result.unregistered:
+                line += f"{len(result.unregistered)} unregistered file(s) allowed: {', '.join(result.unregistered)}; "
         else:
             result = report = verify_ledger(ledger, trust, cp)
             line = ""

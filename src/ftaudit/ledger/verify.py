@@ -20,9 +20,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from ftaudit.errors import BadInput, VerificationFailed
+from ftaudit.errors import BadInput, RunIncomplete, VerificationFailed
 from ftaudit.ledger import chain
 from ftaudit.ledger.core import RUN_COLUMNS, Ledger, SignedHead
 from ftaudit.ledger.keys import default_key_path, key_id, load_public_key, load_signing_key, verify_signature
@@ -211,6 +211,8 @@ class RunDirReport(BaseModel):
     run_id: str
     artefacts_checked: int
     ledger: LedgerReport
+    unregistered: list[str] = Field(default_factory=list, description="Files added after the run was recorded "
+                                    "(listed with --allow-extra, an error otherwise).")
 
 
 def first_difference(a: Any, b: Any, path: str = "") -> str | None:
@@ -260,13 +262,20 @@ def expected_artefacts(ledger: Ledger, run_id: str, record: dict[str, Any]) -> d
 
 
 def verify_run_dir(ledger: Ledger, run_dir: str | Path, trust: Trust,
-                   checkpoint: SignedHead | None = None) -> RunDirReport:
+                   checkpoint: SignedHead | None = None, *, allow_extra: bool = False) -> RunDirReport:
+    """The run directory against the ledger: its record, every registered file, and no unregistered file in the
+    folders that hold registered ones (docs/, logs/, model/, checkpoints/ ...), unless `allow_extra`."""
     run_dir = Path(run_dir)
     report = verify_ledger(ledger, trust, checkpoint)
     record = read_run_record(run_dir)
     run_id = record["run_id"]
     recorded = ledger.run_record(run_id)
     if recorded is None:
+        stages = [s.get("name") for s in record.get("stages") or []]
+        if stages and "record" not in stages:  # a pipeline run that has not reached its record stage
+            raise RunIncomplete(f"{run_dir}: run {run_id} is incomplete (it stopped after stage {stages[-1]}, before its "
+                                "record stage), so it has no ledger entry yet; finish it with `ftaudit train "
+                                f"--resume {run_dir}`, then verify")
         raise VerificationFailed(f"{run_dir}: run {run_id} is not in ledger {ledger.location}")
     diff = first_difference(recorded, record)
     if diff:
@@ -279,4 +288,25 @@ def verify_run_dir(ledger: Ledger, run_dir: str | Path, trust: Trust,
             raise VerificationFailed(f"{path}: artefact missing (registered in ledger entry {meta['seq']})")
         if chain.file_sha256(path) != meta["sha256"]:
             raise VerificationFailed(f"{path}: artefact modified (sha256 differs from ledger entry {meta['seq']})")
-    return RunDirReport(run_dir=str(run_dir), run_id=run_id, artefacts_checked=len(artefacts), ledger=report)
+    extra = unregistered_files(run_dir, artefacts)
+    if extra and not allow_extra:
+        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        raise VerificationFailed(f"{run_dir}: {len(extra)} file(s) not registered in the ledger: {shown} (added after "
+                                 "the run was recorded; remove them, or pass --allow-extra to list them only)")
+    return RunDirReport(run_dir=str(run_dir), run_id=run_id, artefacts_checked=len(artefacts), ledger=report,
+                        unregistered=extra)
+
+
+def unregistered_files(run_dir: Path, artefacts: dict[str, Any]) -> list[str]:
+    """Files under the top-level folders that hold registered artefacts which are not registered themselves
+    (hidden files, the temporaries of atomic writes, are skipped)."""
+    inside = [Path(rel) for rel in artefacts if not Path(rel).is_absolute() and ".." not in Path(rel).parts]
+    folders = sorted({p.parts[0] for p in inside if len(p.parts) > 1})
+    known = {p.as_posix() for p in inside}
+    extra = []
+    for folder in folders:
+        for path in sorted((run_dir / folder).rglob("*")):
+            rel = path.relative_to(run_dir)
+            if path.is_file() and not any(part.startswith(".") for part in rel.parts) and rel.as_posix() not in known:
+                extra.append(rel.as_posix())
+    return extra

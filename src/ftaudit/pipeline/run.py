@@ -30,6 +30,7 @@ from ftaudit.pipeline.config import RunConfig, load_config
 from ftaudit.pipeline.run_dir import RunDir
 from ftaudit.pipeline.ui import UI
 from ftaudit.record import (
+    RECORD_FILENAME,
     Artefact,
     Environment,
     Lineage,
@@ -375,10 +376,24 @@ def _ledger(run: Run) -> None:
         location = str(run.cfg.resolve(location))
     with open_ledger(location) as ledger:
         ledger.record_run(run.record)
+        listed = set()
         for a in run.record.artefacts:
             if not Path(a.path).is_absolute():  # inputs outside the run dir are in the record by hash
                 ledger.register_artefact(run.record.run_id, a.path, a.sha256, a.kind, a.bytes)
+                listed.add(a.path)
+        # Everything else the run wrote (logs, checkpoints, evaluation evidence, lineage file): registered too, so
+        # `ftaudit verify` catches an appended log line, an edited checkpoint or a file added afterwards.
+        root = run.rd.root
+        for path in sorted(root.rglob("*")):
+            rel = path.relative_to(root).as_posix()
+            if (path.is_file() and rel not in listed and rel != RECORD_FILENAME
+                    and not any(part.startswith(".") for part in Path(rel).parts)):
+                ledger.register_file(run.record.run_id, root, rel, kind=_RUN_FILE_KINDS.get(rel.split("/")[0], "file"))
     run.ui.info(f"ledger: run {run.record.run_id} recorded in {location}")
+
+
+_RUN_FILE_KINDS = {"logs": "log", "checkpoints": "checkpoint", "evaluation": "evidence:evaluation",
+                   "model": "model"}
 
 
 # ---------------------------------------------------------------------------------------------------- driver
