@@ -10,14 +10,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from ledger_helpers import make_run_dir
 
 from ftaudit.errors import BadInput, VerificationFailed
 from ftaudit.ledger import open_ledger
 from ftaudit.ledger.bundle import verify_bundle, write_bundle
 from ftaudit.ledger.keys import key_id, load_or_create_signing_key, load_signing_key
 from ftaudit.ledger.verify import Trust, load_trust, verify_run_dir
-
-from ledger_helpers import make_run_dir
 
 
 @pytest.fixture

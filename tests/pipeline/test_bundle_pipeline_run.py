@@ -10,6 +10,7 @@ import sys
 import zipfile
 
 from conftest import make_config
+
 from ftaudit.cli import main
 
 

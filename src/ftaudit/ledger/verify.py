@@ -273,8 +273,8 @@ def verify_run_dir(ledger: Ledger, run_dir: str | Path, trust: Trust,
     if recorded is None:
         stages = [s.get("name") for s in record.get("stages") or []]
         if stages and "record" not in stages:  # a pipeline run that has not reached its record stage
-            raise RunIncomplete(f"{run_dir}: run {run_id} is incomplete (it stopped after stage {stages[-1]}, before its "
-                                "record stage), so it has no ledger entry yet; finish it with `ftaudit train "
+            raise RunIncomplete(f"{run_dir}: run {run_id} is incomplete (it stopped after stage {stages[-1]}, before "
+                                "its record stage), so it has no ledger entry yet; finish it with `ftaudit train "
                                 f"--resume {run_dir}`, then verify")
         raise VerificationFailed(f"{run_dir}: run {run_id} is not in ledger {ledger.location}")
     diff = first_difference(recorded, record)
