@@ -180,3 +180,14 @@ def test_json_flag_prints_the_report_only(tmp_path, capsys):
     # Self-contained: inline SVG, no scripts, no external links or assets.
     assert "<svg" in html and "<script" not in html
     assert "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_error_messages_never_echo_keys_that_may_be_data(tmp_path, capsys):
+    """JSON keys can be data (an e-mail address used as a key): a missing-field message counts them, never shows
+    them; schema-like names are still listed."""
+    path = tmp_path / "keys.jsonl"
+    path.write_text(json.dumps({"marta.kowalczyk@example.org": "hi", "Marta Kowalczyk": 1, "prompt": "x"}) + "\n")
+    assert main(["data", "scan", str(path), "--fields", "text", "--no-ner", "-o", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert "Kowalczyk" not in err and "@" not in err
+    assert "fields present: prompt and 2 other key(s), not shown" in err

@@ -408,6 +408,23 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _walk(v, f"{path}[{i}]")
 
 
+# Keys shown in an error message: lowercase schema names only ("prompt", "source_url"). Any other key may be data
+# (an e-mail address, a name used as a key) and is counted, never echoed.
+_SCHEMA_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
+
+
+def describe_fields(data: Any) -> str:
+    """The top-level keys of a record for a message: schema-like names, the others as a count."""
+    if not isinstance(data, dict):
+        return f"the record is a {type(data).__name__}, not an object"
+    keys = sorted(map(str, data))
+    shown = [k for k in keys if _SCHEMA_KEY.match(k)]
+    hidden = len(keys) - len(shown)
+    text = ", ".join(shown) or "none"
+    return text + (f" and {hidden} other key(s), not shown (they are not plain field names and may be data)"
+                   if hidden else "")
+
+
 def iter_texts(record: Record, fields: Sequence[str] | None = None) -> Iterator[tuple[str, str]]:
     """Every string leaf of the record as (field_path, text): `text`, `prompt`, `messages[2].content`,
     `meta.author`; a key that is not a plain identifier is quoted: `["first name"]`.
@@ -420,7 +437,7 @@ def iter_texts(record: Record, fields: Sequence[str] | None = None) -> Iterator[
     for name in fields:
         if name not in record.data:
             raise BadInput(f"{record.source}: record {record.index} has no field {name!r} "
-                           f"(fields present: {', '.join(sorted(map(str, record.data))) or 'none'})")
+                           f"(fields present: {describe_fields(record.data)})")
         yield from _walk(record.data[name], _key_path("", name))
 
 

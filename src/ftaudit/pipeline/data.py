@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftaudit.data.loading import describe_fields
 from ftaudit.errors import BadInput
 from ftaudit.pipeline.config import DatasetSpec, RunConfig
 
@@ -55,13 +56,13 @@ def _detect(spec: DatasetSpec, first: dict) -> str:
         return "prompt_completion"
     if spec.text_field in first:
         return "text"
-    raise BadInput(f"dataset {spec.path}: cannot tell the record format from fields "
-                   f"{sorted(first)}; set format and the *_field names in the config")
+    raise BadInput(f"dataset {spec.path}: cannot tell the record format from its fields ({describe_fields(first)}); "
+                   "set format and the *_field names in the config")
 
 
 def _need(rec: dict, key: str, where: str, kind: type = str):
     if key not in rec:
-        raise BadInput(f"{where}: no field {key!r} (fields present: {', '.join(sorted(map(str, rec))) or 'none'}); "
+        raise BadInput(f"{where}: no field {key!r} (fields present: {describe_fields(rec)}); "
                        "fix the dataset or set the *_field name in the config")
     value = rec[key]
     if not isinstance(value, kind):
