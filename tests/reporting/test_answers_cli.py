@@ -120,10 +120,13 @@ def test_cli_renders_and_registers_documents_in_the_ledger(run, tmp_path, capsys
     answers = tmp_path / "answers.yaml"
     answers.write_text(yaml.safe_dump(GOOD))
     ledger_path, key = tmp_path / "ledger.db", tmp_path / "key.pem"
-    code = main(["docs", str(run), "--answers", str(answers), "--format", "json,md", "--ledger", str(ledger_path),
-                 "--key", str(key)])
+    argv = ["docs", str(run), "--answers", str(answers), "--format", "json,md", "--ledger", str(ledger_path),
+            "--key", str(key)]
+    assert main(argv) == 1  # a ledger that does not exist is refused (a typo must not start a new one)
+    assert "no ledger" in capsys.readouterr().err and not ledger_path.exists()
+    code = main([*argv, "--create"])
     out = capsys.readouterr().out
-    assert code == 0
+    assert code == 0 and "recorded run" in out
     assert "annex_xi: " in out and "await a human answer" in out and "registered 14 documents" in out
     from ftaudit.ledger import open_ledger
     from ftaudit.record import RunRecord

@@ -54,15 +54,28 @@ def _quiet_libraries() -> None:
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
+def _parser_of(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    """The parser of `ftaudit COMMAND` (so `ftaudit ledger` lists the ledger's actions), else the top level."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
-        parser.print_help(sys.stderr)
+        _parser_of(parser, args.command).print_help(sys.stderr)
         return BAD_INPUT
     try:
         return int(args.handler(args) or 0)
+    except BrokenPipeError:
+        # `ftaudit estimate ... | head`: the reader closed the pipe; stop quietly (stdout to devnull so the
+        # interpreter's final flush does not raise again).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except FtauditError as exc:
         print(f"ftaudit: error: {exc}", file=sys.stderr)
         return exc.exit_code

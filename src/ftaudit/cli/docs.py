@@ -18,6 +18,9 @@ def register(sub) -> None:
                    help=f"comma-separated subset of {','.join(FORMATS)} (default: all)")
     p.add_argument("--ledger", metavar="PATH|URL", help="also register the written documents in this ledger")
     p.add_argument("--key", metavar="PATH", help="ledger signing key (with --ledger)")
+    p.add_argument("--create", action="store_true",
+                   help="with --ledger: create the ledger if it does not exist (default: refuse, a typo in the path "
+                   "must not start a new ledger)")
     p.add_argument("--answers-template", action="store_true", help="print an empty answers.yaml and exit")
     p.set_defaults(handler=docs)
 
@@ -38,7 +41,20 @@ def docs(args) -> int:
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     run_dir = Path(args.run_dir)
-    written = render_all(run_dir, answers=args.answers, formats=formats)
+    from contextlib import nullcontext
+
+    from ftaudit.ledger import open_ledger
+
+    # The ledger is opened first: a missing one is refused before any document is written.
+    with open_ledger(args.ledger, key_path=args.key, create=args.create) if args.ledger else nullcontext() as ledger:
+        written = render_all(run_dir, answers=args.answers, formats=formats)
+        _report(run_dir, formats, written)
+        if ledger is not None:
+            _register(ledger, run_dir, written, args.ledger)
+    return 0
+
+
+def _report(run_dir, formats, written) -> None:
     import json
 
     summary = {}
@@ -50,13 +66,17 @@ def docs(args) -> int:
     for name, c in summary.items():
         print(f"{name}: {c['filled']} of {c['total']} filled; {len(c['awaiting_human'])} await a human answer, "
               f"{len(c['awaiting_evidence'])} await evidence")
-    if args.ledger:
-        from ftaudit.ledger import open_ledger
-        from ftaudit.record import RunRecord
 
-        record = RunRecord.load(run_dir)
-        with open_ledger(args.ledger, key_path=args.key) as ledger:
-            for path in written:
-                ledger.register_file(record.run_id, run_dir, path.relative_to(run_dir).as_posix(), kind="document")
-        print(f"registered {len(written)} documents in {args.ledger}")
-    return 0
+
+def _register(ledger, run_dir, written, location) -> None:
+    """The documents as artefacts of their run; a run the ledger does not hold yet is recorded first, so no
+    document entry is an orphan."""
+    from ftaudit.record import RunRecord
+
+    record = RunRecord.load(run_dir)
+    if ledger.run(record.run_id) is None:
+        ledger.record_run(record)
+        print(f"recorded run {record.run_id} in {location} (it was not in the ledger)")
+    for path in written:
+        ledger.register_file(record.run_id, run_dir, path.relative_to(run_dir).as_posix(), kind="document")
+    print(f"registered {len(written)} documents in {location}")

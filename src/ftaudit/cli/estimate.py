@@ -71,6 +71,20 @@ def _number(raw: str, what: str, *, positive: bool, integer: bool = False) -> fl
     return parse_number(raw, what, positive=positive, integer=integer)
 
 
+# Far beyond any real run (the largest published pre-training corpora hold a few 1e13 tokens): a larger value is a
+# typo, refused with the bound instead of a 300-digit answer.
+MAX_TOKENS, MAX_SEQ_LEN, MAX_EPOCHS = 1e16, 1e8, 1e6
+
+
+def _bounded(raw: str, what: str, bound: float, unit: str, *, integer: bool = True) -> float:
+    from ftaudit.errors import BadInput
+
+    value = _number(raw, what, positive=True, integer=integer)
+    if value > bound:
+        raise BadInput(f"{what} {raw} is more than {bound:.0e} {unit}; check the number")
+    return value
+
+
 def _original(args, config_source: str):
     """The original's compute by the one order of ftaudit.regulation.resolve_original."""
     from ftaudit.regulation import resolve_original
@@ -107,9 +121,9 @@ def run(args) -> int:
     from ftaudit.regulation import decide, tokens_until_threshold
     from ftaudit.regulation.figures import flops2, percent2
 
-    tokens = int(_number(args.tokens, "--tokens", positive=True, integer=True))
-    seq_len = int(_number(args.seq_len, "--seq-len", positive=True, integer=True))
-    epochs = _number(args.epochs, "--epochs", positive=True)
+    tokens = int(_bounded(args.tokens, "--tokens", MAX_TOKENS, "tokens per epoch"))
+    seq_len = int(_bounded(args.seq_len, "--seq-len", MAX_SEQ_LEN, "tokens per sequence"))
+    epochs = _bounded(args.epochs, "--epochs", MAX_EPOCHS, "epochs", integer=False)
     prior = _number(args.prior_flops, "--prior-flops", positive=False)
     method = args.method or ("partial" if args.trainable else "full")
     if method == "partial" and not args.trainable:
@@ -150,8 +164,13 @@ def run(args) -> int:
     per_epoch = planned.training_flops / epochs
     more_tokens = tokens_until_threshold(planned.training_flops_per_token, decision)
     more_epochs = max(decision.headroom_flops, 0.0) / per_epoch if per_epoch else 0.0
+    warnings = list(planned.warnings)
+    if arch.context_window and seq_len > arch.context_window:
+        warnings.append(f"--seq-len {seq_len:,} is longer than the model's context window ({arch.context_window:,} "
+                        "positions): the estimate counts sequences the model cannot take")
     result = {
         **planned.model_dump(mode="json"),
+        "warnings": warnings,
         "prior_flops": prior,
         "lineage_flops": modification,
         "decision": decision.model_dump(mode="json"),
@@ -226,6 +245,6 @@ def run(args) -> int:
         out(f"  fits under the threshold: {more_tokens:,} more tokens (≈ {more_epochs:.3g} more epochs of this run)\n")
     else:
         out("  no more tokens fit under the threshold\n")
-    for w in planned.warnings:
+    for w in result["warnings"]:
         out(f"warning: {w}\n")
     return 0

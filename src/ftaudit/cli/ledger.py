@@ -182,6 +182,8 @@ def _target_kind(target: str | None) -> str:
 
 def verify(args) -> int:
     from ftaudit.ledger import open_ledger
+    from ftaudit.errors import VerificationFailed
+    from ftaudit.ledger.store import LedgerCorrupt
     from ftaudit.ledger.verify import Trust, load_checkpoint, load_trust, verify_ledger, verify_run_dir
 
     kind = _target_kind(args.target)
@@ -205,7 +207,11 @@ def verify(args) -> int:
         return 0
     trust = load_trust(args.public_key, args.key)
     location = args.target if kind == "ledger" and args.target else args.ledger
-    with open_ledger(location, create=False) as ledger:
+    try:
+        ledger = open_ledger(location, create=False)
+    except LedgerCorrupt as exc:  # a damaged file is what verification exists to find: exit 7, not 2
+        raise VerificationFailed(str(exc)) from None
+    with ledger:
         if kind == "run_dir":
             result = verify_run_dir(ledger, args.target, trust, cp, allow_extra=args.allow_extra)
             report = result.ledger

@@ -13,6 +13,7 @@ compare them against the installed transformers.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -111,6 +112,7 @@ class Architecture:
     mla: MLA | None = None
     layer_windows: tuple[int | None, ...] = ()  # sliding-window size per layer (None = full attention)
     n_positions: int = 0  # rows of a learned absolute position embedding (0 = none)
+    context_window: int | None = None  # max_position_embeddings / n_positions / seq_length as configured
     residual_dropout: float = 0.0  # dropout on a sublayer output (saves a mask: matters for checkpoint recompute)
     extra_params: int = 0  # parameters outside the walked modules (e.g. BLOOM's embedding LayerNorm)
     names: Names = field(default_factory=Names)
@@ -184,7 +186,8 @@ def _int(cfg: dict, *keys: str, default: int | None = None, what: str | None = N
     value = _get(cfg, *keys, default=default)
     if value is None:
         raise BadInput(f"config.json has no `{what or keys[0]}`; is this a causal language model config?")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value != int(value) or value < 0):
         raise BadInput(f"config.json: `{what or keys[0]}` must be a non-negative integer, got {value!r}")
     return int(value)
 
@@ -577,9 +580,11 @@ def architecture_from_config(config: dict) -> Architecture:
         raise BadInput("config.json has no `model_type`; is this a Hugging Face model config?")
     parser = _PARSERS.get(model_type)
     kwargs = parser(cfg, model_type) if parser else None
-    if kwargs is None:
-        return _fallback(cfg, model_type)
-    return Architecture(**kwargs)
+    arch = _fallback(cfg, model_type) if kwargs is None else Architecture(**kwargs)
+    window = _get(cfg, "max_position_embeddings", "n_positions", "seq_length", "max_sequence_length")
+    if isinstance(window, int) and not isinstance(window, bool) and window > 0:
+        arch = replace(arch, context_window=window)
+    return arch
 
 
 def _fallback(cfg: dict, model_type: str) -> Architecture:

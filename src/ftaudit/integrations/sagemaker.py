@@ -18,6 +18,7 @@ spot job resumes it).
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -176,8 +177,6 @@ def _validate(request: dict) -> None:
 
 
 def _service_checks(value, shape, where: str) -> list[str]:
-    import difflib
-
     import botocore
 
     meta, kind = shape.metadata, shape.type_name
@@ -210,6 +209,8 @@ def _service_checks(value, shape, where: str) -> list[str]:
 def launch(args) -> int:
     """`ftaudit sagemaker launch CONFIG [--dry-run]`."""
     cfg = load_config(args.config)
+    if args.region:
+        check_region(args.region)
     role = args.role or os.environ.get("FTAUDIT_SAGEMAKER_ROLE") or (DRY_ROLE if args.dry_run else None)
     image = args.image_uri or os.environ.get("FTAUDIT_SAGEMAKER_IMAGE") or (DRY_IMAGE if args.dry_run else None)
     s3 = args.s3_output or ("s3://<bucket>/ftaudit" if args.dry_run else None)
@@ -226,6 +227,19 @@ def launch(args) -> int:
     arn = _submit(job, region=args.region)
     print(json.dumps({"launched": job.request["TrainingJobName"], "arn": arn, "sdk": job.sdk}))
     return 0
+
+
+def check_region(region: str) -> None:
+    """A region botocore knows SageMaker in (any partition), checked offline before any upload."""
+    import boto3
+
+    session = boto3.Session()
+    known = sorted({r for part in session.get_available_partitions()
+                    for r in session.get_available_regions("sagemaker", partition_name=part)})
+    if region not in known:
+        near = difflib.get_close_matches(region, known, n=3)
+        raise BadInput(f"--region {region!r} is not a region with SageMaker" + (f" (did you mean {', '.join(near)}?)"
+                       if near else "") + f" — per botocore's endpoint data; known: {len(known)} regions")
 
 
 def _submit(job: JobRequest, *, region: str | None) -> str:

@@ -7,6 +7,7 @@ config file, so a config and its data can move together.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -250,11 +251,28 @@ class RunConfig(Strict):
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 
+def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
+    """The field names of the section at `path` (e.g. ['training']), for a "did you mean" hint."""
+    for name in path:
+        field = model.model_fields.get(name)
+        if field is None:
+            return []
+        nested = [c for a in (field.annotation, *getattr(field.annotation, "__args__", ()))
+                  for c in (a, *getattr(a, "__args__", ())) if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return []
+        model = nested[0]
+    return list(model.model_fields)
+
+
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
     if err["type"] == "extra_forbidden":
-        return f"unknown key {loc!r}"
+        known = _fields_at(RunConfig, [p for p in err["loc"][:-1] if isinstance(p, str)])
+        near = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+        return f"unknown key {loc!r}" + (f" (did you mean {near[0]!r}?)" if near else
+                                         " (`ftaudit train --help-config` lists every key)")
     if err["type"] == "missing":
         return f"missing required key {loc!r}"
     msg = err["msg"].removeprefix("Value error, ")

@@ -81,8 +81,14 @@ def training_setup(cfg: RunConfig):
     return TrainingSetup(method="full", gradient_checkpointing=gc, attention_kernel="sdpa")
 
 
-def planned_lengths(data: TokenizedSet, cfg: RunConfig, ws: int) -> tuple[list[list[int]], int]:
-    """The micro-batches (lists of sequence lengths) the run will execute, and its optimizer steps.
+# The plan simulates at most this many micro-batches and scales the totals to the rest (a 1e14-step config answers
+# at once); a real run of that size is metered exactly anyway.
+SIMULATED_MICRO_BATCHES = 200_000
+
+
+def planned_lengths(data: TokenizedSet, cfg: RunConfig, ws: int) -> tuple[list[list[int]], int, int]:
+    """The micro-batches (lists of sequence lengths) the run will execute, its optimizer steps, and the number of
+    micro-batches in all (the list holds at most SIMULATED_MICRO_BATCHES of them).
 
     Mirrors the Trainer: per epoch a seeded shuffle, micro-batches of `per_device_batch_size` per process,
     `gradient_accumulation_steps` micro-batches per optimizer step; `max_steps` overrides epochs.
@@ -96,14 +102,15 @@ def planned_lengths(data: TokenizedSet, cfg: RunConfig, ws: int) -> tuple[list[l
     rng = random.Random(t.seed)
     batches: list[list[int]] = []
     order: list[int] = []
-    for _ in range(steps * t.gradient_accumulation_steps * ws):
+    total = steps * t.gradient_accumulation_steps * ws
+    for _ in range(min(total, SIMULATED_MICRO_BATCHES)):
         if len(order) < t.per_device_batch_size:
             fresh = list(range(n))
             rng.shuffle(fresh)
             order += fresh
         batches.append([lengths[i] for i in order[: t.per_device_batch_size]])
         del order[: t.per_device_batch_size]
-    return batches, steps
+    return batches, steps, total
 
 
 def plan_compute(model_config: dict, data: TokenizedSet, cfg: RunConfig, prior_flops: float) -> Plan:
@@ -112,18 +119,28 @@ def plan_compute(model_config: dict, data: TokenizedSet, cfg: RunConfig, prior_f
     setup = training_setup(cfg)
     fm = build_flop_model(model_config, setup)
     ws = world_size()
-    batches, steps = planned_lengths(data, cfg, ws)
+    batches, steps, total = planned_lengths(data, cfg, ws)
+    scale = total / len(batches)
     seqs = [s for b in batches for s in b]
     eff = fm.batch(seqs)
     # padding is executed compute: each micro-batch runs at its longest record's length
     exe = fm.batch([max(b) for b in batches for _ in b])
-    planned = max(eff.training, exe.training)
+    planned = max(eff.training, exe.training) * scale
+    assumptions = ["Architecture-based count on the tokenised training data (guidelines Annex A.2); padding "
+                   "simulated from seeded micro-batches; the runtime meter measures the real figure."]
+    if scale > 1:
+        assumptions.append(f"{len(batches):,} of the run's {total:,} micro-batches simulated; the totals are scaled "
+                           f"by {scale:.6g} (the padding of the simulated ones stands for the rest).")
     warnings = list(getattr(fm, "warnings", []) or [])
     if data.n_truncated:
         warnings.append(f"{data.n_truncated} of {len(data)} training records are longer than "
                         f"max_seq_len={cfg.training.max_seq_len} and were truncated")
     if data.n_no_target:
         warnings.append(f"{data.n_no_target} records have no target tokens left after truncation; they train nothing")
+    window = fm.architecture.context_window
+    if window and cfg.training.max_seq_len > window:
+        warnings.append(f"training.max_seq_len={cfg.training.max_seq_len:,} is longer than the model's context "
+                        f"window ({window:,} positions): records longer than {window:,} tokens will fail in training")
     warnings += sharding_warnings(cfg)
     return Plan(
         method=fm.method, setup={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(setup).items()},
@@ -131,14 +148,35 @@ def plan_compute(model_config: dict, data: TokenizedSet, cfg: RunConfig, prior_f
         train_records=len(data), train_tokens_per_epoch=sum(data.lengths), truncated_records=data.n_truncated,
         world_size=ws, micro_batch_size=cfg.training.per_device_batch_size,
         gradient_accumulation_steps=cfg.training.gradient_accumulation_steps, optimizer_steps=steps,
-        planned_sequences=len(seqs), planned_tokens_effective=sum(seqs),
-        planned_tokens_executed=sum(max(b) * len(b) for b in batches),
-        effective_flops=eff.training, executed_flops=exe.training, recompute_flops=exe.recompute,
-        planned_flops=planned, prior_lineage_flops=prior_flops, lineage_total_flops=prior_flops + planned,
-        warnings=warnings,
-        assumptions=["Architecture-based count on the tokenised training data (guidelines Annex A.2); "
-                     "padding simulated from seeded micro-batches; the runtime meter measures the real figure."],
+        planned_sequences=round(len(seqs) * scale), planned_tokens_effective=round(sum(seqs) * scale),
+        planned_tokens_executed=round(sum(max(b) * len(b) for b in batches) * scale),
+        effective_flops=eff.training * scale, executed_flops=exe.training * scale,
+        recompute_flops=exe.recompute * scale, planned_flops=planned, prior_lineage_flops=prior_flops,
+        lineage_total_flops=prior_flops + planned, warnings=warnings, assumptions=assumptions,
     )
+
+
+def check_can_create(directory: Path, what: str) -> None:
+    """The directory exists and is writable, or its nearest existing ancestor is a writable directory: checked
+    before anything is created, so a run that cannot write its outputs fails in preflight (and `--plan`), not
+    after training, and leaves no half-made run directory behind."""
+    probe = directory
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise BadInput(f"{what} {directory}: {probe} is a file, not a directory; choose another path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise BadInput(f"{what} {directory}: {probe} is not writable; choose a writable path")
+
+
+def check_outputs(cfg: RunConfig, run_dir: Path) -> None:
+    """Every place the run writes to: the run directory and the seed meter's FLOPS_METER_OUT."""
+    from ftaudit.compute.seed_compat import seed_output_dir
+
+    check_can_create(run_dir, "output directory")
+    seed = seed_output_dir(run_dir)
+    if seed != run_dir:
+        check_can_create(seed, "FLOPS_METER_OUT")
 
 
 def original_compute(cfg: RunConfig):

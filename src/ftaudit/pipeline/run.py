@@ -103,6 +103,8 @@ def preflight(run: Run) -> Run:
     cfg = run.cfg
     models.check_method_available(cfg.method)
     pf.validate_training_args(cfg)
+    pf.check_outputs(cfg, run.rd.root)
+    pf.original_compute(cfg)  # PRETRAIN_FLOPS and the registry id checked before any work
     for spec in [*cfg.datasets, *cfg.eval_datasets]:
         path = cfg.resolve(spec.path)
         if not path.is_file():
