@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from pydantic import ValidationError
 
 from ftaudit.errors import BadInput, FtauditError, RuntimeFailure, first_line
@@ -246,7 +245,12 @@ def _submit(job: JobRequest, *, region: str | None) -> str:
     """Upload the inputs, then create the job; AWS errors become one line (exit 1 for set-up, 2 for the service)."""
     import boto3
     from boto3.exceptions import Boto3Error
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+        NoRegionError,
+    )
 
     try:
         session = boto3.Session(region_name=region)
