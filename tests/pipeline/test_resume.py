@@ -80,3 +80,66 @@ def test_a_checkpoint_cut_off_while_its_state_was_written_is_not_resumed(tmp_pat
         if state is not None:
             (d / "trainer_state.json").write_text(state)
     assert rd.last_checkpoint() == rd.checkpoints / "checkpoint-5"
+
+
+KILL_TRAINING = {"max_steps": 8, "save_steps": 4, "meter_every_steps": 2, "per_device_batch_size": 4}
+KILL_EVAL = {"suites": ["quality"], "limits": {"task_items": 4, "task_max_new_tokens": 6}}
+
+
+def _kill_config(root: Path, tiny_model, tiny_data) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    return make_config(root, tiny_model, tiny_data, training=KILL_TRAINING, evaluation=KILL_EVAL,
+                       eval_datasets=[{"path": str(tiny_data["eval"])}])
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_model, tiny_data) -> dict:
+    root = tmp_path_factory.mktemp("clean")
+    assert main(["train", str(_kill_config(root, tiny_model, tiny_data)), "--json"]) == 0
+    return _record(root / "run")
+
+
+def _stage_logged(name: str):
+    def check(run: Path) -> bool:
+        log = run / "logs" / "stages.jsonl"
+        return log.is_file() and any(json.loads(line)["stage"] == name for line in log.read_text().splitlines())
+    return check
+
+
+# Where the job is killed: a predicate on the run directory, polled until it holds.
+KILL_POINTS = {
+    "before training": _stage_logged("preflight"),
+    "during training": lambda run: (run / "checkpoints" / "checkpoint-4" / "trainer_state.json").is_file(),
+    "after training": _stage_logged("train"),
+    "during evaluation": lambda run: (run / "evaluation").is_dir() and _stage_logged("train")(run),
+    "during documents": lambda run: (run / "docs").is_dir(),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_kill_9_anywhere_then_resume_gives_the_uninterrupted_figures(point, tmp_path, tiny_model, tiny_data,
+                                                                     uninterrupted):
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen([*FTAUDIT, "train", str(_kill_config(tmp_path, tiny_model, tiny_data)), "--json"],
+                            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not KILL_POINTS[point](run) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert KILL_POINTS[point](run), f"the job ended before {point}"
+    resumed = _train(["--resume", str(run), "--json"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    got, want = json.loads(resumed.stdout)["record"], uninterrupted
+    assert got["status"] == "completed" and [s["name"] for s in got["stages"]][-1] == "record"
+    assert got["compute"]["counts"]["optimizer_steps"] == want["compute"]["counts"]["optimizer_steps"] == 8
+    assert got["compute"]["counts"]["tokens_effective"] == want["compute"]["counts"]["tokens_effective"]
+    assert got["compute"]["flops"]["regulatory"] == pytest.approx(want["compute"]["flops"]["regulatory"], rel=1e-9)
+    assert got["decision"]["modification_flops"] == pytest.approx(want["decision"]["modification_flops"], rel=1e-9)
+    steps = [json.loads(line).get("step") for line in (run / "logs" / "train.jsonl").read_text().splitlines()]
+    assert max(s for s in steps if s is not None) <= 8  # never a step past max_steps
+    assert (run / "docs" / "annex_xi.json").is_file() and got["evaluation"] is not None

@@ -62,6 +62,7 @@ class Run:
     planned_decision: Any = None
     lineage_parent: Any = None
     outcome: Any = None
+    previous: RunRecord | None = None  # the record on disk when resuming, before preflight rewrote it
     canary_dir: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -420,7 +421,7 @@ def prepare(config: str | Path | None = None, *, resume: str | Path | None = Non
         cfg.output_dir = str(rd.root)
         record = RunRecord.load(rd.root) if rd.record.is_file() else RunRecord()
         return Run(cfg=cfg, rd=rd, record=record, ui=UI(quiet=quiet or _rank() != 0), resume=True,
-                   is_main=_rank() == 0)
+                   is_main=_rank() == 0, previous=record.model_copy(deep=True))
     if config is None:
         raise BadInput("give a run config (ftaudit train CONFIG) or --resume RUN_DIR")
     cfg = load_config(config)
@@ -438,12 +439,12 @@ def prepare(config: str | Path | None = None, *, resume: str | Path | None = Non
     elif rd.record.is_file():
         record = RunRecord.load(rd.root)
     return Run(cfg=cfg, rd=rd, record=record, ui=UI(quiet=quiet or not is_main), resume=resume_flag,
-               is_main=is_main)
+               is_main=is_main, previous=record.model_copy(deep=True) if resume_flag else None)
 
 
 def execute(run: Run, *, plan_only: bool = False) -> Result:
     t0 = time.time()
-    if run.resume and run.record.status in ("completed",):
+    if run.resume and run.record.status == "completed" and any(s.name == "record" for s in run.record.stages):
         return Result(run.rd.root, run.record, 0, f"{run.rd.root} is already a completed run of this config",
                       run.timings)
     run = preflight(run)
@@ -452,9 +453,42 @@ def execute(run: Run, *, plan_only: bool = False) -> Result:
     return after_preflight(run, t0)
 
 
+def _finished_stages(run: Run) -> set[str]:
+    """Stages a resumed run had finished before it was killed, in order: train (the model and the meter files are
+    there), then evaluate. Documents and the record are always made again (cheap, and they must describe the end)."""
+    prev = run.previous
+    if not run.resume or prev is None:
+        return set()
+    status = {s.name: s.status for s in prev.stages}
+    # A gate-stopped run that was fully recorded is resumed to train on (e.g. after its limit was raised).
+    trained = status.get("train") == "ok" or (status.get("train") == "stopped" and "record" not in status)
+    done = set()
+    if trained and prev.compute is not None and prev.compute.flops is not None and run.rd.model.is_dir():
+        done.add("train")
+        if status.get("evaluate") in ("ok", "skipped"):
+            done.add("evaluate")
+    return done
+
+
+def _trained_before(run: Run) -> Run:
+    """The outcome of the training the killed job had finished (its train stage), without training again."""
+    from ftaudit.pipeline.train import TrainOutcome
+
+    stage = next(s for s in run.record.stages if s.name == "train")
+    run.ui.info(f"training had finished before the interruption ({stage.status}); continuing after it")
+    run.outcome = TrainOutcome(status="stopped" if stage.status == "stopped" else "ok", reason=stage.reason,
+                               global_step=run.record.compute.counts.optimizer_steps if run.record.compute.counts
+                               else 0, seconds=0.0, resumed_from=None)
+    return run
+
+
 def after_preflight(run: Run, t0: float | None = None) -> Result:
-    """Create the run dir, then train → evaluate → document → record."""
+    """Create the run dir, then train → evaluate → document → record (a resumed run whose training had finished
+    continues with the stages after it: its metered evidence is kept, nothing is trained twice)."""
     t0 = t0 or time.time()
+    finished = _finished_stages(run)
+    if "train" in finished:
+        run.record = run.previous.model_copy(update={"stages": [s for s in run.previous.stages if s.name in finished]})
     if run.is_main:
         run.rd.root.mkdir(parents=True, exist_ok=True)
         layout.write_config(run.rd, run.cfg)
@@ -469,7 +503,7 @@ def after_preflight(run: Run, t0: float | None = None) -> Result:
         layout.append_log(run.rd, "stages.jsonl", {"stage": "preflight", "status": "ok",
                                                    "seconds": round(run.timings.get("preflight", 0), 3)})
     try:
-        run = train(run)
+        run = train(run) if "train" not in finished else _trained_before(run)
     except BaseException as exc:
         if run.is_main and run.rd.config.exists():
             run.record.status = "failed"
@@ -478,7 +512,8 @@ def after_preflight(run: Run, t0: float | None = None) -> Result:
     if not run.is_main:
         return Result(run.rd.root, run.record, 0, None, run.timings, run.plan)
     if run.outcome.status == "ok":
-        run = evaluate(run)
+        if "evaluate" not in finished:
+            run = evaluate(run)
         run.record.status = "completed"  # the documents describe the finished run
         run = document(run)
     else:
