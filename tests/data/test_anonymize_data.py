@@ -129,3 +129,39 @@ def test_cli_new_key_summary_and_exit_codes(tmp_path, capsys):
     assert main(["data", "anonymize", str(src), str(out), "--types", "NOT_A_TYPE"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("ftaudit: error:") == 3
+
+
+def test_every_occurrence_of_a_detected_value_is_replaced_dataset_wide(tmp_path):
+    """A value detected in one record is replaced wherever it occurs, in any field, even where the detector missed
+    it (here the phone number is found only next to 'call me', not next to 'invoice' or 'ref')."""
+    src = tmp_path / "in.jsonl"
+    rows = [{"prompt": "call me on 020 7946 0958 please", "completion": "ok"},
+            {"prompt": "invoice 020 7946 0958", "completion": "ref 020 7946 0958 batch"},
+            {"prompt": "nothing here", "completion": "still nothing"}]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for strategy in ("redact", "pseudonymize"):
+        out = tmp_path / f"out-{strategy}.jsonl"
+        summary = anonymize_path(src, out, strategy, key=KEY, ner=False, workers=1)
+        assert "7946" not in out.read_text()
+        assert summary.replacements_found_by_detection == 1 and summary.replacements_found_by_propagation == 2
+        assert summary.propagated_by_type == {"PHONE_NUMBER": 2} and summary.records_changed == 2
+        assert summary.replacements_total == 3
+    pseudo = [json.loads(line) for line in (tmp_path / "out-pseudonymize.jsonl").read_text().splitlines()]
+    stand_ins = {pseudo[0]["prompt"].split()[3], pseudo[1]["prompt"].split()[1]}
+    assert len(stand_ins) == 1  # the same stand-in for the same value, detected or propagated
+
+
+def test_names_ner_found_only_in_part_are_replaced_in_full(tmp_path):
+    from ftaudit.data.pii import ner_available
+
+    if not ner_available()[0]:
+        pytest.skip("spaCy's NER model is not installed (the `ner` extra)")
+    src = tmp_path / "names.jsonl"
+    texts = ["Please call Anna Schmidt tomorrow.", "The Anna Schmidt Foundation supports schools.",
+             ">> Anna Schmidt", "Anna Schmidt Anna Schmidt"]
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    out = tmp_path / "names.out.jsonl"
+    summary = anonymize_path(src, out, "redact", ner=True, workers=1)
+    text = out.read_text()
+    assert "Anna" not in text and "Schmidt" not in text
+    assert summary.replacements_found_by_propagation >= 2

@@ -80,9 +80,12 @@ def _run(args: argparse.Namespace) -> int:
                              key_source=key_source)
     atomic_write_json(summary_path, summary.model_dump())
     print(f"wrote {summary.output}: {summary.records_written} records, {summary.records_changed} changed, "
-          f"{summary.replacements_total} replacements ({summary.strategy})")
-    for t, n in summary.replacements_by_type.items():
-        print(f"  {t:<28} {n}")
+          f"{summary.replacements_total} replacements ({summary.strategy}): "
+          f"{summary.replacements_found_by_detection} found by detection, "
+          f"{summary.replacements_found_by_propagation} more occurrences of those values found across the dataset")
+    for t in sorted({*summary.replacements_by_type, *summary.propagated_by_type}):
+        print(f"  {t:<28} {summary.replacements_by_type.get(t, 0)}"
+              + (f" + {summary.propagated_by_type[t]} propagated" if t in summary.propagated_by_type else ""))
     print(summary.ner)
     for note in summary.notes:
         print(f"note: {note}")

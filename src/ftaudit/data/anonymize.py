@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets as _secrets
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -68,6 +69,9 @@ class AnonymizationSummary(BaseModel):
     records_changed: int = 0
     records_skipped: int = 0
     replacements_by_type: dict[str, int] = {}
+    propagated_by_type: dict[str, int] = {}
+    replacements_found_by_detection: int = 0
+    replacements_found_by_propagation: int = 0
     replacements_total: int = 0
     notes: list[str] = []
 
@@ -238,7 +242,7 @@ class _Job:
     fields: tuple[str, ...] | None
 
 
-def _anonymize_batch(job: _Job) -> tuple[list[tuple[int, dict, bool]], Counter]:
+def _anonymize_batch(job: _Job) -> tuple[list[tuple[int, dict, bool]], Counter, set[tuple[str, str]]]:
     texts: list[str] = []
     addresses: list[tuple[int, str]] = []
     for i, (_, data) in enumerate(job.records):
@@ -252,6 +256,7 @@ def _anonymize_batch(job: _Job) -> tuple[list[tuple[int, dict, bool]], Counter]:
     spans = detect_many(texts, ner=job.ner, types=job.types, min_score=job.min_score, special=special)
     by_address = {addr: found for addr, found in zip(addresses, spans) if found}
     counts: Counter = Counter()
+    values: set[tuple[str, str]] = set()
     out: list[tuple[int, dict, bool]] = []
     for i, (index, data) in enumerate(job.records):
         changed = False
@@ -263,10 +268,51 @@ def _anonymize_batch(job: _Job) -> tuple[list[tuple[int, dict, bool]], Counter]:
                 return text
             new, changes = anonymize_text(text, found, job.strategy, key=job.key, preserve_format=job.preserve_format)
             counts.update(c.type for c in changes)
+            values.update((c.type, text[c.start:c.end]) for c in changes)
             changed = changed or bool(changes)
             return new
         out.append((index, map_texts(data, replace), changed))
-    return out, counts
+    return out, counts, values
+
+
+# ---------------------------------------------------------------------------------------------------- propagation
+_WORD = re.compile(r"\w+")
+MIN_PROPAGATED_LENGTH = 3  # shorter values ("Al", "NY") would hit ordinary words
+
+
+class Propagation:
+    """Every occurrence of a value detected anywhere in the dataset, in any field: a detector that missed some
+    occurrences of a name (NER is context-dependent) must not leave them in the copy. Candidates are found by
+    their first word, so the cost grows with the text, not with the number of values."""
+
+    def __init__(self, values: Iterable[tuple[str, str]]):
+        values = set(values)
+        # The parts of a detected name too ("Anna", "Schmidt"): NER often finds only part of a name elsewhere.
+        values |= {(t, part) for t, v in values if t == "PERSON" for part in _WORD.findall(v)}
+        self.by_word: dict[str, list[tuple[str, str, int]]] = {}
+        for type_, value in sorted(values, key=lambda tv: -len(tv[1])):
+            first = _WORD.search(value)
+            if len(value.strip()) >= MIN_PROPAGATED_LENGTH and first:
+                self.by_word.setdefault(first.group(), []).append((value, type_, first.start()))
+
+    def spans(self, text: str) -> list[Span]:
+        out: list[Span] = []
+        end = 0
+        for m in _WORD.finditer(text):
+            for value, type_, offset in self.by_word.get(m.group(), ()):
+                start = m.start() - offset
+                stop = start + len(value)
+                if (start >= end and text.startswith(value, start)
+                        and not (start and _is_word(text[start - 1]) and _is_word(value[0]))
+                        and not (stop < len(text) and _is_word(text[stop]) and _is_word(value[-1]))):
+                    out.append(Span(start=start, end=stop, type=type_, score=1.0, detector="propagation"))
+                    end = stop
+                    break
+        return out
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
 
 
 def _under(path: str, fields: Sequence[str]) -> bool:
@@ -376,33 +422,79 @@ def anonymize_path(src: str | os.PathLike, dst: str | os.PathLike, strategy: Str
         if batch:
             yield _Job(batch, strategy, key, preserve_format, type_list, min_score, use_ner, frozen_fields)
 
-    def results():
-        for out, counts in imap_ordered(_anonymize_batch, jobs(), workers=workers):
+    found: set[tuple[str, str]] = set()
+    changed: set[int] = set()
+
+    def detected():
+        for out, counts, values in imap_ordered(_anonymize_batch, jobs(), workers=workers):
             for t, n in counts.items():
                 summary.replacements_by_type[t] = summary.replacements_by_type.get(t, 0) + n
             summary.records_read += len(out)
-            summary.records_changed += sum(1 for *_, changed in out if changed)
-            yield out
+            changed.update(index for index, _, was_changed in out if was_changed)
+            found.update(values)
+            yield [(index, data) for index, data, _ in out]
 
-    if out_fmt == "parquet":
-        with atomic_path(dst_p) as tmp:
-            _parquet_batches(([data for _, data, _ in out] for out in results()), src_p, tmp)
-        summary.records_written = summary.records_read
-    else:
-        with atomic_open(dst_p, "w", encoding="utf-8", newline="") as fh:
-            writer = _Writer(out_fmt, fh, src_p)
-            for out in results():
-                for index, data, _ in out:
-                    writer.write(index, data)
-            writer.close()
-        summary.records_written = writer.n
+    # Pass 1 writes the detected replacements to a hidden file beside the output; pass 2 replaces every other
+    # occurrence of a detected value anywhere in the dataset, then the result is renamed into place.
+    first = dst_p.with_name(f".{dst_p.stem}.detected{dst_p.suffix}")
+    try:
+        _write_records(out_fmt, first, src_p, detected())
+        propagate = Propagation(found)
+        propagated: Counter = Counter()
+
+        def completed():
+            batch: list[tuple[int, dict]] = []
+            for rec in iter_records(first):
+                def replace(path: str, text: str) -> str:
+                    spans = propagate.spans(text) if frozen_fields is None or _under(path, frozen_fields) else []
+                    if not spans:
+                        return text
+                    changed.add(rec.index)
+                    propagated.update(s.type for s in spans)
+                    return anonymize_text(text, spans, strategy, key=key, preserve_format=preserve_format)[0]
+                batch.append((rec.index, map_texts(rec.data, replace)))
+                if len(batch) >= 256:
+                    yield batch
+                    batch = []
+            yield batch
+
+        summary.records_written = _write_records(out_fmt, dst_p, src_p, completed())
+    finally:
+        if first.exists():
+            first.unlink()
+    summary.records_changed = len(changed)
+    summary.propagated_by_type = dict(sorted(propagated.items()))
     summary.records_skipped = len(errors)
     if errors:
         summary.notes.append(f"{len(errors)} unreadable record(s) were left out of the output (first: "
                              f"{errors[0].message})")
     summary.replacements_by_type = dict(sorted(summary.replacements_by_type.items()))
-    summary.replacements_total = sum(summary.replacements_by_type.values())
+    summary.replacements_found_by_detection = sum(summary.replacements_by_type.values())
+    summary.replacements_found_by_propagation = sum(propagated.values())
+    summary.replacements_total = summary.replacements_found_by_detection + summary.replacements_found_by_propagation
     return summary
+
+
+def _write_records(out_fmt: str, path: Path, src: Path, batches: Iterable[list[tuple[int, dict]]]) -> int:
+    """Write (index, record) batches to `path` in the output format, atomically; returns the records written."""
+    if out_fmt == "parquet":
+        written = 0
+
+        def rows():
+            nonlocal written
+            for batch in batches:
+                written += len(batch)
+                yield [data for _, data in batch]
+        with atomic_path(path) as tmp:
+            _parquet_batches(rows(), src, tmp)
+        return written
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = _Writer(out_fmt, fh, src)
+        for batch in batches:
+            for index, data in batch:
+                writer.write(index, data)
+        writer.close()
+    return writer.n
 
 
 def _text_size(value) -> int:
