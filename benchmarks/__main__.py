@@ -13,6 +13,7 @@ BENCHMARKS = [
     "meter_overhead",
     "pii_detection",
     "data_scan",
+    "long_record_memory",
     "evaluation_throughput",
     "ledger_query",
     "documents_render",

@@ -132,3 +132,22 @@ def test_document_numbers_score_below_phone_numbers():
     invoice = [s for s in detect_text("Invoice 612345678 attached", ner=False) if s.type == "PHONE_NUMBER"]
     call = [s for s in detect_text("call 612345678 today", ner=False) if s.type == "PHONE_NUMBER"]
     assert call and (not invoice or invoice[0].score < 0.3 <= call[0].score)
+
+
+def test_ner_windows_overlap_and_find_a_name_across_a_cut():
+    """Long texts reach spaCy in overlapping windows (bounded memory); a name that straddles a cut is found once,
+    whole, at its offsets in the full text."""
+    from ftaudit.data import pii
+
+    if not pii.ner_available()[0]:
+        pytest.skip("spaCy's NER model is not installed (the `ner` extra)")
+    filler = "the parcel was late again and support said it would come next week " * 200
+    text = filler[:pii.NER_WINDOW - 23] + " please call Anna Schmidt about it. " + filler
+    start = text.index("Anna Schmidt")
+    windows = list(pii._windows(text))
+    assert len(windows) > 1 and all(len(w) <= pii.NER_WINDOW for _, w in windows)
+    assert start < windows[0][0] + len(windows[0][1]) < start + len("Anna Schmidt")  # the first cut splits the name
+    assert all(b[0] < a[0] + len(a[1]) for a, b in zip(windows, windows[1:]))  # neighbours overlap
+    spans = pii.detect_text(text, ner=True, types=["PERSON"])
+    names = [text[s.start:s.end] for s in spans]
+    assert names.count("Anna Schmidt") == 1 and "Anna" not in names and "Schmidt" not in names

