@@ -17,7 +17,7 @@ from ftaudit.compute.flops import FlopModel, TrainingSetup, build_flop_model
 from ftaudit.errors import BadInput
 
 CONVENTION = (
-    "2 FLOP per multiply-accumulate of every matmul executed in forward and backward (DESIGN.md); attention QKᵀ and "
+    "2 FLOP per multiply-accumulate of every matmul executed in forward and backward (docs/design.md); attention QKᵀ and "
     "PV as executed; element-wise ops, norms, softmax and the embedding lookup not counted; logits at every position"
 )
 ACCURACY_ARCHITECTURE = (

@@ -17,7 +17,7 @@ class _Strict(BaseModel):
 
 
 class FlopFigures(_Strict):
-    """One FLOP figure split by pass (DESIGN.md convention: 2 FLOP per multiply-accumulate of every matmul)."""
+    """One FLOP figure split by pass (docs/design.md convention: 2 FLOP per multiply-accumulate of every matmul)."""
 
     forward: float = 0.0
     backward: float = 0.0
@@ -45,7 +45,7 @@ class MeterCounts(_Strict):
 class MeterFlops(_Strict):
     executed: FlopFigures = Field(default_factory=FlopFigures)
     effective: FlopFigures = Field(default_factory=FlopFigures)
-    regulatory: float = Field(0.0, description="The larger of executed and effective totals (DESIGN.md).")
+    regulatory: float = Field(0.0, description="The larger of executed and effective totals (docs/design.md).")
     method: str = ""
 
 

@@ -1,6 +1,6 @@
 """Training FLOPs of one decoder model, from its architecture and the training set-up (pure Python, no torch).
 
-Convention (DESIGN.md "FLOP convention"): 2 FLOP per multiply-accumulate of every matrix multiplication executed
+Convention (docs/design.md, "FLOP convention"): 2 FLOP per multiply-accumulate of every matrix multiplication executed
 in the forward and backward pass; attention scores (QKᵀ) and attention-weighted values (PV) as executed (the full
 S×S per sequence for eager/SDPA, the unmasked blocks only for a flash kernel); element-wise ops, norms, softmax and
 the embedding lookup are not matmuls; logits are computed at every position.

@@ -46,7 +46,7 @@ class Plan(BaseModel):
     executed_flops: float
     recompute_flops: float = Field(description="Gradient-checkpointing recompute: reported, not counted "
                                                "(guidelines Annex A.1).")
-    planned_flops: float = Field(description="The larger of executed and effective (DESIGN.md): the regulatory "
+    planned_flops: float = Field(description="The larger of executed and effective (docs/design.md): the regulatory "
                                              "figure for this run.")
     prior_lineage_flops: float = Field(description="Regulatory FLOP of earlier runs of the lineage.")
     lineage_total_flops: float = Field(description="prior + planned: the decision's input.")

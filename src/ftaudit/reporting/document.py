@@ -83,7 +83,7 @@ class Document(_Strict):
 
 # ------------------------------------------------------------------------------------------------ formatting
 def sig2(x: float) -> str:
-    """Two significant figures for a number shown to a regulator (DESIGN.md); exact values stay in `value`."""
+    """Two significant figures for a number shown to a regulator (docs/design.md); exact values stay in `value`."""
     if x is None:
         return ""
     if isinstance(x, bool):
