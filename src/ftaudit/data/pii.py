@@ -44,7 +44,7 @@ NER_MODELS = ("en_core_web_lg", "en_core_web_md", "en_core_web_sm", "en_core_web
 # at most NER_BATCH_CHARS characters handed to spaCy at once.
 NER_WINDOW = 10_000
 NER_OVERLAP = 300
-NER_BATCH_CHARS = 20_000
+NER_BATCH_CHARS = 10_000
 NER_LONG_TEXT_NOTE = (f"texts longer than {NER_WINDOW:,} characters were read by NER in windows of {NER_WINDOW:,} "
                       f"characters overlapping by {NER_OVERLAP}, so a record of any length is scanned in bounded "
                       "memory")
