@@ -27,7 +27,13 @@ from ftaudit.errors import BadInput, VerificationFailed
 from ftaudit.io import atomic_open
 from ftaudit.ledger import chain
 from ftaudit.ledger.core import Ledger, SignedHead
-from ftaudit.ledger.keys import SigningKey, key_id, parse_public_pem, public_pem, verify_signature
+from ftaudit.ledger.keys import (
+    SigningKey,
+    key_id,
+    parse_public_pem,
+    public_pem,
+    verify_signature,
+)
 from ftaudit.ledger.store import ENTRY_COLUMNS
 from ftaudit.ledger.verify import (
     Trust,
@@ -35,6 +41,7 @@ from ftaudit.ledger.verify import (
     check_linked_entry,
     expected_artefacts,
     first_difference,
+    inside_run_dir,
     read_run_record,
     verify_run_dir,
 )
@@ -83,8 +90,7 @@ class BundleReport(BaseModel):
 def member_path(rel: str) -> str:
     """The manifest path of an artefact: run/<rel> inside the run directory; external:<path> for inputs outside it
     (datasets, a GGUF base file), which are referenced by hash and never packed."""
-    inside = not (Path(rel).is_absolute() or ".." in Path(rel).parts)
-    return f"run/{rel}" if inside else f"external:{rel}"
+    return f"run/{rel}" if inside_run_dir(rel) else f"external:{rel}"
 
 
 def reference_only(rel: str, kind: str | None) -> bool:

@@ -25,7 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from ftaudit.errors import BadInput, RunIncomplete, VerificationFailed
 from ftaudit.ledger import chain
 from ftaudit.ledger.core import RUN_COLUMNS, Ledger, SignedHead
-from ftaudit.ledger.keys import default_key_path, key_id, load_public_key, load_signing_key, verify_signature
+from ftaudit.ledger.keys import (
+    default_key_path,
+    key_id,
+    load_public_key,
+    load_signing_key,
+    verify_signature,
+)
 from ftaudit.ledger.store import ENTRY_COLUMNS, LedgerCorrupt
 from ftaudit.record import RECORD_FILENAME
 
@@ -297,10 +303,16 @@ def verify_run_dir(ledger: Ledger, run_dir: str | Path, trust: Trust,
                         unregistered=extra)
 
 
+def inside_run_dir(rel: str) -> bool:
+    """A registered path that lies in the run directory (inputs such as datasets may be registered by an absolute
+    path outside it)."""
+    return not (Path(rel).is_absolute() or ".." in Path(rel).parts)
+
+
 def unregistered_files(run_dir: Path, artefacts: dict[str, Any]) -> list[str]:
     """Files under the top-level folders that hold registered artefacts which are not registered themselves
     (hidden files, the temporaries of atomic writes, are skipped)."""
-    inside = [Path(rel) for rel in artefacts if not Path(rel).is_absolute() and ".." not in Path(rel).parts]
+    inside = [Path(rel) for rel in artefacts if inside_run_dir(rel)]
     folders = sorted({p.parts[0] for p in inside if len(p.parts) > 1})
     known = {p.as_posix() for p in inside}
     extra = []

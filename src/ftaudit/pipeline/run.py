@@ -105,7 +105,7 @@ def preflight(run: Run) -> Run:
     models.check_method_available(cfg.method)
     pf.validate_training_args(cfg)
     pf.check_outputs(cfg, run.rd.root)
-    pf.original_compute(cfg)  # PRETRAIN_FLOPS and the registry id checked before any work
+    run.original = pf.original_compute(cfg)  # PRETRAIN_FLOPS and the registry id checked before any work
     for spec in [*cfg.datasets, *cfg.eval_datasets]:
         path = cfg.resolve(spec.path)
         if not path.is_file():
@@ -129,7 +129,6 @@ def preflight(run: Run) -> Run:
         raise BadInput(f"no training record has target tokens within max_seq_len={cfg.training.max_seq_len}")
 
     prior, run.lineage_parent = pf.prior_lineage(cfg)
-    run.original = pf.original_compute(cfg)
     run.plan = pf.plan_compute(run.model_config, run.train_data, cfg, prior)
     decision = decide(run.plan.lineage_total_flops, run.original, accepted_role=cfg.compute_policy.accepted_role,
                       established_in_eu=cfg.provider.established_in_eu)
