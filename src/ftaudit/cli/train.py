@@ -121,6 +121,15 @@ def run_train(args) -> int:
         print(f"ftaudit: error: {result.message}", file=sys.stderr)
     elif result.message and run.is_main and not args.json:
         run.ui.info(result.message)
+    if not run.is_main:
+        # A worker rank has nothing left to write: it skips the interpreter's native teardown, where DeepSpeed's
+        # threads have aborted ("terminate called without an active exception") and made the launcher fail the job.
+        import os
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(result.exit_code)
     return result.exit_code
 
 
