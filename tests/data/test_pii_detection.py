@@ -144,7 +144,9 @@ def test_ner_windows_overlap_and_find_a_name_across_a_cut():
     filler = "the parcel was late again and support said it would come next week " * 200
     text = filler[:pii.NER_WINDOW - 23] + " please call Anna Schmidt about it. " + filler
     start = text.index("Anna Schmidt")
-    windows = list(pii._windows(text))
+    from ftaudit.data.pieces import pieces
+
+    windows = list(pieces(text, pii.NER_WINDOW, pii.NER_OVERLAP))
     assert len(windows) > 1 and all(len(w) <= pii.NER_WINDOW for _, w in windows)
     assert start < windows[0][0] + len(windows[0][1]) < start + len("Anna Schmidt")  # the first cut splits the name
     assert all(b[0] < a[0] + len(a[1]) for a, b in zip(windows, windows[1:]))  # neighbours overlap

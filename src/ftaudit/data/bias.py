@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 import yaml
+
+from ftaudit.data.pieces import pieces
 
 LEXICON_FILE = "lexicons/bias_lexicon.yaml"
 DISCLAIMER = (
@@ -25,6 +28,26 @@ DISCLAIMER = (
 )
 _WORD = re.compile(r"\w+(?:[-']\w+)*", re.UNICODE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+# A reading: a "sentence" of more than MAX_SENTENCE characters (a text with no full stops, a log dump) is read as
+# consecutive pieces of that size, so co-occurrence stays local and a 50 MB record needs no 50 MB word list.
+MAX_SENTENCE = 10_000
+
+
+def _sentences(text: str) -> Iterator[str]:
+    start = 0
+    for m in _SENTENCE.finditer(text):
+        yield from _bounded(text[start:m.start()])
+        start = m.end()
+    yield from _bounded(text[start:])
+
+
+def _bounded(sentence: str) -> Iterator[str]:
+    if len(sentence) <= MAX_SENTENCE:
+        yield sentence
+    else:
+        yield from (piece for _, piece in pieces(sentence, MAX_SENTENCE))
 
 
 @dataclass(frozen=True)
@@ -123,7 +146,7 @@ def tally_record(texts: list[str], lexicon: Lexicon | None = None, tally: BiasTa
     tally.records += 1
     record_groups: set[tuple[str, str]] = set()
     for text in texts:
-        for sentence in _SENTENCE.split(text):
+        for sentence in _sentences(text):
             words = [w.casefold() for w in _WORD.findall(sentence)]
             if not words:
                 continue

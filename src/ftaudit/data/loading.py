@@ -123,15 +123,26 @@ def _decode(raw: bytes, p: Path, lineno: int) -> str:
                        "convert the file to UTF-8 (e.g. iconv -f latin1 -t UTF-8)") from None
 
 
-def _iter_lines(p: Path) -> Iterator[tuple[int, str]]:
-    """(0-based line number, decoded line without its newline); reads one line at a time."""
-    with open(p, "rb") as fh:
-        for lineno, raw in enumerate(fh):
-            if lineno == 0 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8):]
-            if b"\x00" in raw:
-                raise BadInput(f"{p}: line {lineno + 1} contains NUL bytes; this looks like a binary file")
-            yield lineno, _decode(raw, p, lineno).rstrip("\r\n")
+class _Lines:
+    """(0-based line number, raw line) of a binary file, BOM and NUL checked. An iterator object, not a generator:
+    it keeps no reference to the line it handed out, so a 50 MB line is not held once more while it is parsed."""
+
+    def __init__(self, fh, p: Path):
+        self.fh, self.p, self.lineno = fh, p, -1
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> tuple[int, bytes]:
+        raw = self.fh.readline()
+        if not raw:
+            raise StopIteration
+        self.lineno += 1
+        if self.lineno == 0 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        if b"\x00" in raw:
+            raise BadInput(f"{self.p}: line {self.lineno + 1} contains NUL bytes; this looks like a binary file")
+        return self.lineno, raw
 
 
 def _as_record_data(value: Any) -> dict | None:
@@ -144,19 +155,24 @@ def _as_record_data(value: Any) -> dict | None:
 
 def _jsonl(p: Path, sink: _Sink) -> Iterator[Record]:
     src = str(p)
-    for lineno, line in _iter_lines(p):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            sink.bad(src, lineno, f"line {lineno + 1}: invalid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        data = _as_record_data(value)
-        if data is None:
-            sink.bad(src, lineno, f"line {lineno + 1}: expected a JSON object, got {type(value).__name__}")
-            continue
-        yield Record(lineno, src, data)
+    with open(p, "rb") as fh:
+        for lineno, raw in _Lines(fh, p):
+            if raw.isspace():
+                continue
+            try:
+                value = json.loads(raw)  # from the bytes: no decoded copy of the line outlives the parse
+            except UnicodeDecodeError:
+                _decode(raw, p, lineno)  # raises the one-line message
+                raise
+            except json.JSONDecodeError as exc:
+                sink.bad(src, lineno, f"line {lineno + 1}: invalid JSON ({exc.msg} at column {exc.colno})")
+                continue
+            del raw
+            data = _as_record_data(value)
+            if data is None:
+                sink.bad(src, lineno, f"line {lineno + 1}: expected a JSON object, got {type(value).__name__}")
+                continue
+            yield Record(lineno, src, data)
 
 
 class _ChunkedText:
@@ -313,9 +329,12 @@ def _csv(p: Path, sink: _Sink, delimiter: str) -> Iterator[Record]:
 
 def _text(p: Path) -> Iterator[Record]:
     src = str(p)
-    for lineno, line in _iter_lines(p):
-        if line.strip():
-            yield Record(lineno, src, {"text": line})
+    with open(p, "rb") as fh:
+        for lineno, raw in _Lines(fh, p):
+            line = _decode(raw, p, lineno).rstrip("\r\n")
+            del raw
+            if line and not line.isspace():
+                yield Record(lineno, src, {"text": line})
 
 
 def _parquet(p: Path) -> Iterator[Record]:

@@ -20,6 +20,7 @@ from functools import lru_cache
 from ftaudit.data.ner_filter import NER_SCORE, refine_entities  # noqa: F401 (NER_SCORE re-exported)
 from ftaudit.data.loading import LoadError, OnError, iter_records, iter_texts  # noqa: F401 (re-exported)
 from ftaudit.data.parallel import imap_ordered
+from ftaudit.data.pieces import pieces
 from ftaudit.data.patterns.checksums import IBAN_LENGTHS, iban
 from ftaudit.data.patterns.recognizers import (CONTEXT_AFTER, CONTEXT_BEFORE, CONTEXT_BOOST, PATTERN_TYPES,
                                                PHONE_CONTEXT, PHONE_NEGATIVE_CONTEXT,
@@ -220,21 +221,6 @@ def _nlp():
     return _NER_STATE["nlp"]
 
 
-def _windows(text: str) -> Iterator[tuple[int, str]]:
-    """Overlapping pieces of at most NER_WINDOW characters, cut at whitespace: (offset, piece). A name that crosses
-    a cut lies whole inside the NER_OVERLAP characters both neighbours share."""
-    pos = 0
-    while True:
-        end = min(len(text), pos + NER_WINDOW)
-        if end < len(text):
-            cut = text.rfind(" ", pos + NER_WINDOW // 2, end)
-            end = cut if cut > pos else end
-        yield pos, text[pos:end]
-        if end >= len(text):
-            return
-        pos = max(end - NER_OVERLAP, pos + 1)
-
-
 def _ner_entities_many(texts: Sequence[str]) -> list[list[tuple[int, int, str]]]:
     """Raw spaCy entities per text: (start, end, spaCy label); `ner_filter` turns them into spans.
 
@@ -255,7 +241,7 @@ def _ner_entities_many(texts: Sequence[str]) -> list[list[tuple[int, int, str]]]
                 found[i].add((off + ent.start_char, off + ent.end_char, ent.label_))
 
     for i, text in enumerate(texts):
-        for off, piece in _windows(text):
+        for off, piece in pieces(text, NER_WINDOW, NER_OVERLAP):
             group.append((i, off, len(text), piece))
             size += len(piece)
             if size >= NER_BATCH_CHARS:

@@ -18,9 +18,12 @@ import hashlib
 import re
 import unicodedata
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ftaudit.data.pieces import PIECE, pieces
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _WS = re.compile(r"\s+")
@@ -29,21 +32,75 @@ _CHUNK = 8192
 
 def normalise(text: str) -> str:
     """Case-fold, NFKC, collapse whitespace: what 'the same text' means for exact duplicates."""
-    return _WS.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    return "".join(normalised_pieces(text))
+
+
+def normalised_pieces(text: str) -> Iterator[str]:
+    """`normalise(text)` in consecutive parts, a piece of the text at a time: NFKC of a 50 MB ASCII line would
+    otherwise build it again at 4 bytes a character. Pieces are cut before a space or newline, which neither NFKC
+    nor case-folding join to their neighbour; a run of whitespace across a cut still becomes one space."""
+    pending = started = False
+    for _, piece in pieces(text):
+        n = _WS.sub(" ", unicodedata.normalize("NFKC", piece).casefold())
+        core = n.strip()
+        if not core:
+            pending = pending or bool(n)
+            continue
+        if started and (pending or n[0] == " "):
+            yield " "
+        yield core
+        started, pending = True, n[-1] == " "
 
 
 def exact_key(text: str) -> bytes:
-    return hashlib.blake2b(normalise(text).encode("utf-8"), digest_size=16).digest()
+    h = hashlib.blake2b(digest_size=16)
+    for part in normalised_pieces(text):
+        h.update(part.encode("utf-8"))
+    return h.digest()
 
 
 def shingles(text: str, *, word_ngram: int = 3, char_ngram: int = 5) -> set[str]:
-    words = _WORD.findall(normalise(text))
-    if len(words) >= word_ngram:
-        return {" ".join(words[i : i + word_ngram]) for i in range(len(words) - word_ngram + 1)}
-    flat = " ".join(words)
+    """The set of shingles of a text (word 3-grams, or character 5-grams for texts of fewer than 3 words)."""
+    return {g for chunk in _shingle_chunks(text, word_ngram, char_ngram) for g in chunk}
+
+
+def _shingle_chunks(text: str, word_ngram: int = 3, char_ngram: int = 5) -> Iterator[list[str]]:
+    """The shingles of a text, a piece at a time (repeats included: a minimum does not care), so a 50 MB record
+    never becomes one list of millions of words."""
+    tail: list[str] = []  # the last n-1 words so far: the n-grams that cross a cut
+    seen = 0
+    buf = ""
+    few: list[str] = []  # every word, while there are fewer than n (the character-gram case)
+
+    def grams(part: str) -> list[str]:
+        nonlocal tail, seen
+        found = _WORD.findall(part)
+        if seen < word_ngram:
+            few.extend(found)
+        seen += len(found)
+        words = tail + found
+        tail = words[-(word_ngram - 1):]
+        return [" ".join(words[i : i + word_ngram]) for i in range(len(words) - word_ngram + 1)]
+
+    for part in normalised_pieces(text):
+        buf += part
+        cut = buf.rfind(" ")  # words end at a space; a blob without one waits for the rest of itself
+        if cut > 0:
+            if chunk := grams(buf[:cut]):
+                yield chunk
+            buf = buf[cut:]
+    if chunk := grams(buf):
+        yield chunk
+    if seen >= word_ngram:
+        return
+    flat = " ".join(few)
     if len(flat) <= char_ngram:
-        return {flat} if flat else set()
-    return {flat[i : i + char_ngram] for i in range(len(flat) - char_ngram + 1)}
+        if flat:
+            yield [flat]
+        return
+    for start in range(0, len(flat) - char_ngram + 1, PIECE):
+        stop = min(start + PIECE, len(flat) - char_ngram + 1)
+        yield [flat[i : i + char_ngram] for i in range(start, stop)]
 
 
 def _mix64(z: np.ndarray) -> np.ndarray:
@@ -67,16 +124,18 @@ class MinHasher:
 
     def signature(self, text: str) -> np.ndarray | None:
         """uint32[num_perm], or None for a text with no shingles (empty)."""
-        grams = shingles(text)
-        if not grams:
-            return None
-        # crc32 (C speed, deterministic across processes, unlike hash()) maps shingles to 32 bits; the seeded
-        # 64-bit mixer then gives each of the num_perm hash functions an independent-looking order.
-        hv = np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), dtype=np.uint64, count=len(grams))
         out = np.full(self.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
-        # Chunks keep memory at ~chunk × num_perm × 8 bytes even for a 50 MB record.
-        for i in range(0, len(hv), _CHUNK):
-            np.minimum(out, _mix64(hv[i : i + _CHUNK, None] ^ self._seeds[None, :]).min(axis=0), out=out)
+        empty = True
+        for grams in _shingle_chunks(text):
+            empty = False
+            # crc32 (C speed, deterministic across processes, unlike hash()) maps shingles to 32 bits; the seeded
+            # 64-bit mixer then gives each of the num_perm hash functions an independent-looking order.
+            hv = np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), dtype=np.uint64, count=len(grams))
+            # Chunks keep memory at ~chunk × num_perm × 8 bytes even for a 50 MB record.
+            for i in range(0, len(hv), _CHUNK):
+                np.minimum(out, _mix64(hv[i : i + _CHUNK, None] ^ self._seeds[None, :]).min(axis=0), out=out)
+        if empty:
+            return None
         return (out >> np.uint64(32)).astype(np.uint32)
 
 
@@ -224,6 +283,12 @@ class DuplicateFinder:
 _MOJIBAKE = re.compile(r"Ã[\x80-\xbf¡-ÿ]|â€|Â[\xa0-\xbf]")
 _LETTER = re.compile(r"[^\W\d_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_UNBROKEN = re.compile(r"\S{200}")  # as long as the longest whitespace-separated word reaching 200
+
+
+def _count(pattern: re.Pattern, text: str) -> int:
+    """Matches of a short pattern that never spans a space, a piece at a time (no list of 50 million letters)."""
+    return sum(len(pattern.findall(piece)) for _, piece in pieces(text))
 
 
 def garbled_reason(text: str) -> str | None:
@@ -233,16 +298,14 @@ def garbled_reason(text: str) -> str | None:
         return None  # empty is its own category
     if text.count("\ufffd") / n > 0.01 or text.count("\ufffd") >= 5:
         return "replacement_characters"  # bytes that were not valid in the source encoding
-    if len(_CONTROL.findall(text)) / n > 0.01:
+    if _count(_CONTROL, text) / n > 0.01:
         return "control_characters"
-    if len(_MOJIBAKE.findall(text)) >= 3:
+    if _count(_MOJIBAKE, text) >= 3:
         return "mojibake"
     if n >= 20:
-        letters = len(_LETTER.findall(text))
-        if letters / n < 0.25:
+        if _count(_LETTER, text) / n < 0.25:
             return "few_letters"  # markup, base64 blobs, tables of numbers
-        longest = max((len(w) for w in text.split()), default=0)
-        if longest >= 200:
+        if _UNBROKEN.search(text):
             return "unbroken_run"  # a 200-character 'word' is an encoded blob, not language
     return None
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ftaudit.data.pieces import pieces
+
 # Function-word profiles: very frequent, short, language-specific words (a reading of "linguistic characteristics").
 _STOPWORDS: dict[str, frozenset[str]] = {
     lang: frozenset(words.split())
@@ -59,6 +61,7 @@ _SCRIPTS = {
 }
 _SCRIPT_LANG = {"GREEK": "el", "ARABIC": "ar", "HEBREW": "he", "DEVANAGARI": "hi", "THAI": "th", "HANGUL": "ko"}
 _WORD = re.compile(r"\w+", re.UNICODE)
+_WORDCHAR = re.compile(r"\w")
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 _CYRILLIC_LANGS = ("ru", "uk", "bg")
 _LATIN_LANGS = tuple(k for k in _STOPWORDS if k not in _CYRILLIC_LANGS)
@@ -99,7 +102,11 @@ def detect_language(text: str, *, sample_chars: int = 2000) -> str:
 
 
 def regex_token_count(text: str) -> int:
-    return len(_TOKEN.findall(text))
+    n, word_open = 0, False
+    for _, piece in pieces(text):
+        n += len(_TOKEN.findall(piece)) - (word_open and bool(_WORDCHAR.match(piece)))  # a blob cut mid-word
+        word_open = bool(_WORDCHAR.match(piece[-1:]))
+    return n
 
 
 class TokenCounter:
@@ -131,7 +138,8 @@ class TokenCounter:
 
     def __call__(self, text: str) -> int:
         if self._tok is not None:
-            return len(self._tok(text, add_special_tokens=False)["input_ids"])
+            # Piece by piece (cut at whitespace) so a huge record never becomes one huge encoding.
+            return sum(len(self._tok(piece, add_special_tokens=False)["input_ids"]) for _, piece in pieces(text))
         return regex_token_count(text)
 
 
