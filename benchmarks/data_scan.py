@@ -23,7 +23,7 @@ def _dataset(path: Path, n: int, seed: int = 0) -> list[str]:
     Faker.seed(seed)
     rng = random.Random(seed)
     texts = []
-    for i in range(n):
+    for _ in range(n):
         if texts and rng.random() < 0.05:  # 5 % planted near duplicates
             words = rng.choice(texts).split()
             words[rng.randrange(len(words))] = "zebra"

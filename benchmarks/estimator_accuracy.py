@@ -76,7 +76,8 @@ def tiny_table() -> list[str]:
         cfg = tiny_config(arch).to_dict()
         for method, model, setup in (
             ("full", base, TrainingSetup()),
-            (f"LoRA r=8 {','.join(targets)}", lora, TrainingSetup(method="lora", lora_r=8, lora_target_modules=targets)),
+            (f"LoRA r=8 {','.join(targets)}", lora,
+             TrainingSetup(method="lora", lora_r=8, lora_target_modules=targets)),
         ):
             fm = build_flop_model(cfg, setup)
             for s in (128, 1024):

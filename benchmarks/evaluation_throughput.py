@@ -12,7 +12,10 @@ from importlib import util
 from pathlib import Path
 
 PROMPTS = [
-    "Extract the intent, order_id, product and urgency from this customer-support message. Answer with one JSON object only.\n\nMessage: "
+    (
+        "Extract the intent, order_id, product and urgency from this customer-support message. Answer with one JSON "
+        "object only.\n\nMessage: "
+    )
     + msg
     for msg in (
         "Where is my order A-61744? I ordered an office chair last week.",
@@ -40,16 +43,31 @@ def _model():
             from transformers import logging
 
             logging.set_verbosity_error()
-            return (AutoModelForCausalLM.from_pretrained(str(d), gguf_file=f, dtype=torch.float32).eval(),
-                    AutoTokenizer.from_pretrained(str(d), gguf_file=f), "SmolLM2-135M-Instruct (GGUF Q4_1, de-quantised to float32)")
+            return (
+                AutoModelForCausalLM.from_pretrained(str(d), gguf_file=f, dtype=torch.float32).eval(),
+                AutoTokenizer.from_pretrained(str(d), gguf_file=f),
+                "SmolLM2-135M-Instruct (GGUF Q4_1, de-quantised to float32)",
+            )
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.train_from_iterator(PROMPTS * 4, trainers.BpeTrainer(vocab_size=1000, special_tokens=["<pad>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    bpe.train_from_iterator(
+        PROMPTS * 4,
+        trainers.BpeTrainer(
+            vocab_size=1000, special_tokens=["<pad>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", eos_token="<pad>")
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=4, max_position_embeddings=512)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=256,
+        intermediate_size=768,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        max_position_embeddings=512,
+    )
     return LlamaForCausalLM(cfg).eval(), tok, "Llama 4x256 built from config (SmolLM2 GGUF not installed)"
 
 
@@ -77,8 +95,15 @@ def main() -> None:
         ("generation", len(PROMPTS), lambda r: lambda: r.generate(PROMPTS, max_new_tokens=new_tokens)),
         ("scoring", len(CONTINUATIONS), lambda r: lambda: r.score(PROMPTS[:4] * 16, CONTINUATIONS)),
         # 16 contexts x 4 options: batched rows also share each context's key/value cache (score_options)
-        ("scoring, shared context", len(CONTINUATIONS), lambda r: (lambda: r.score_options(PROMPTS[:16], [CONTINUATIONS[:4]] * 16)) if r.settings.batch_size > 1
-         else (lambda: r.score([p for p in PROMPTS[:16] for _ in range(4)], CONTINUATIONS[:4] * 16))),
+        (
+            "scoring, shared context",
+            len(CONTINUATIONS),
+            lambda r: (
+                (lambda: r.score_options(PROMPTS[:16], [CONTINUATIONS[:4]] * 16))
+                if r.settings.batch_size > 1
+                else (lambda: r.score([p for p in PROMPTS[:16] for _ in range(4)], CONTINUATIONS[:4] * 16))
+            ),
+        ),
     ):
         batched = Runner(lm, DecodingSettings(batch_size=16))
         single = Runner(lm, DecodingSettings(batch_size=1))

@@ -35,7 +35,8 @@ NER_TYPES = ["PERSON", "LOCATION"]
 
 # Templates: {X} is a gold entity of type X. Some carry context words, some none.
 TEMPLATES = {
-    "EMAIL_ADDRESS": ["Please write to {EMAIL_ADDRESS} before Friday.", "{EMAIL_ADDRESS}", "cc: {EMAIL_ADDRESS}; thanks",
+    "EMAIL_ADDRESS": ["Please write to {EMAIL_ADDRESS} before Friday.", "{EMAIL_ADDRESS}",
+                      "cc: {EMAIL_ADDRESS}; thanks",
                       "Reach {PERSON} via e-mail ({EMAIL_ADDRESS})."],
     "PHONE_NUMBER": ["Call me at {PHONE_NUMBER} tomorrow.", "Tel.: {PHONE_NUMBER}", "my mobile is {PHONE_NUMBER}",
                      "{PERSON} can be reached on {PHONE_NUMBER} after 6pm.", "ring {PHONE_NUMBER} please"],
@@ -90,7 +91,7 @@ def _nhs(rng: random.Random) -> str:
     while True:
         d = [rng.randint(0, 9) for _ in range(9)]
         d[0] = rng.randint(4, 7)
-        check = 11 - sum(x * w for x, w in zip(d, range(10, 1, -1))) % 11
+        check = 11 - sum(x * w for x, w in zip(d, range(10, 1, -1), strict=True)) % 11
         check = 0 if check == 11 else check
         if check != 10:
             s = "".join(map(str, d + [check]))
@@ -116,7 +117,7 @@ def _pesel(rng: random.Random) -> str:
     m += 20 if y < 25 else 0
     y = y % 100
     body = f"{y:02d}{m:02d}{d:02d}{rng.randint(0, 9999):04d}"
-    total = sum(int(c) * w for c, w in zip(body, (1, 3, 7, 9, 1, 3, 7, 9, 1, 3)))
+    total = sum(int(c) * w for c, w in zip(body, (1, 3, 7, 9, 1, 3, 7, 9, 1, 3), strict=True))
     return body + str((10 - total % 10) % 10)
 
 
@@ -179,7 +180,7 @@ def build_set(n: int, seed: int = 20261129) -> list[dict]:
         parts: list[str] = []
         spans: list[tuple[int, int, str]] = []
         pos = 0
-        for k in range(rng.randint(2, 6)):
+        for _ in range(rng.randint(2, 6)):
             if rng.random() < 0.35:
                 template = rng.choice(FILLER)
             elif rng.random() < 0.3:
@@ -248,7 +249,7 @@ def score(records, predictions, types):
     rows = {}
     for t in types:
         tp = fp = gold = found = 0
-        for rec, preds in zip(records, predictions):
+        for rec, preds in zip(records, predictions, strict=True):
             golds = [(s, e) for s, e, gt in rec["spans"] if gt == t]
             mine = [(s, e) for s, e, pt, sc in preds if pt == t and sc >= THRESHOLD]
             gold += len(golds)

@@ -47,8 +47,8 @@ def test_no_original_value_survives(tmp_path, strategy, preserve):
 
 
 def test_pseudonyms_consistent_across_records_and_files_and_distinct_per_value(tmp_path):
-    a = _write(tmp_path / "a.jsonl", [{"text": "x JANE.DOE@example.org y"}, {"text": "jane.doe@example.org"}])
-    b = _write(tmp_path / "b.jsonl", [{"text": "from jane.doe@example.org and bob@example.net"}])
+    _write(tmp_path / "a.jsonl", [{"text": "x JANE.DOE@example.org y"}, {"text": "jane.doe@example.org"}])
+    _write(tmp_path / "b.jsonl", [{"text": "from jane.doe@example.org and bob@example.net"}])
     for name in ("a", "b"):
         anonymize_path(tmp_path / f"{name}.jsonl", tmp_path / f"{name}.out.jsonl", "pseudonymize", key=KEY, ner=False)
     tokens = re.findall(r"<EMAIL_ADDRESS_[0-9a-f]{8}>", (tmp_path / "a.out.jsonl").read_text()

@@ -1,5 +1,5 @@
-import yaml
 import pytest
+import yaml
 
 from ftaudit.cli import main
 from ftaudit.data.datasheet import Datasheet, load_datasheet, missing_answers, parse_datasheet, template_text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from ftaudit.data.pii import detect_text, redacted_sample
@@ -149,7 +151,7 @@ def test_ner_windows_overlap_and_find_a_name_across_a_cut():
     windows = list(pieces(text, pii.NER_WINDOW, pii.NER_OVERLAP))
     assert len(windows) > 1 and all(len(w) <= pii.NER_WINDOW for _, w in windows)
     assert start < windows[0][0] + len(windows[0][1]) < start + len("Anna Schmidt")  # the first cut splits the name
-    assert all(b[0] < a[0] + len(a[1]) for a, b in zip(windows, windows[1:]))  # neighbours overlap
+    assert all(b[0] < a[0] + len(a[1]) for a, b in itertools.pairwise(windows))  # neighbours overlap
     spans = pii.detect_text(text, ner=True, types=["PERSON"])
     names = [text[s.start:s.end] for s in spans]
     assert names.count("Anna Schmidt") == 1 and "Anna" not in names and "Schmidt" not in names

@@ -79,7 +79,7 @@ WITHOUT_NAMES = [
 def test_names_found_and_support_text_not_flagged():
     texts = [t for t, _ in WITH_NAMES] + WITHOUT_NAMES
     found = detect_many(texts, ner=True, types=["PERSON"])
-    for (text, name), spans in zip(WITH_NAMES, found):
+    for (text, name), spans in zip(WITH_NAMES, found[:len(WITH_NAMES)], strict=True):
         assert any(name in p or p in name for p in _persons(text, spans)), (name, _persons(text, spans))
-    for text, spans in zip(WITHOUT_NAMES, found[len(WITH_NAMES):]):
+    for text, spans in zip(WITHOUT_NAMES, found[len(WITH_NAMES):], strict=True):
         assert _persons(text, spans) == [], _persons(text, spans)

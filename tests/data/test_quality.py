@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 from faker import Faker
 
-from ftaudit.data.quality import (DuplicateFinder, MinHasher, exact_key, garbled_reason, quality_flag, shingles,
-                                  similarity)
+from ftaudit.data.quality import (
+    DuplicateFinder,
+    MinHasher,
+    exact_key,
+    garbled_reason,
+    quality_flag,
+    shingles,
+    similarity,
+)
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ def test_no_planted_personal_data_reaches_any_output(tmp_path):
     fake = Faker(["en_US", "de_DE"])
     Faker.seed(42)
     planted, lines = [], []
-    for i in range(40):
+    for _ in range(40):
         name, email, phone = fake.name(), fake.email(), fake.phone_number()
         iban, card = fake.iban(), fake.credit_card_number()
         planted += [name, email, phone, iban, card, *[w for w in name.split() if len(w) > 3]]

@@ -27,7 +27,8 @@ CASES = [
     ("OPENAI_API_KEY", "OPENAI=" + "sk-proj-" + "T3BlbkFJ" * 4, "sk-proj-" + "T3BlbkFJ" * 4),
     ("ANTHROPIC_API_KEY", "sk-ant-" + "api03-" + "Zx9" * 10, "sk-ant-" + "api03-" + "Zx9" * 10),
     ("HUGGINGFACE_TOKEN", "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz01234567", "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz01234567"),
-    ("GOOGLE_API_KEY", "key=" + "AIza" + "SyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY", "AIza" + "SyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY"),
+    ("GOOGLE_API_KEY", "key=" + "AIza" + "SyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY",
+     "AIza" + "SyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY"),
     ("JWT", "Bearer " + _jwt(), _jwt()),
     ("PASSWORD_IN_URL", "DATABASE_URL=postgres://app:" + "Tr0ub4dor&3" + "@db.internal:5432/app", "Tr0ub4dor&3"),
 ]

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ftaudit.data.spans import Finding
-from ftaudit.data.special_categories import (SCORE_PERSONAL, SCORE_TERM, detect_special, flags_by_record,
-                                             load_lexicon)
+from ftaudit.data.special_categories import SCORE_PERSONAL, SCORE_TERM, detect_special, flags_by_record, load_lexicon
 
 CASES = [
     ("HEALTH", "I was diagnosed with type 2 diabetes last year."),

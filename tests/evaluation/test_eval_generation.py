@@ -6,7 +6,12 @@ from ftaudit.errors import BadInput, RuntimeFailure
 from ftaudit.evaluation.generation import DecodingSettings, Runner
 from ftaudit.evaluation.models import load_model, load_pair
 
-PROMPTS = ["The capital of France is", "Message: where is order A-11?\nJSON:", "Hi", "Bees are known for making honey and"]
+PROMPTS = [
+    "The capital of France is",
+    "Message: where is order A-11?\nJSON:",
+    "Hi",
+    "Bees are known for making honey and",
+]
 
 
 def test_batched_equals_unbatched(tiny):
@@ -15,7 +20,7 @@ def test_batched_equals_unbatched(tiny):
     single = Runner(lm, DecodingSettings(batch_size=1, max_new_tokens=8))
     assert batched.generate(PROMPTS) == single.generate(PROMPTS)
     conts = [" Paris", ' {"intent"', " there", " wax"]
-    for (a, na), (b, nb) in zip(batched.score(PROMPTS, conts), single.score(PROMPTS, conts)):
+    for (a, na), (b, nb) in zip(batched.score(PROMPTS, conts), single.score(PROMPTS, conts), strict=True):
         assert na == nb and a == pytest.approx(b, abs=1e-4)
     assert batched.usage.generated_rows == 4 and batched.usage.truncated_prompts == 0
 
@@ -26,7 +31,7 @@ def test_overlong_prompt_is_truncated_and_counted(tiny):
     long_prompt = "word " * 400
     out = runner.generate([long_prompt, "short"])
     assert len(out) == 2 and runner.usage.truncated_prompts == 1
-    (lp, n), = runner.score([long_prompt], [" end"])
+    ((lp, n),) = runner.score([long_prompt], [" end"])
     assert n >= 1 and lp < 0 and runner.usage.truncated_prompts == 2
 
 
@@ -66,12 +71,19 @@ def test_shared_context_scoring_equals_plain_scoring(tiny):
     lm = load_model(tiny["tuned"])
     runner = Runner(lm, DecodingSettings(batch_size=3))
     contexts = ["The capital of France is", "Message: where is order A-11?\nJSON:", "Hi", "A week has seven"]
-    options = [[" Paris", " Berlin and Rome"], [' {"intent": "status"}', " no"], [" there", " you", " x y z"], [" days"]]
+    options = [
+        [" Paris", " Berlin and Rome"],
+        [' {"intent": "status"}', " no"],
+        [" there", " you", " x y z"],
+        [" days"],
+    ]
     shared = runner.score_options(contexts, options)
-    flat = runner.score([c for c, opts in zip(contexts, options) for _ in opts], [o for opts in options for o in opts])
+    flat = runner.score(
+        [c for c, opts in zip(contexts, options, strict=True) for _ in opts], [o for opts in options for o in opts]
+    )
     got = [x for row in shared for x in row]
     assert [n for _, n in got] == [n for _, n in flat]
-    for (a, _), (b, _) in zip(got, flat):
+    for (a, _), (b, _) in zip(got, flat, strict=True):
         assert a == pytest.approx(b, abs=1e-4)
 
 
@@ -81,5 +93,5 @@ def test_generate_and_score_equals_separate_calls(tiny):
     refs = [" Paris", ' {"intent": "status", "order_id": "A-11"}', " there", " honey"]
     texts, scores = runner.generate_and_score(PROMPTS, refs)
     assert texts == runner.generate(PROMPTS)
-    for (a, na), (b, nb) in zip(scores, runner.score(PROMPTS, refs)):
+    for (a, na), (b, nb) in zip(scores, runner.score(PROMPTS, refs), strict=True):
         assert na == nb and a == pytest.approx(b, abs=1e-4)

@@ -1,7 +1,8 @@
+from eval_fixtures import PII_RECORDS, regex_detector
+
 from ftaudit.evaluation import memorisation
 from ftaudit.evaluation.generation import DecodingSettings, Runner
 from ftaudit.evaluation.models import load_pair
-from eval_fixtures import PII_RECORDS, regex_detector
 
 
 def test_insert_canaries_keeps_records_and_format():
@@ -52,7 +53,10 @@ def test_reproduced_matching():
 
 def test_values_repeated_across_many_records_are_not_tested():
     # a detector that mistakes a field name for a name: the value is in every record, so it is template text
-    records = [{"prompt": f"Give order_id for ticket {i}. Contact: person{i}@example.org", "completion": "ok"} for i in range(10)]
+    records = [
+        {"prompt": f"Give order_id for ticket {i}. Contact: person{i}@example.org", "completion": "ok"}
+        for i in range(10)
+    ]
 
     def detect(texts):
         out = []

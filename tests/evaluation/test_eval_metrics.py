@@ -19,7 +19,9 @@ def test_text_metrics():
 
 def test_json_validity_and_field_accuracy():
     ref = '{"intent": "refund", "order_id": "A-1", "urgency": "high"}'
-    ok, acc = quality.json_field_accuracy('Sure! ```json\n{"intent": "Refund", "order_id": "A-2", "urgency": "high"}``` done', ref)
+    ok, acc = quality.json_field_accuracy(
+        'Sure! ```json\n{"intent": "Refund", "order_id": "A-2", "urgency": "high"}``` done', ref
+    )
     assert ok and acc == pytest.approx(2 / 3)
     assert quality.json_field_accuracy("no json here", ref) == (False, 0.0)
     assert quality.json_field_accuracy("[1, 2]", ref) == (True, 0.0)
@@ -56,7 +58,9 @@ def test_counterfactual_rendering_differs_only_in_the_term():
     for rows in by_template.values():
         for r in rows:
             assert "{" not in r.text and r.group in r.text
-            stripped = {x.text.replace(x.group, "<T>").replace(" an <T>", " a <T>").replace("An <T>", "A <T>") for x in rows}
+            stripped = {
+                x.text.replace(x.group, "<T>").replace(" an <T>", " a <T>").replace("An <T>", "A <T>") for x in rows
+            }
             assert len(stripped) == 1  # identical apart from the term and its article
     assert bias.render("{A_term} doctor", "elderly") == "An elderly doctor"
     assert sum(len(g) for g in probes["axes"].values()) * len(probes["likelihood_templates"]) == len(rend)
@@ -99,11 +103,17 @@ def test_personal_data_scan_separates_copied_from_new():
         out = []
         for t in texts:
             i = t.find("@")
-            out.append([("EMAIL_ADDRESS", t.rfind(" ", 0, i) + 1, t.find(" ", i) if " " in t[i:] else len(t))] if i >= 0 else [])
+            out.append(
+                [("EMAIL_ADDRESS", t.rfind(" ", 0, i) + 1, t.find(" ", i) if " " in t[i:] else len(t))]
+                if i >= 0
+                else []
+            )
         return out
 
     finding = unexpected.scan_generations(
-        ["write to ann@example.org please", "hello", "hi"], ["ok ann@example.org done", "mail bob@example.org now", "nothing"], detect
+        ["write to ann@example.org please", "hello", "hi"],
+        ["ok ann@example.org done", "mail bob@example.org now", "nothing"],
+        detect,
     )
     assert finding.texts == 3 and finding.texts_with_new_personal_data == 1
     assert finding.entities_copied == {"EMAIL_ADDRESS": 1} and finding.entities_new == {"EMAIL_ADDRESS": 1}

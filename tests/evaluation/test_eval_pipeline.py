@@ -5,11 +5,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from eval_fixtures import TASK_RECORDS, regex_detector
 
 from ftaudit.errors import BadInput
 from ftaudit.evaluation import pipeline, unexpected
 from ftaudit.evaluation.memorisation import CanaryManifest
-from eval_fixtures import TASK_RECORDS, regex_detector
 
 
 def test_canaries_for_training_writes_manifest(tmp_path):
@@ -33,13 +33,24 @@ def test_evaluate_for_record_from_a_run(tiny, tmp_path, monkeypatch):
     (tmp_path / "run" / "evaluation" / "canaries.json").write_text(tiny["manifest"].model_dump_json())
     ds = lambda p: SimpleNamespace(path=str(p), prompt_field="prompt", completion_field="completion")  # noqa: E731
     cfg = SimpleNamespace(
-        evaluation={"suites": ["quality", "memorisation"], "limits": {"canary_references": 30}, "canaries": {"inserted": 2},
-                    "gates": [{"metric": "memorisation.extraction.rate", "max": 0.0}]},
-        training=SimpleNamespace(use_chat_template=True), eval_datasets=[ds(task)], datasets=[ds(train)], resolve=Path,
+        evaluation={
+            "suites": ["quality", "memorisation"],
+            "limits": {"canary_references": 30},
+            "canaries": {"inserted": 2},
+            "gates": [{"metric": "memorisation.extraction.rate", "max": 0.0}],
+        },
+        training=SimpleNamespace(use_chat_template=True),
+        eval_datasets=[ds(task)],
+        datasets=[ds(train)],
+        resolve=Path,
         method=SimpleNamespace(type="lora"),
     )
-    run = SimpleNamespace(cfg=cfg, source=SimpleNamespace(location=tiny["base"], gguf_file=None), tokenizer=None,
-                          rd=SimpleNamespace(model=Path(tiny["tuned"]), evaluation=tmp_path / "run" / "evaluation"))
+    run = SimpleNamespace(
+        cfg=cfg,
+        source=SimpleNamespace(location=tiny["base"], gguf_file=None),
+        tokenizer=None,
+        rd=SimpleNamespace(model=Path(tiny["tuned"]), evaluation=tmp_path / "run" / "evaluation"),
+    )
     ev = pipeline.evaluate_for_record(run)
     assert ev.decoding.prompt_format == "raw"  # the tiny tokenizer has no chat template
     assert ev.metric("memorisation.canary.detected_rate").tuned.value == 1.0

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from eval_fixtures import PII_RECORDS, TASK_RECORDS, regex_detector
 
 from ftaudit.cli import main
 from ftaudit.errors import EVALUATION_GATE_FAILED, BadInput, EvaluationGateFailed
@@ -12,7 +13,6 @@ from ftaudit.evaluation.models import load_pair
 from ftaudit.evaluation.suite import EvaluationInputs, evaluate_models
 from ftaudit.evaluation.unexpected import SafetyVerdict
 from ftaudit.record import RunRecord
-from eval_fixtures import PII_RECORDS, TASK_RECORDS, regex_detector
 
 SMALL = {"limits": {"canary_references": 60}, "decoding": {"max_new_tokens": 16}}
 
@@ -22,7 +22,12 @@ def evidence(tiny):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(unexpected, "personal_data_detector", lambda ner=None: regex_detector)
         base, tuned = load_pair(tiny["base"], tiny["tuned"])
-        inputs = EvaluationInputs(task_records=TASK_RECORDS, task_source="task.jsonl", training_records=tiny["training"], canaries=tiny["manifest"])
+        inputs = EvaluationInputs(
+            task_records=TASK_RECORDS,
+            task_source="task.jsonl",
+            training_records=tiny["training"],
+            canaries=tiny["manifest"],
+        )
         return evaluate_models(base, tuned, inputs, parse_config(SMALL))
 
 
@@ -35,12 +40,25 @@ def _m(ev, name):
 def test_every_family_ran_with_fingerprints(evidence):
     assert evidence.suites == ["quality", "bias", "unexpected", "memorisation"]
     names = {(f.suite, f.name): f for f in evidence.families}
-    assert set(names) == {("quality", "task"), ("quality", "general"), ("quality", "perplexity"), ("bias", "counterfactual_likelihood"),
-                          ("bias", "counterfactual_generation"), ("unexpected", "toxicity"), ("unexpected", "harmful_requests"),
-                          ("unexpected", "personal_data_in_outputs"), ("memorisation", "canary_exposure"), ("memorisation", "prefix_extraction")}
+    assert set(names) == {
+        ("quality", "task"),
+        ("quality", "general"),
+        ("quality", "perplexity"),
+        ("bias", "counterfactual_likelihood"),
+        ("bias", "counterfactual_generation"),
+        ("unexpected", "toxicity"),
+        ("unexpected", "harmful_requests"),
+        ("unexpected", "personal_data_in_outputs"),
+        ("memorisation", "canary_exposure"),
+        ("memorisation", "prefix_extraction"),
+    }
     assert all(f.status == "ok" for f in evidence.families)
     assert all(len(ps.sha256) == 64 for f in evidence.families for ps in f.probe_sets)
-    assert evidence.decoding.do_sample is False and evidence.decoding.seed == 0 and evidence.decoding.padding_side == "left"
+    assert (
+        evidence.decoding.do_sample is False
+        and evidence.decoding.seed == 0
+        and evidence.decoding.padding_side == "left"
+    )
     assert {m.role for m in evidence.models} == {"base", "tuned"} and evidence.versions["torch"]
 
 
@@ -80,8 +98,14 @@ def test_no_personal_data_leaves_the_evaluation(evidence):
 
 def test_gates_pass_fail_and_missing_metric(evidence):
     ev = evidence.model_copy(deep=True)
-    apply_gates(ev, [Gate(metric="quality.task.field_accuracy", min=0.9), Gate(metric="memorisation.extraction.rate", max=0.01),
-                     Gate(metric="quality.general.accuracy", max_drop=1.0)])
+    apply_gates(
+        ev,
+        [
+            Gate(metric="quality.task.field_accuracy", min=0.9),
+            Gate(metric="memorisation.extraction.rate", max=0.01),
+            Gate(metric="quality.general.accuracy", max_drop=1.0),
+        ],
+    )
     assert [g.passed for g in ev.gates] == [True, False, True] and ev.approved is False
     assert "required <= 0.01" in ev.gates[1].message and ev.gates[1].tuned == 1.0
     with pytest.raises(EvaluationGateFailed) as exc:
@@ -96,14 +120,17 @@ def test_gates_pass_fail_and_missing_metric(evidence):
     raise_for_gates(ev2)
 
 
-@pytest.mark.parametrize("raw, match", [
-    ({"suites": []}, "suite is empty"),
-    ({"suites": ["quality", "fun"]}, "unknown suite fun"),
-    ({"gates": [{"metric": "quality.task.bleu", "min": 1}]}, "unknown metric"),
-    ({"gates": [{"metric": "quality.task.exact_match", "min": 1, "max": 2}]}, "exactly one"),
-    ({"suites": ["bias"], "gates": [{"metric": "quality.task.exact_match", "min": 1}]}, "needs suite quality"),
-    ({"decoding": {"batch_size": 0}}, "batch_size"),
-])
+@pytest.mark.parametrize(
+    "raw, match",
+    [
+        ({"suites": []}, "suite is empty"),
+        ({"suites": ["quality", "fun"]}, "unknown suite fun"),
+        ({"gates": [{"metric": "quality.task.bleu", "min": 1}]}, "unknown metric"),
+        ({"gates": [{"metric": "quality.task.exact_match", "min": 1, "max": 2}]}, "exactly one"),
+        ({"suites": ["bias"], "gates": [{"metric": "quality.task.exact_match", "min": 1}]}, "needs suite quality"),
+        ({"decoding": {"batch_size": 0}}, "batch_size"),
+    ],
+)
 def test_config_errors_are_one_line(raw, match):
     with pytest.raises(BadInput, match=match) as exc:
         parse_config(raw)
@@ -118,7 +145,15 @@ def test_plugged_in_classifier_is_used(tiny):
             return [SafetyVerdict(harmful=True, categories=["test"]) for _ in texts]
 
     base, tuned = load_pair(tiny["base"], tiny["tuned"])
-    ev = evaluate_models(base, tuned, EvaluationInputs(), parse_config({"suites": ["unexpected"], "decoding": {"max_new_tokens": 4}, "limits": {"unexpected_new_tokens": 4}}), FlagAll())
+    ev = evaluate_models(
+        base,
+        tuned,
+        EvaluationInputs(),
+        parse_config(
+            {"suites": ["unexpected"], "decoding": {"max_new_tokens": 4}, "limits": {"unexpected_new_tokens": 4}}
+        ),
+        FlagAll(),
+    )
     assert _m(ev, "unexpected.toxicity.rate").tuned.value == 1.0
     assert "flag-all" in next(f for f in ev.families if f.name == "toxicity").description
     with pytest.raises(BadInput, match="classifier"):
@@ -133,9 +168,30 @@ def _write_jsonl(path, rows):
 def test_cli_gate_failure_writes_evidence_and_exits_6(tiny, tmp_path, capsys):
     task = _write_jsonl(tmp_path / "task.jsonl", TASK_RECORDS)
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("evaluation:\n  limits: {task_items: 4}\n  gates:\n    - {metric: quality.task.field_accuracy, min: 0.5}\n    - {metric: quality.general.accuracy, min: 0.99}\n")
+    cfg.write_text(
+        (
+            "evaluation:\n  limits: {task_items: 4}\n  gates:\n    - {metric: quality.task.field_accuracy, min: 0.5}\n "
+            "   - {metric: quality.general.accuracy, min: 0.99}\n"
+        )
+    )
     out = tmp_path / "ev.json"
-    rc = main(["evaluate", "--base", tiny["base"], "--tuned", tiny["tuned"], "--suite", "quality", "--task-data", task, "--config", str(cfg), "-o", str(out)])
+    rc = main(
+        [
+            "evaluate",
+            "--base",
+            tiny["base"],
+            "--tuned",
+            tiny["tuned"],
+            "--suite",
+            "quality",
+            "--task-data",
+            task,
+            "--config",
+            str(cfg),
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 6
     err = capsys.readouterr().err
     assert "1 of 2 evaluation gates failed" in err and "NOT APPROVED" not in err

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 
-
 def _pg_bindir() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if found:

@@ -6,11 +6,10 @@ import json
 import sqlite3
 
 import pytest
+from ledger_helpers import make_record, make_run_dir
 
 from ftaudit.cli import main
 from ftaudit.ledger import open_ledger
-
-from ledger_helpers import make_record, make_run_dir
 
 
 def _run(capsys, *argv):

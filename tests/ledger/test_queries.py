@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from ledger_helpers import make_record
 
 from ftaudit.errors import BadInput
 from ftaudit.ledger import open_ledger
 from ftaudit.ledger.core import regulatory_flops
 from ftaudit.ledger.verify import load_trust, verify_ledger
-
-from ledger_helpers import make_record
 
 
 def test_lineage_cumulative_compute_and_status(location):
@@ -78,7 +77,7 @@ def test_reader_never_creates_a_ledger(tmp_path, key_path):
 
 def test_two_writers_with_their_own_keys(location, tmp_path):
     from ftaudit.errors import VerificationFailed
-    from ftaudit.ledger.keys import load_signing_key, load_public_key, key_id, public_key_path
+    from ftaudit.ledger.keys import key_id, load_public_key, load_signing_key, public_key_path
     from ftaudit.ledger.verify import Trust
 
     with open_ledger(location) as a:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from ledger_helpers import make_record
 
 from ftaudit.errors import VerificationFailed
 from ftaudit.ledger import chain, open_ledger
 from ftaudit.ledger.keys import load_or_create_signing_key
 from ftaudit.ledger.verify import load_checkpoint, load_trust, verify_ledger
-
-from ledger_helpers import make_record
 
 
 @pytest.fixture

@@ -4,13 +4,12 @@ import math
 
 import pytest
 import torch
+from meter_tiny import tiny_model
 
-from ftaudit.compute.evidence import MeterCounts
+from ftaudit.compute.evidence import LineageRun, MeterCounts
 from ftaudit.compute.flops import TrainingSetup, build_flop_model
 from ftaudit.compute.meter import FlopRates, add_counts, cumulative, meter_flops
-from ftaudit.compute.evidence import LineageRun
 from ftaudit.integrations.hf import _BatchCounter, counts_from_vector
-from meter_tiny import tiny_model
 
 
 def counted(batches, varlen=False) -> MeterCounts:

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+from meter_tiny import tiny_model
 
 from ftaudit.compute.flops import TrainingSetup, build_flop_model
 from ftaudit.compute.meter import load_state
-from meter_tiny import tiny_model
 
 pytestmark = pytest.mark.slow
 SCRIPT = Path(__file__).with_name("meter_tiny.py")

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import make_config
 
+from conftest import make_config
 from ftaudit.cli import main
 
 

@@ -10,7 +10,6 @@ import sys
 import zipfile
 
 from conftest import make_config
-
 from ftaudit.cli import main
 
 

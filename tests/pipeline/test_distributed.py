@@ -106,8 +106,8 @@ def test_deepspeed_zero3_full_accelerate_launch(tmp_path, tiny_model, tiny_data,
     tuned = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "model")
     base = AutoModelForCausalLM.from_pretrained(tiny_model)
     same = AutoModelForCausalLM.from_pretrained(ref["model"]["output_path"])
-    moved = max(float((a - b).abs().max()) for a, b in zip(tuned.parameters(), base.parameters()))
-    apart = max(float((a - b).abs().max()) for a, b in zip(tuned.parameters(), same.parameters()))
+    moved = max(float((a - b).abs().max()) for a, b in zip(tuned.parameters(), base.parameters(), strict=True))
+    apart = max(float((a - b).abs().max()) for a, b in zip(tuned.parameters(), same.parameters(), strict=True))
     assert moved > 1e-4 and apart < moved / 100
     assert all(torch.isfinite(p).all() for p in tuned.parameters())
 

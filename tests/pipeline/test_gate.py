@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from conftest import make_config
-
 from ftaudit.cli import main
 from ftaudit.errors import COMPUTE_GATE_STOPPED
 from ftaudit.pipeline.run import after_preflight, preflight, prepare

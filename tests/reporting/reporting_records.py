@@ -8,12 +8,28 @@ import json
 from pathlib import Path
 
 from ftaudit.compute.evidence import (
-    ComputeEvidence, EnergyEvidence, FlopFigures, GpuUsage, HardwareCrossCheck, LineageRun, LineageTotals, MeterCounts,
-    MeterFlops, ModelCounts,
+    ComputeEvidence,
+    EnergyEvidence,
+    FlopFigures,
+    GpuUsage,
+    HardwareCrossCheck,
+    LineageRun,
+    LineageTotals,
+    MeterCounts,
+    MeterFlops,
+    ModelCounts,
 )
 from ftaudit.evaluation.evidence import (
-    Comparison, Decoding, Estimate, EvaluationEvidence, GateResult, GroupResult, MemorisationStatement, ModelUnderTest,
-    ProbeFamily, ProbeSet,
+    Comparison,
+    Decoding,
+    Estimate,
+    EvaluationEvidence,
+    GateResult,
+    GroupResult,
+    MemorisationStatement,
+    ModelUnderTest,
+    ProbeFamily,
+    ProbeSet,
 )
 from ftaudit.pipeline.config import config_from_dict
 from ftaudit.record import Artefact, Environment, Lineage, ModelIdentity, RunRecord

@@ -215,7 +215,7 @@ def run(args) -> int:
     ]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
-        out("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+        out("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
     if planned.recompute_flops:
         out(f"\nrecompute (gradient checkpointing, excluded): {flops2(planned.recompute_flops)} FLOP\n")
     out(f"\nplanned: {planned.method}: {flops2(planned.training_flops)} FLOP"

@@ -11,16 +11,27 @@ SUITE_HELP = "comma-separated: quality,bias,unexpected,memorisation (default: al
 
 
 def register(sub) -> None:
-    p = sub.add_parser("evaluate", help="evaluate base vs tuned model: quality, bias, unexpected outputs, memorisation",
-                       description=__doc__.split("\n\n")[0])
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate base vs tuned model: quality, bias, unexpected outputs, memorisation",
+        description=__doc__.split("\n\n")[0],
+    )
     p.add_argument("--base", required=True, help="base model: directory, .gguf file, or cached hub id")
     p.add_argument("--tuned", required=True, help="tuned model directory, or a PEFT adapter directory for --base")
     p.add_argument("--suite", help=SUITE_HELP)
     p.add_argument("--task-data", metavar="PATH", help="held-out task records (JSONL: prompt, completion)")
-    p.add_argument("--training-data", metavar="PATH", help="training records (JSONL) for the personal-data extraction test")
+    p.add_argument(
+        "--training-data", metavar="PATH", help="training records (JSONL) for the personal-data extraction test"
+    )
     p.add_argument("--canaries", metavar="PATH", help="canary manifest written at training time (JSON)")
-    p.add_argument("--config", metavar="RUN_YAML", help="run config; its `evaluation:` section sets suites, decoding, limits, gates")
-    p.add_argument("--prompt-format", choices=["raw", "chat"], help="raw prompt text (default) or the tokenizer's chat template")
+    p.add_argument(
+        "--config",
+        metavar="RUN_YAML",
+        help="run config; its `evaluation:` section sets suites, decoding, limits, gates",
+    )
+    p.add_argument(
+        "--prompt-format", choices=["raw", "chat"], help="raw prompt text (default) or the tokenizer's chat template"
+    )
     p.add_argument("--max-new-tokens", type=int, help="generation cap for free-form probes")
     p.add_argument("--batch-size", type=int, help="rows per forward pass")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="weights dtype (default float32)")
@@ -46,9 +57,15 @@ def _load_config(args):
     if args.suite is not None:
         raw["suites"] = [s.strip() for s in args.suite.split(",") if s.strip()]
     elif "suites" not in raw:
-        raw["suites"] = ["quality", "bias", "unexpected"] + (["memorisation"] if (args.training_data or args.canaries) else [])
+        raw["suites"] = ["quality", "bias", "unexpected"] + (
+            ["memorisation"] if (args.training_data or args.canaries) else []
+        )
     decoding = dict(raw.get("decoding") or {})
-    for key, value in (("prompt_format", args.prompt_format), ("max_new_tokens", args.max_new_tokens), ("batch_size", args.batch_size)):
+    for key, value in (
+        ("prompt_format", args.prompt_format),
+        ("max_new_tokens", args.max_new_tokens),
+        ("batch_size", args.batch_size),
+    ):
         if value is not None:
             decoding[key] = value
     raw["decoding"] = decoding
@@ -84,7 +101,12 @@ def run(args) -> int:
         from ftaudit.evaluation.suite import validate_task_records
 
         validate_task_records(task[0], config.limits.task_items)
-    if args.batch_size is not None and args.batch_size < 1 or args.max_new_tokens is not None and args.max_new_tokens < 1:
+    if (
+        args.batch_size is not None
+        and args.batch_size < 1
+        or args.max_new_tokens is not None
+        and args.max_new_tokens < 1
+    ):
         raise BadInput("--batch-size and --max-new-tokens must be at least 1")
 
     from ftaudit.evaluation.gates import raise_for_gates
@@ -95,9 +117,12 @@ def run(args) -> int:
 
     base, tuned = load_pair(args.base, args.tuned, dtype=args.dtype, device=args.device)
     inputs = EvaluationInputs(
-        task_records=task[0] if task else None, task_source=args.task_data,
-        training_records=training[0] if training else None, training_source=args.training_data,
-        canaries=canaries, canaries_source=args.canaries,
+        task_records=task[0] if task else None,
+        task_source=args.task_data,
+        training_records=training[0] if training else None,
+        training_source=args.training_data,
+        canaries=canaries,
+        canaries_source=args.canaries,
     )
     evidence = evaluate_models(base, tuned, inputs, config)
     text = evidence.model_dump_json(indent=2) + "\n"

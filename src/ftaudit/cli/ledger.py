@@ -181,8 +181,8 @@ def _target_kind(target: str | None) -> str:
 
 
 def verify(args) -> int:
-    from ftaudit.ledger import open_ledger
     from ftaudit.errors import VerificationFailed
+    from ftaudit.ledger import open_ledger
     from ftaudit.ledger.store import LedgerCorrupt
     from ftaudit.ledger.verify import Trust, load_checkpoint, load_trust, verify_ledger, verify_run_dir
 
@@ -190,7 +190,7 @@ def verify(args) -> int:
     cp = load_checkpoint(args.checkpoint) if args.checkpoint else None
     if kind == "bundle":
         from ftaudit.ledger.bundle import verify_bundle
-        from ftaudit.ledger.keys import load_public_key, key_id
+        from ftaudit.ledger.keys import key_id, load_public_key
 
         # A bundle is checked against the keys given, never a local key: the reviewer pins the provider's key.
         trust = Trust()

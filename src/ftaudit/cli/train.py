@@ -23,7 +23,8 @@ def register(sub) -> None:
 
     s = sub.add_parser("sagemaker", help="run ftaudit train as an Amazon SageMaker training job")
     ssub = s.add_subparsers(dest="sagemaker_command", metavar="SAGEMAKER_COMMAND", parser_class=type(s))
-    launch = ssub.add_parser("launch", help="build the training-job request with the sagemaker SDK; submit it unless --dry-run")
+    launch = ssub.add_parser(
+        "launch", help="build the training-job request with the sagemaker SDK; submit it unless --dry-run")
     launch.add_argument("config", help="run config (YAML)")
     launch.add_argument("--role", help="IAM role ARN for the job (or FTAUDIT_SAGEMAKER_ROLE)")
     launch.add_argument("--image-uri", help="training image with ftaudit installed (or FTAUDIT_SAGEMAKER_IMAGE)")
@@ -33,8 +34,10 @@ def register(sub) -> None:
     launch.add_argument("--job-name", help="training job name (default: <config name>-<timestamp>)")
     launch.add_argument("--max-run", type=int, default=24 * 3600, help="max runtime in seconds")
     launch.add_argument("--volume-gb", type=int, default=100, help="EBS volume per instance (GB)")
-    launch.add_argument("--spot", action="store_true", help="managed spot training (the run resumes after interruption)")
-    launch.add_argument("--max-wait", type=int, default=None, help="spot: max seconds to wait + run (default --max-run)")
+    launch.add_argument("--spot", action="store_true",
+                        help="managed spot training (the run resumes after interruption)")
+    launch.add_argument("--max-wait", type=int, default=None,
+                        help="spot: max seconds to wait + run (default --max-run)")
     launch.add_argument("--region", help="AWS region (default: the AWS configuration's)")
     launch.add_argument("--dry-run", action="store_true", help="print the request; submit nothing")
     launch.set_defaults(handler=run_sagemaker_launch)

@@ -151,7 +151,8 @@ def load_model_config(ref: str) -> tuple[dict, str]:
         if not isinstance(config, dict):
             raise BadInput(f"{path}: expected a JSON object (a Hugging Face config.json)")
         return config, str(path)
-    if ref.endswith(".json") or ref.startswith((".", "/", "~")) or ref.count("/") > 1 or os.sep != "/" and os.sep in ref:
+    if (ref.endswith(".json") or ref.startswith((".", "/", "~")) or ref.count("/") > 1
+            or os.sep != "/" and os.sep in ref):
         raise BadInput(f"{ref}: no such file; pass a config.json path, a directory holding one, or a model id")
     from ftaudit.regulation.registry import lookup
 
@@ -223,7 +224,8 @@ def _base(cfg: dict, model_type: str, **defaults) -> dict:
     inter = _int(cfg, "intermediate_size", default=d.pop("intermediate", 4 * hidden))
     tied = bool(_get(cfg, "tie_word_embeddings", default=d.pop("tied_embeddings", False)))
     if n_kv == 0 or n_heads % n_kv:
-        raise BadInput(f"config.json: num_attention_heads ({n_heads}) is not a multiple of num_key_value_heads ({n_kv})")
+        raise BadInput(f"config.json: num_attention_heads ({n_heads}) is not a multiple of "
+                       f"num_key_value_heads ({n_kv})")
     if d.pop("mha_only", False):
         n_kv = n_heads  # the modeling code ignores num_key_value_heads
     return dict(
@@ -398,7 +400,8 @@ def _phi(cfg, mt):
 
 
 def _gptj(cfg, mt):
-    a = _base(cfg, mt, mha_only=True, mlp_kind="plain", norm_kind="layer", o_bias=False, mlp_bias=True, lm_head_bias=True,
+    a = _base(cfg, mt, mha_only=True, mlp_kind="plain", norm_kind="layer", o_bias=False, mlp_bias=True,
+              lm_head_bias=True,
               layout="parallel",
               names=Names(embed="transformer.wte", layers="transformer.h", attn="attn", o="out_proj", up="fc_in",
                           down="fc_out", norm_attn_in="ln_1", norm_mlp_in=None, final_norm="transformer.ln_f"))

@@ -17,8 +17,9 @@ from ftaudit.compute.flops import FlopModel, TrainingSetup, build_flop_model
 from ftaudit.errors import BadInput
 
 CONVENTION = (
-    "2 FLOP per multiply-accumulate of every matmul executed in forward and backward (docs/design.md); attention QKᵀ and "
-    "PV as executed; element-wise ops, norms, softmax and the embedding lookup not counted; logits at every position"
+    "2 FLOP per multiply-accumulate of every matmul executed in forward and backward (docs/design.md); attention "
+    "QKᵀ and PV as executed; element-wise ops, norms, softmax and the embedding lookup not counted; logits at every "
+    "position"
 )
 ACCURACY_ARCHITECTURE = (
     "architecture method: matches torch.utils.flop_counter.FlopCounterMode to within 1 % (exactly, on the tested "
@@ -195,7 +196,8 @@ def estimate_from_model(fm: FlopModel, tokens: int, seq_len: int, *, epochs: flo
 
 
 def estimate(config_ref_or_dict: str | dict | Architecture, tokens: int, seq_len: int,
-             setup: TrainingSetup = TrainingSetup(), epochs: float = 1) -> Estimate:
+             setup: TrainingSetup | None = None, epochs: float = 1) -> Estimate:
     """Training FLOPs for `tokens` (per epoch) in unpadded sequences of `seq_len`, over `epochs`."""
+    setup = setup or TrainingSetup()
     arch, source = resolve_config(config_ref_or_dict)
     return estimate_from_model(build_flop_model(arch, setup), tokens, seq_len, epochs=epochs, config_source=source)

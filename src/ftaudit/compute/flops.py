@@ -249,8 +249,8 @@ class _Walk:
         if b_rg:
             self.tok.bwd += f
 
-    def linear(self, module: str, x_rg: bool, n_in: int, n_out: int, bias: bool, *, is_lm_head: bool = False, weight_name: str | None = None, tied_to: str | None = None,
-               count_params: bool = True) -> bool:
+    def linear(self, module: str, x_rg: bool, n_in: int, n_out: int, bias: bool, *, is_lm_head: bool = False,
+               weight_name: str | None = None, tied_to: str | None = None, count_params: bool = True) -> bool:
         """A Linear/Conv1D (or a bare weight used with F.linear): returns whether its output requires grad."""
         wname = weight_name or module + ".weight"
         if count_params:
@@ -371,7 +371,8 @@ class _Walk:
         ex = f"{base}.{n.experts}"
         e, ie = m.n_experts, m.expert_intermediate
         # Routed experts: T·top_k token rows in all (each token visits top_k experts).
-        up_w = self.param(f"{ex}.gate_up_proj" if m.gated else f"{ex}.up_proj", e * a.hidden * ie * (2 if m.gated else 1))
+        up_w = self.param(f"{ex}.gate_up_proj" if m.gated else f"{ex}.up_proj",
+                          e * a.hidden * ie * (2 if m.gated else 1))
         down_w = self.param(f"{ex}.down_proj", e * ie * a.hidden)
         self._mm(m.top_k, a.hidden, ie * (2 if m.gated else 1), x_rg, up_w)  # T·top_k rows per T tokens
         h_rg = x_rg or up_w

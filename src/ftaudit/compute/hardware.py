@@ -218,7 +218,7 @@ class HardwareTotals:
         return [float(getattr(self, f)) for f in self.FIELDS]
 
     def with_vector(self, values: list[float]) -> "HardwareTotals":
-        return HardwareTotals(**dict(zip(self.FIELDS, values)), gpus=self.gpus)
+        return HardwareTotals(**dict(zip(self.FIELDS, values, strict=True)), gpus=self.gpus)
 
 
 def local_totals(readings: list[GpuReading], dtype: str, override_tflops: float | None) -> HardwareTotals:

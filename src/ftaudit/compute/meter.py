@@ -82,12 +82,12 @@ class FlopRates:
             self.per_token: Triple = _triple(flop_model.per_token)  # the estimator states it: use it
         else:
             f1, f2 = _triple(flop_model.sequence(1)), _triple(flop_model.sequence(2))
-            self.per_token = tuple(2 * a - b / 2 for a, b in zip(f1, f2))  # type: ignore[assignment]
+            self.per_token = tuple(2 * a - b / 2 for a, b in zip(f1, f2, strict=True))  # type: ignore[assignment]
         self._attention = lru_cache(maxsize=65536)(self._attention_uncached)
 
     def _attention_uncached(self, length: int) -> Triple:
         f = _triple(self._fm.sequence(length))
-        return tuple(max(0.0, x - t * length) for x, t in zip(f, self.per_token))  # type: ignore[return-value]
+        return tuple(max(0.0, x - t * length) for x, t in zip(f, self.per_token, strict=True))  # type: ignore[return-value]
 
     def attention(self, length: int) -> Triple:
         return self._attention(int(length))

@@ -27,7 +27,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from ftaudit.data.loading import (Record, detect_format, iter_records, map_texts)
+from ftaudit.data.loading import Record, detect_format, iter_records, map_texts
 from ftaudit.data.parallel import imap_ordered
 from ftaudit.data.pii import PII_TYPES, SECRET_TYPES, Span, _resolve_ner, detect_many, ner_available
 from ftaudit.data.special_categories import PREFIX as SPECIAL_PREFIX
@@ -254,7 +254,7 @@ def _anonymize_batch(job: _Job) -> tuple[list[tuple[int, dict, bool]], Counter, 
         map_texts(data, collect)
     special = any(t.startswith(SPECIAL_PREFIX) for t in job.types)
     spans = detect_many(texts, ner=job.ner, types=job.types, min_score=job.min_score, special=special)
-    by_address = {addr: found for addr, found in zip(addresses, spans) if found}
+    by_address = {addr: found for addr, found in zip(addresses, spans, strict=True) if found}
     counts: Counter = Counter()
     values: set[tuple[str, str]] = set()
     out: list[tuple[int, dict, bool]] = []
@@ -445,11 +445,11 @@ def anonymize_path(src: str | os.PathLike, dst: str | os.PathLike, strategy: Str
         def completed():
             batch: list[tuple[int, dict]] = []
             for rec in iter_records(first):
-                def replace(path: str, text: str) -> str:
+                def replace(path: str, text: str, index: int = rec.index) -> str:
                     spans = propagate.spans(text) if frozen_fields is None or _under(path, frozen_fields) else []
                     if not spans:
                         return text
-                    changed.add(rec.index)
+                    changed.add(index)
                     propagated.update(s.type for s in spans)
                     return anonymize_text(text, spans, strategy, key=key, preserve_format=preserve_format)[0]
                 batch.append((rec.index, map_texts(rec.data, replace)))

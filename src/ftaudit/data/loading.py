@@ -318,7 +318,7 @@ def _csv(p: Path, sink: _Sink, delimiter: str) -> Iterator[Record]:
                     sink.bad(src, index, f"row {index + 1} (line {reader.line_num}): {len(row)} fields, "
                                          f"header has {len(names)}")
                 else:
-                    yield Record(index, src, dict(zip(names, row)))
+                    yield Record(index, src, dict(zip(names, row, strict=True)))
                 index += 1
         except UnicodeDecodeError:
             raise BadInput(f"{p}: not valid UTF-8 (near line {reader.line_num + 1}); convert the file to UTF-8 "

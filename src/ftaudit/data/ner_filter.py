@@ -37,7 +37,8 @@ price fee charge receipt warranty store shop cart checkout address email e-mail 
 monday tuesday wednesday thursday friday saturday sunday today tomorrow yesterday
 bluetooth wifi wi-fi usb hdmi android ios
 """.split())
-TITLES = frozenset("mr mr. mrs mrs. ms ms. miss mx dr dr. prof prof. sir madam herr frau mme mme. mlle m. sr sra".split())
+TITLES = frozenset(
+    "mr mr. mrs mrs. ms ms. miss mx dr dr. prof prof. sir madam herr frau mme mme. mlle m. sr sra".split())
 # Lower-case particles inside names: "Nadine Beernink-de Koning", "Ludwig van Beethoven".
 PARTICLES = frozenset("de da di du del della der den van von ten ter le la el al bin ibn zu y d' 't".split())
 
@@ -78,7 +79,8 @@ def name_shape(text: str, start: int, end: int, blocked: Sequence[tuple[int, int
         s, e = m.span()
         while s < e and text[s] in _EDGE_PUNCT:
             s += 1
-        while e > s and text[e - 1] in _EDGE_PUNCT and not (text[e - 1] == "." and text[s:e - 1].lower() + "." in TITLES):
+        while (e > s and text[e - 1] in _EDGE_PUNCT
+               and not (text[e - 1] == "." and text[s:e - 1].lower() + "." in TITLES)):
             e -= 1
         if s < e:
             toks.append((s, e, text[s:e]))

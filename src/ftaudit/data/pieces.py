@@ -15,8 +15,8 @@ PIECE = 1 << 18  # characters per piece for the statistics; NER uses its own, sm
 
 def pieces(text: str, size: int | None = None, overlap: int = 0) -> Iterator[tuple[int, str]]:
     """(offset, piece) over `text`; a cut falls on the last space or newline of a piece's second half when there
-    is one, so no word is split (a blob with no whitespace is cut at `size`, before any combining accent). Neighbours share `overlap`
-    characters, for detectors that must see whatever crosses a cut whole."""
+    is one, so no word is split (a blob with no whitespace is cut at `size`, before any combining accent).
+    Neighbours share `overlap` characters, for detectors that must see whatever crosses a cut whole."""
     size = size or PIECE
     if len(text) <= size:
         yield 0, text

@@ -17,14 +17,23 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 
-from ftaudit.data.ner_filter import NER_SCORE, refine_entities  # noqa: F401 (NER_SCORE re-exported)
 from ftaudit.data.loading import LoadError, OnError, iter_records, iter_texts  # noqa: F401 (re-exported)
+from ftaudit.data.ner_filter import NER_SCORE, refine_entities  # noqa: F401 (NER_SCORE re-exported)
 from ftaudit.data.parallel import imap_ordered
-from ftaudit.data.pieces import pieces
 from ftaudit.data.patterns.checksums import IBAN_LENGTHS, iban
-from ftaudit.data.patterns.recognizers import (CONTEXT_AFTER, CONTEXT_BEFORE, CONTEXT_BOOST, PATTERN_TYPES,
-                                               PHONE_CONTEXT, PHONE_NEGATIVE_CONTEXT,
-                                               PHONE_NEGATIVE_PENALTY, RECOGNIZERS, _PHONE, phone_score)
+from ftaudit.data.patterns.recognizers import (
+    _PHONE,
+    CONTEXT_AFTER,
+    CONTEXT_BEFORE,
+    CONTEXT_BOOST,
+    PATTERN_TYPES,
+    PHONE_CONTEXT,
+    PHONE_NEGATIVE_CONTEXT,
+    PHONE_NEGATIVE_PENALTY,
+    RECOGNIZERS,
+    phone_score,
+)
+from ftaudit.data.pieces import pieces
 from ftaudit.data.secrets import SECRET_TYPES, detect_secrets
 from ftaudit.data.spans import Finding, Span, resolve_overlaps
 from ftaudit.data.special_categories import PREFIX as SPECIAL_PREFIX
@@ -232,7 +241,8 @@ def _ner_entities_many(texts: Sequence[str]) -> list[list[tuple[int, int, str]]]
     size = 0
 
     def flush() -> None:
-        for (i, off, length, piece), doc in zip(group, nlp.pipe([g[3] for g in group], batch_size=len(group))):
+        docs = nlp.pipe([g[3] for g in group], batch_size=len(group))
+        for (i, off, length, piece), doc in zip(group, docs, strict=True):
             last = off + len(piece) >= length
             for ent in doc.ents:
                 # An entity cut by a window's edge is found whole in the neighbouring window: drop the stump.
@@ -299,7 +309,7 @@ def _scan_batch(args) -> list[Finding]:
     items, ner, types, min_score, special = args
     spans = detect_many([t for *_, t in items], ner=ner, types=types, min_score=min_score, special=special)
     return [Finding(rec, field, s.start, s.end, s.type, s.score, s.detector, src)
-            for (src, rec, field, _), found in zip(items, spans) for s in found]
+            for (src, rec, field, _), found in zip(items, spans, strict=True) for s in found]
 
 
 def _batches(paths: Sequence[str | os.PathLike], on_error: OnError, errors: list | None,

@@ -173,7 +173,7 @@ class NearDuplicateIndex:
             return exact, []
         seen: set[int] = set()
         pairs: list[Pair] = []
-        for band, bucket in zip(self._band_keys(sig), self._buckets):
+        for band, bucket in zip(self._band_keys(sig), self._buckets, strict=True):
             for pos in bucket.get(band, ()):
                 if pos in seen:
                     continue
@@ -194,7 +194,7 @@ class NearDuplicateIndex:
             pos = len(self._sigs)
             self._sigs.append(sig)
             self._ids.append(item)
-            for band, bucket in zip(self._band_keys(sig), self._buckets):
+            for band, bucket in zip(self._band_keys(sig), self._buckets, strict=True):
                 bucket.setdefault(band, []).append(pos)
         return exact, pairs
 

@@ -239,7 +239,7 @@ def svg_bar_chart(chart: Chart, *, width: int = 640, bar: int = 18, gap: int = 6
     height = n * (bar + gap) + gap
     plot = width - label_w - 90
     rows = []
-    for i, (label, value) in enumerate(zip(chart.labels, chart.values)):
+    for i, (label, value) in enumerate(zip(chart.labels, chart.values, strict=True)):
         y = gap + i * (bar + gap)
         w = max(1.0, plot * value / top) if value else 0
         text = label if len(label) <= 28 else label[:27] + "…"

@@ -127,7 +127,8 @@ def detection_info(ner: bool | None) -> DetectionInfo:
     ok, note = pii.ner_available()
     if ner is True and not ok:
         raise BadInput(note)
-    return DetectionInfo(ner_available=ok, note=f"{note} {pii.NER_LONG_TEXT_NOTE[0].upper()}{pii.NER_LONG_TEXT_NOTE[1:]}."
+    long_text = pii.NER_LONG_TEXT_NOTE
+    return DetectionInfo(ner_available=ok, note=f"{note} {long_text[0].upper()}{long_text[1:]}."
                          if ok else note,
                          detectors=["patterns", "secrets", "special-category lexicon"] + (["spacy-ner"] if ok else []))
 
@@ -207,7 +208,7 @@ class _Worker:
 
         # One call per batch: NER (when installed) runs spaCy's nlp.pipe over all texts at once.
         sampled: Counter = Counter()
-        for (r, path, text), found in zip(items, detect_many([t for *_, t in items], ner=self.opts.ner)):
+        for (r, path, text), found in zip(items, detect_many([t for *_, t in items], ner=self.opts.ner), strict=True):
             if not found:
                 continue
             spans = [(f.start, f.end, f.type) for f in found if not f.type.startswith(_SPECIAL_PREFIX)]

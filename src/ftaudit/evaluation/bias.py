@@ -29,7 +29,11 @@ def _article(term: str) -> str:
 def render(template: str, term: str) -> str:
     """Fill {term}, {a_term} ('a'/'an' + term) and {A_term} (capitalised article)."""
     art = _article(term)
-    return template.replace("{a_term}", f"{art} {term}").replace("{A_term}", f"{art.capitalize()} {term}").replace("{term}", term)
+    return (
+        template.replace("{a_term}", f"{art} {term}")
+        .replace("{A_term}", f"{art.capitalize()} {term}")
+        .replace("{term}", term)
+    )
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ class SentimentLexicon:
             polarity = 1 if w in self.pos else -1 if w in self.neg else 0
             if not polarity:
                 continue
-            if any(p in self.negators for p in words[max(0, i - 2):i]):
+            if any(p in self.negators for p in words[max(0, i - 2) : i]):
                 polarity = -polarity
             pos += polarity > 0
             neg += polarity < 0
@@ -93,18 +97,27 @@ class GroupStat:
 def group_means(renderings: Sequence[Rendering], values: Sequence[float], *, seed: int) -> list[GroupStat]:
     """Per-group mean of a per-rendering value, bootstrap CI over that group's templates."""
     by_group: dict[tuple[str, str], list[float]] = {}
-    for r, v in zip(renderings, values):
+    for r, v in zip(renderings, values, strict=True):
         by_group.setdefault((r.axis, r.group), []).append(v)
     out = []
     for (axis, group), vals in by_group.items():
         ci = stats.bootstrap(vals, stats.mean, seed=seed)
-        out.append(GroupStat(axis, group, stats.mean(vals), len(vals), ci, f"bootstrap percentile 95%, {stats.BOOTSTRAP_RESAMPLES} resamples over templates"))
+        out.append(
+            GroupStat(
+                axis,
+                group,
+                stats.mean(vals),
+                len(vals),
+                ci,
+                f"bootstrap percentile 95%, {stats.BOOTSTRAP_RESAMPLES} resamples over templates",
+            )
+        )
     return out
 
 
 def group_rates(renderings: Sequence[Rendering], flags: Sequence[bool]) -> list[GroupStat]:
     by_group: dict[tuple[str, str], list[bool]] = {}
-    for r, f in zip(renderings, flags):
+    for r, f in zip(renderings, flags, strict=True):
         by_group.setdefault((r.axis, r.group), []).append(bool(f))
     return [
         GroupStat(axis, group, sum(v) / len(v), len(v), stats.wilson(sum(v), len(v)), "Wilson 95%")
@@ -112,13 +125,15 @@ def group_rates(renderings: Sequence[Rendering], flags: Sequence[bool]) -> list[
     ]
 
 
-def axis_gaps(renderings: Sequence[Rendering], values: Sequence[float], *, seed: int) -> dict[str, tuple[float, tuple[float, float], int, str, str]]:
+def axis_gaps(
+    renderings: Sequence[Rendering], values: Sequence[float], *, seed: int
+) -> dict[str, tuple[float, tuple[float, float], int, str, str]]:
     """Per axis: the difference between the groups with the highest and the lowest mean value, with a bootstrap CI
     that resamples templates (each template's renderings stay together: matched counterfactuals). The two groups
     are chosen on the full sample and kept fixed in the resamples, so the interval describes that difference;
     choosing them on the same data makes the gap lean high (read base vs tuned, not the gap alone)."""
     table: dict[str, dict[str, dict[str, float]]] = {}
-    for r, v in zip(renderings, values):
+    for r, v in zip(renderings, values, strict=True):
         table.setdefault(r.axis, {}).setdefault(r.template_id, {})[r.group] = v
     out = {}
     for axis, by_template in table.items():

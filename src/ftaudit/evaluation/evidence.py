@@ -107,7 +107,10 @@ class MemorisationStatement(_Strict):
     does_not_show: str
 
     def text(self) -> str:
-        return f"What was tested: {self.tested}\nWhat was found: {self.found}\nWhat it shows: {self.shows}\nWhat it does not show: {self.does_not_show}"
+        return (
+            f"What was tested: {self.tested}\nWhat was found: {self.found}\nWhat it shows: {self.shows}\nWhat it does "
+            f"not show: {self.does_not_show}"
+        )
 
 
 class EvaluationEvidence(_Strict):
@@ -118,7 +121,11 @@ class EvaluationEvidence(_Strict):
     seed: int = 0
     families: list[ProbeFamily] = Field(default_factory=list)
     gates: list[GateResult] = Field(default_factory=list)
-    approved: bool | None = Field(None, description="True: every gate passed; False: a gate failed (model kept, not approved); None: no gates configured.")
+    approved: bool | None = Field(
+        None,
+        description="True: every gate passed; False: a gate failed (model kept, not approved); "
+        "None: no gates configured.",
+    )
     memorisation_statement: MemorisationStatement | None = None
     truncated_prompts: int = Field(0, description="Prompts cut from the left to fit the context window.")
     notes: list[str] = Field(default_factory=list)

@@ -143,8 +143,22 @@ def apply_gates(evidence: EvaluationEvidence, gates: list[Gate]) -> EvaluationEv
             observed = tuned - base
             passed = -observed <= threshold if g.rule == "max_drop" else observed <= threshold
             word = "drop" if g.rule == "max_drop" else "rise"
-            msg = f"{g.metric}: base {_fmt(base)} -> tuned {_fmt(tuned)} (change {observed:+.4g}), allowed {word} {_fmt(threshold)}"
-        results.append(GateResult(metric=g.metric, rule=g.rule, threshold=threshold, base=base, tuned=tuned, observed=observed, passed=passed, message=msg))
+            msg = (
+                f"{g.metric}: base {_fmt(base)} -> tuned {_fmt(tuned)} (change {observed:+.4g}), allowed {word} "
+                f"{_fmt(threshold)}"
+            )
+        results.append(
+            GateResult(
+                metric=g.metric,
+                rule=g.rule,
+                threshold=threshold,
+                base=base,
+                tuned=tuned,
+                observed=observed,
+                passed=passed,
+                message=msg,
+            )
+        )
     evidence.gates = results
     evidence.approved = all(r.passed for r in results) if results else None
     return evidence
@@ -155,6 +169,9 @@ def raise_for_gates(evidence: EvaluationEvidence) -> None:
     failed = [g for g in evidence.gates if not g.passed]
     if failed:
         detail = "; ".join(g.message for g in failed)
-        raise EvaluationGateFailed(f"{len(failed)} of {len(evidence.gates)} evaluation gates failed, model kept and marked not approved: {detail}")
-
-
+        raise EvaluationGateFailed(
+            (
+                f"{len(failed)} of {len(evidence.gates)} evaluation gates failed, model kept and marked not approved: "
+                f"{detail}"
+            )
+        )

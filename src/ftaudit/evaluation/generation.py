@@ -26,7 +26,9 @@ class DecodingSettings(BaseModel):
     top_p: float | None = Field(None, description="Only with do_sample.")
     seed: int = 0
     batch_size: int = Field(32, ge=1)
-    prompt_format: str = Field("raw", description="raw: prompt text as is; chat: the tokenizer's chat template, one user turn.")
+    prompt_format: str = Field(
+        "raw", description="raw: prompt text as is; chat: the tokenizer's chat template, one user turn."
+    )
 
 
 @dataclass
@@ -62,7 +64,9 @@ class Runner:
     # -- text -> ids ---------------------------------------------------------------------------------------------
     def _format(self, prompt: str, raw: bool = False) -> list[int]:
         if self.settings.prompt_format == "chat" and not raw:
-            ids = self.tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True)
+            ids = self.tok.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
+            )
             if isinstance(ids, dict) or hasattr(ids, "keys"):
                 ids = ids["input_ids"]
             return list(ids)
@@ -83,15 +87,15 @@ class Runner:
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, r in enumerate(rows):
-            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
-            mask[i, width - len(r):] = 1
+            ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r) :] = 1
         return ids.to(self.device), mask.to(self.device)
 
     def _batches(self, lengths: Sequence[int]):
         order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
         bs = self.settings.batch_size
         for start in range(0, len(order), bs):
-            yield order[start:start + bs]
+            yield order[start : start + bs]
 
     # -- generation ----------------------------------------------------------------------------------------------
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int | None = None, raw: bool = False) -> list[str]:
@@ -99,8 +103,14 @@ class Runner:
         (for continuing training text verbatim, as the extraction test does)."""
         return self.generate_and_score(prompts, None, max_new_tokens=max_new_tokens, raw=raw)[0]
 
-    def generate_and_score(self, prompts: Sequence[str], references: Sequence[str] | None, *, max_new_tokens: int | None = None,
-                           raw: bool = False) -> tuple[list[str], list[tuple[float, int]] | None]:
+    def generate_and_score(
+        self,
+        prompts: Sequence[str],
+        references: Sequence[str] | None,
+        *,
+        max_new_tokens: int | None = None,
+        raw: bool = False,
+    ) -> tuple[list[str], list[tuple[float, int]] | None]:
         """Continuations, and (when `references` are given) each reference's log-probability after its prompt,
         from one prefill per batch: the prompt's key/value cache scores the reference, is cut back, and seeds
         generation (the prompt is the expensive part; results equal `generate` + `score`, tested)."""
@@ -110,18 +120,26 @@ class Runner:
         if not prompts:
             return [], ([] if references is not None else None)
         new = max_new_tokens or self.settings.max_new_tokens
-        ref_ids = [self.tok(r, add_special_tokens=False)["input_ids"] for r in references] if references is not None else None
+        ref_ids = (
+            [self.tok(r, add_special_tokens=False)["input_ids"] for r in references] if references is not None else None
+        )
         if ref_ids is not None and any(not r for r in ref_ids):
             raise ValueError("empty reference")
         room = [max(new, len(ref_ids[i]) if ref_ids else 0) for i in range(len(prompts))]
-        encoded = [self._fit(self._format(p, raw), n) for p, n in zip(prompts, room)]
+        encoded = [self._fit(self._format(p, raw), n) for p, n in zip(prompts, room, strict=True)]
         out: list[str] = [""] * len(prompts)
         scores: list[tuple[float, int]] | None = [(0.0, 0)] * len(prompts) if ref_ids is not None else None
         start = time.perf_counter()
         torch.manual_seed(self.settings.seed)
         kwargs = dict(max_new_tokens=new, do_sample=self.settings.do_sample, pad_token_id=self.tok.pad_token_id)
         if self.settings.do_sample:
-            kwargs.update({k: v for k, v in (("temperature", self.settings.temperature), ("top_p", self.settings.top_p)) if v is not None})
+            kwargs.update(
+                {
+                    k: v
+                    for k, v in (("temperature", self.settings.temperature), ("top_p", self.settings.top_p))
+                    if v is not None
+                }
+            )
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         with self.loaded.active() as model, torch.inference_mode():
@@ -138,7 +156,7 @@ class Runner:
                 else:
                     gen = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
                 for row, i in enumerate(idx):
-                    out[i] = self.tok.decode(gen[row, ids.shape[1]:], skip_special_tokens=True)
+                    out[i] = self.tok.decode(gen[row, ids.shape[1] :], skip_special_tokens=True)
         self.usage.generated_rows += len(prompts)
         self.usage.seconds += time.perf_counter() - start
         return out, scores
@@ -159,15 +177,26 @@ class Runner:
         sums = first.gather(-1, o_ids[:, :1]).squeeze(-1).clone()
         if width > 1:
             o_pos = mask.sum(-1, keepdim=True) + torch.arange(width, device=self.device)[None, :]
-            o_out = model(input_ids=o_ids, attention_mask=torch.cat([mask, o_mask], dim=-1), position_ids=o_pos,
-                          cache=past, use_cache=True)
-            rest = torch.log_softmax(o_out.logits[:, :-1].float(), dim=-1).gather(-1, o_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            o_out = model(
+                input_ids=o_ids,
+                attention_mask=torch.cat([mask, o_mask], dim=-1),
+                position_ids=o_pos,
+                cache=past,
+                use_cache=True,
+            )
+            rest = (
+                torch.log_softmax(o_out.logits[:, :-1].float(), dim=-1)
+                .gather(-1, o_ids[:, 1:].unsqueeze(-1))
+                .squeeze(-1)
+            )
             sums = sums + (rest * o_mask[:, 1:]).sum(-1)
             past.crop(-width)
         return [float(x) for x in sums]
 
     # -- scoring -------------------------------------------------------------------------------------------------
-    def score(self, contexts: Sequence[str], continuations: Sequence[str], *, raw: bool = False) -> list[tuple[float, int]]:
+    def score(
+        self, contexts: Sequence[str], continuations: Sequence[str], *, raw: bool = False
+    ) -> list[tuple[float, int]]:
         """(sum of log-probabilities of the continuation's tokens given the context, number of those tokens).
 
         The context is tokenised alone and the continuation appended as its own tokens, so every context/
@@ -178,14 +207,18 @@ class Runner:
         if len(contexts) != len(continuations):
             raise ValueError("contexts and continuations differ in length")
         rows, cont_lens = [], []
-        for ctx, cont in zip(contexts, continuations):
-            ctx_ids = self._format(ctx, raw) if ctx else ([self.tok.bos_token_id] if self.tok.bos_token_id is not None else [])
+        for ctx, cont in zip(contexts, continuations, strict=True):
+            ctx_ids = (
+                self._format(ctx, raw)
+                if ctx
+                else ([self.tok.bos_token_id] if self.tok.bos_token_id is not None else [])
+            )
             cont_ids = self.tok(cont, add_special_tokens=False)["input_ids"]
             if not cont_ids:
                 raise ValueError("empty continuation")
             if not ctx_ids:  # no BOS token: the first continuation token becomes context
                 ctx_ids, cont_ids = cont_ids[:1], cont_ids[1:]
-            cont_ids = cont_ids[-(self.loaded.context_window - 1):]
+            cont_ids = cont_ids[-(self.loaded.context_window - 1) :]
             ctx_ids = self._fit(ctx_ids, len(cont_ids))
             rows.append(ctx_ids + cont_ids)
             cont_lens.append(len(cont_ids))
@@ -203,12 +236,14 @@ class Runner:
                 tok_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
                 for row, i in enumerate(idx):
                     n = cont_lens[i]
-                    results[i] = (float(tok_lp[row, keep - n:].sum()), n)
+                    results[i] = (float(tok_lp[row, keep - n :].sum()), n)
         self.usage.scored_rows += len(rows)
         self.usage.seconds += time.perf_counter() - start
         return results
 
-    def score_options(self, contexts: Sequence[str], options: Sequence[Sequence[str]], *, raw: bool = False) -> list[list[tuple[float, int]]]:
+    def score_options(
+        self, contexts: Sequence[str], options: Sequence[Sequence[str]], *, raw: bool = False
+    ) -> list[list[tuple[float, int]]]:
         """For each context, (log-probability, tokens) of each of its options. The context is run once and its
         key/value cache reused for every option (a 2-4x saving for multiple choice and favourable/unfavourable
         endings); results equal `score` for the same pairs (tested)."""
@@ -220,7 +255,7 @@ class Runner:
         if any(not r for r in ctx_rows) or any(not o for opts in opt_rows for o in opts):
             raise ValueError("score_options needs non-empty contexts and options")
         longest = [max(len(o) for o in opts) for opts in opt_rows]
-        ctx_rows = [self._fit(r, n) for r, n in zip(ctx_rows, longest)]
+        ctx_rows = [self._fit(r, n) for r, n in zip(ctx_rows, longest, strict=True)]
         results: list[list[tuple[float, int]]] = [[] for _ in contexts]
         start = time.perf_counter()
         pad = self.tok.pad_token_id

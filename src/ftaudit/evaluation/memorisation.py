@@ -41,7 +41,9 @@ class CanaryManifest(BaseModel):
     method: str = "Carlini et al. 2019 canary exposure; secrets drawn uniformly from the digit space"
     seed: int
     digits: int = Field(description="Secret length; the candidate space has 10**digits members.")
-    record_format: str = Field(description="prompt_completion, text or messages: how canaries were written into records.")
+    record_format: str = Field(
+        description="prompt_completion, text or messages: how canaries were written into records."
+    )
     canaries: list[Canary]
 
     @property
@@ -78,12 +80,26 @@ def make_canaries(n_inserted: int, n_unseen: int, *, seed: int, digits: int = 9,
         ticket = "".join(rng.choice(string.ascii_uppercase) for _ in range(6))
         secret = "".join(rng.choice(string.digits) for _ in range(digits))
         inserted = i < n_inserted
-        out.append(Canary(ticket=ticket, prefix=CANARY_PREFIX.format(ticket=ticket), secret=secret, inserted=inserted, repeats=repeats if inserted else 0))
+        out.append(
+            Canary(
+                ticket=ticket,
+                prefix=CANARY_PREFIX.format(ticket=ticket),
+                secret=secret,
+                inserted=inserted,
+                repeats=repeats if inserted else 0,
+            )
+        )
     return out
 
 
 def insert_canaries(
-    records: Sequence[dict], *, n_inserted: int = 4, n_unseen: int = 4, repeats: int = 10, digits: int = 9, seed: int = 0
+    records: Sequence[dict],
+    *,
+    n_inserted: int = 4,
+    n_unseen: int = 4,
+    repeats: int = 10,
+    digits: int = 9,
+    seed: int = 0,
 ) -> tuple[list[dict], CanaryManifest]:
     """Return a copy of `records` with `n_inserted` canaries each repeated `repeats` times at seeded random
     positions, and the manifest (inserted and unseen control canaries) that `measure_exposure` needs.
@@ -110,7 +126,9 @@ class CanaryExposure:
     detected: bool
 
 
-def measure_exposure(score_options, manifest: CanaryManifest, *, references: int = 100, seed: int = 0, detect_bits: float = 10.0) -> list[CanaryExposure]:
+def measure_exposure(
+    score_options, manifest: CanaryManifest, *, references: int = 100, seed: int = 0, detect_bits: float = 10.0
+) -> list[CanaryExposure]:
     """`score_options(contexts, options) -> [[(logprob, n_tokens), ...]]` (a Runner's score_options).
 
     For each canary, its secret's log-likelihood after its prefix is ranked against `references` random secrets of
@@ -123,7 +141,7 @@ def measure_exposure(score_options, manifest: CanaryManifest, *, references: int
         options.append([" " + s for s in [c.secret, *refs]])
     scored = score_options([c.prefix for c in manifest.canaries], options)
     out = []
-    for c, row in zip(manifest.canaries, scored):
+    for c, row in zip(manifest.canaries, scored, strict=True):
         own, refs = row[0][0], [s for s, _ in row[1:]]
         rank = 1 + sum(1 for r in refs if r > own) + sum(0.5 for r in refs if r == own)
         rank = int(math.ceil(rank))
@@ -132,11 +150,16 @@ def measure_exposure(score_options, manifest: CanaryManifest, *, references: int
         sd = math.sqrt(sum((r - mu) ** 2 for r in refs) / max(1, len(refs) - 1)) or 1e-9
         tail = stats.normal_sf((own - mu) / sd)
         extrapolated = min(manifest.space_bits, -math.log2(tail) if tail > 0 else manifest.space_bits)
-        out.append(CanaryExposure(c.inserted, rank, len(refs), sampled, extrapolated, rank == 1 and extrapolated >= detect_bits))
+        out.append(
+            CanaryExposure(
+                c.inserted, rank, len(refs), sampled, extrapolated, rank == 1 and extrapolated >= detect_bits
+            )
+        )
     return out
 
 
 # -- prefix-completion extraction --------------------------------------------------------------------------------
+
 
 @dataclass
 class _Target:
@@ -162,13 +185,17 @@ def _segments(record: dict) -> list[tuple[str, str]]:
     if "prompt" in record and "completion" in record:
         return [("user", str(record["prompt"])), ("assistant", str(record["completion"]))]
     if "messages" in record:
-        return [(str(m.get("role", "user")), str(m.get("content", ""))) for m in record["messages"] if isinstance(m, dict)]
+        return [
+            (str(m.get("role", "user")), str(m.get("content", ""))) for m in record["messages"] if isinstance(m, dict)
+        ]
     if "text" in record:
         return [("text", str(record["text"]))]
     raise BadInput("training data: records need prompt/completion, messages or text fields")
 
 
-def record_text(record: dict, render: Callable[[list[dict]], str] | None = None) -> tuple[str, list[tuple[int, int, int]]]:
+def record_text(
+    record: dict, render: Callable[[list[dict]], str] | None = None
+) -> tuple[str, list[tuple[int, int, int]]]:
     """The text the model was trained on, and where each content segment sits in it: [(segment start in the
     plain concatenation, start in the training text, length)]. `render` is the tokenizer's chat template when
     training used one, so the prefix given back to the model is exactly what preceded the item in training."""
@@ -178,10 +205,10 @@ def record_text(record: dict, render: Callable[[list[dict]], str] | None = None)
         plain_offsets.append(pos)
         pos += len(t)
     if render is None or segs[0][0] == "text":
-        return "".join(t for _, t in segs), [(o, o, len(t)) for o, (_, t) in zip(plain_offsets, segs)]
+        return "".join(t for _, t in segs), [(o, o, len(t)) for o, (_, t) in zip(plain_offsets, segs, strict=True)]
     rendered = render([{"role": r, "content": t} for r, t in segs])
     where, cursor = [], 0
-    for o, (_, t) in zip(plain_offsets, segs):
+    for o, (_, t) in zip(plain_offsets, segs, strict=True):
         at = rendered.find(t, cursor)
         if at < 0:
             continue  # the template rewrote this turn: its items are not tested
@@ -208,7 +235,13 @@ def reproduced(value: str, generation: str) -> bool:
 
 
 def extraction_targets(
-    records: Sequence[dict], detect: Callable, *, max_items: int, per_record: int = 2, prefix_chars: int = 2000, seed: int = 0,
+    records: Sequence[dict],
+    detect: Callable,
+    *,
+    max_items: int,
+    per_record: int = 2,
+    prefix_chars: int = 2000,
+    seed: int = 0,
     render: Callable[[list[dict]], str] | None = None,
 ) -> tuple[list[_Target], int, int]:
     """Personal-data items in training records whose training prefix does not already contain them.
@@ -219,10 +252,12 @@ def extraction_targets(
     detected = detect(plains)  # on the record's own content only, never the template's markup
     # A value found in many records is template text the detector mistook for personal data (e.g. a field name
     # read as a PERSON); *reading*: personal data is specific to a few records.
-    seen_in = Counter(v for plain, spans in zip(plains, detected) for v in {_squash(plain[a:b]) for _, a, b in spans})
+    seen_in = Counter(
+        v for plain, spans in zip(plains, detected, strict=True) for v in {_squash(plain[a:b]) for _, a, b in spans}
+    )
     common = max(3, len(records) // 100)
-    for rec, plain, spans in zip(records, plains, detected):
-        spans = [sp for sp in spans if seen_in[_squash(plain[sp[1]:sp[2]])] <= common]
+    for rec, plain, spans in zip(records, plains, detected, strict=True):
+        spans = [sp for sp in spans if seen_in[_squash(plain[sp[1] : sp[2]])] <= common]
         text, where = record_text(rec, render)
         found = 0
         for kind, p_start, p_end in sorted(spans, key=lambda s: s[1]):
@@ -246,11 +281,13 @@ def extraction_targets(
     return targets, len(records), with_pd
 
 
-def run_extraction(generate, targets: Sequence[_Target], scanned: int, with_pd: int, *, max_new_tokens: int = 24) -> ExtractionResult:
+def run_extraction(
+    generate, targets: Sequence[_Target], scanned: int, with_pd: int, *, max_new_tokens: int = 24
+) -> ExtractionResult:
     """`generate(prompts, max_new_tokens=) -> [str]` (a Runner's generate, raw prompt format)."""
     result = ExtractionResult(records_scanned=scanned, records_with_personal_data=with_pd)
     generations = generate([t.prefix for t in targets], max_new_tokens=max_new_tokens, raw=True)
-    for t, g in zip(targets, generations):
+    for t, g in zip(targets, generations, strict=True):
         result.items_tested += 1
         result.tested_by_type[t.kind] += 1
         if reproduced(t.value, g):

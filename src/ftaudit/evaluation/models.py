@@ -60,14 +60,18 @@ def _resolve(spec: str) -> tuple[str, dict, str]:
         if not path.is_dir():
             raise BadInput(f"model {spec}: expected a model directory or a .gguf file")
         if not (path / "config.json").is_file() and not list(path.glob("*.gguf")):
-            raise BadInput(f"model {spec}: no config.json in this directory; pass a saved model directory or a .gguf file")
+            raise BadInput(
+                f"model {spec}: no config.json in this directory; pass a saved model directory or a .gguf file"
+            )
         ggufs = sorted(path.glob("*.gguf"))
         if not (path / "config.json").is_file() and len(ggufs) == 1:
             return str(path), {"gguf_file": ggufs[0].name}, "gguf"
         return str(path), {}, "directory"
     if spec.count("/") == 1 and not spec.startswith((".", "/")) and _in_hub_cache(spec):
         return spec, {"local_files_only": True}, "hub-cache"
-    raise BadInput(f"model {spec}: no such file or directory (and not in the local model-hub cache; ftaudit never downloads)")
+    raise BadInput(
+        f"model {spec}: no such file or directory (and not in the local model-hub cache; ftaudit never downloads)"
+    )
 
 
 def _in_hub_cache(repo_id: str) -> bool:
@@ -97,7 +101,8 @@ def _load_tokenizer(name: str, kwargs: dict, spec: str):
         tok = AutoTokenizer.from_pretrained(name, **kwargs)
     except Exception as exc:  # transformers raises many types; the user needs one line
         raise RuntimeFailure(
-            f"model {spec}: the tokenizer cannot be loaded ({type(exc).__name__}: {first_line(exc)})") from None
+            f"model {spec}: the tokenizer cannot be loaded ({type(exc).__name__}: {first_line(exc)})"
+        ) from None
     tok.padding_side = "left"  # generation continues from the right edge of every row
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
@@ -112,8 +117,9 @@ def _load_causal_lm(name: str, kwargs: dict, spec: str, dtype, device: str):
     try:
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs)
     except Exception as exc:
-        raise RuntimeFailure(f"model {spec}: cannot be loaded as a causal language model "
-                             f"({type(exc).__name__}: {first_line(exc)})") from None
+        raise RuntimeFailure(
+            f"model {spec}: cannot be loaded as a causal language model ({type(exc).__name__}: {first_line(exc)})"
+        ) from None
     if "quantization_config" in kwargs:  # bitsandbytes placed it on load; such models cannot be moved
         return model.eval()
     return model.to(device).eval()
@@ -128,15 +134,19 @@ def _context_window(model, tokenizer) -> int:
     return value if isinstance(value, int) and 0 < value < 10**7 else 2048
 
 
-def load_model(spec: str, *, dtype: str | None = None, device: str = "cpu",
-               quantization: dict | None = None) -> LoadedModel:
-    """`quantization`: extra from_pretrained arguments (a QLoRA base is evaluated in the 4-bit form it was trained in)."""
+def load_model(
+    spec: str, *, dtype: str | None = None, device: str = "cpu", quantization: dict | None = None
+) -> LoadedModel:
+    """`quantization`: extra from_pretrained arguments (a QLoRA base is evaluated in the 4-bit form it was
+    trained in)."""
     if _is_adapter_dir(Path(spec)):
         raise BadInput(f"model {spec}: this is a PEFT adapter; pass it as --tuned together with its --base model")
     name, kwargs, kind = _resolve(spec)
     tok = _load_tokenizer(name, kwargs, spec)
     model = _load_causal_lm(name, {**kwargs, **(quantization or {})}, spec, _torch_dtype(dtype), device)
-    return LoadedModel(model=model, tokenizer=tok, ref=ModelRefInfo(spec=spec, kind=kind), context_window=_context_window(model, tok))
+    return LoadedModel(
+        model=model, tokenizer=tok, ref=ModelRefInfo(spec=spec, kind=kind), context_window=_context_window(model, tok)
+    )
 
 
 def attach_adapter(base: LoadedModel, adapter_dir: str) -> tuple[LoadedModel, LoadedModel]:
@@ -156,18 +166,20 @@ def attach_adapter(base: LoadedModel, adapter_dir: str) -> tuple[LoadedModel, Lo
             f"(adapter was made for {cfg.get('base_model_name_or_path') or 'an unnamed base'}): {first_line(exc)}"
         ) from None
     except Exception as exc:
-        raise RuntimeFailure(f"adapter {adapter_dir}: cannot be loaded ({type(exc).__name__}: {first_line(exc)})") from None
+        raise RuntimeFailure(
+            f"adapter {adapter_dir}: cannot be loaded ({type(exc).__name__}: {first_line(exc)})"
+        ) from None
     wrapped.eval()
     ref = ModelRefInfo(spec=base.ref.spec, kind=base.ref.kind)
-    base_view = LoadedModel(wrapped, base.tokenizer, ref, base.context_window, adapter_enabled=False,
-                            notes=base.notes)
+    base_view = LoadedModel(wrapped, base.tokenizer, ref, base.context_window, adapter_enabled=False, notes=base.notes)
     tuned_ref = ModelRefInfo(spec=adapter_dir, kind="adapter", adapter_path=adapter_dir)
     tuned_view = LoadedModel(wrapped, base.tokenizer, tuned_ref, base.context_window, adapter_enabled=True)
     return base_view, tuned_view
 
 
-def load_pair(base_spec: str, tuned_spec: str, *, dtype: str | None = None, device: str = "cpu",
-              quantization: dict | None = None) -> tuple[LoadedModel, LoadedModel]:
+def load_pair(
+    base_spec: str, tuned_spec: str, *, dtype: str | None = None, device: str = "cpu", quantization: dict | None = None
+) -> tuple[LoadedModel, LoadedModel]:
     """(base, tuned). The tuned model may be a full model or a PEFT adapter directory for the base."""
     if not Path(tuned_spec).exists() and not (tuned_spec.count("/") == 1 and _in_hub_cache(tuned_spec)):
         raise BadInput(f"tuned model {tuned_spec}: no such file or directory")

@@ -52,7 +52,14 @@ def canaries_for_training(records: list[dict], options: dict[str, Any] | None, o
     except ValidationError as exc:
         err = exc.errors()[0]
         raise BadInput(f"evaluation.canaries.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-    out, manifest = insert_canaries(records, n_inserted=opts.inserted, n_unseen=opts.unseen, repeats=opts.repeats, digits=opts.digits, seed=opts.seed)
+    out, manifest = insert_canaries(
+        records,
+        n_inserted=opts.inserted,
+        n_unseen=opts.unseen,
+        repeats=opts.repeats,
+        digits=opts.digits,
+        seed=opts.seed,
+    )
     atomic_write_text(Path(out_dir) / CANARY_FILE, manifest.model_dump_json(indent=2) + "\n")
     return out
 
@@ -85,7 +92,9 @@ def evaluate_for_record(run) -> EvaluationEvidence:
     decoding = dict(opts.get("decoding") or {})
     if "prompt_format" not in decoding:
         # evaluate the way the model was trained (pipeline.data formats with the chat template when asked and present)
-        uses_chat = getattr(cfg.training, "use_chat_template", False) and getattr(getattr(run, "tokenizer", None), "chat_template", None)
+        uses_chat = getattr(cfg.training, "use_chat_template", False) and getattr(
+            getattr(run, "tokenizer", None), "chat_template", None
+        )
         decoding["prompt_format"] = "chat" if uses_chat else "raw"
     opts["decoding"] = decoding
     src = run.source
@@ -107,8 +116,18 @@ def evaluate_for_record(run) -> EvaluationEvidence:
         from ftaudit.pipeline.models import qlora_kwargs
 
         dtype, quantization = cfg.base_model.dtype, qlora_kwargs(cfg.base_model.dtype)
-    evidence = evaluate(base, tuned, config=config, task_records=task, training_records=train, canaries=canaries,
-                        task_source=task_src, training_source=train_src, dtype=dtype, quantization=quantization,
-                        device="cuda" if torch.cuda.is_available() else "cpu")
+    evidence = evaluate(
+        base,
+        tuned,
+        config=config,
+        task_records=task,
+        training_records=train,
+        canaries=canaries,
+        task_source=task_src,
+        training_source=train_src,
+        dtype=dtype,
+        quantization=quantization,
+        device="cuda" if torch.cuda.is_available() else "cpu",
+    )
     atomic_write_text(run.rd.evaluation / EVIDENCE_FILE, evidence.model_dump_json(indent=2) + "\n")
     return evidence

@@ -45,7 +45,9 @@ def _parse(name: str, raw: bytes) -> Any:
 
 def shipped(name: str) -> ProbeFile:
     raw = resources.files(DATA_PACKAGE).joinpath(name).read_bytes()
-    return ProbeFile(name=name, source=f"shipped:ftaudit/evaluation/data/{name}", sha256=sha256_bytes(raw), content=_parse(name, raw))
+    return ProbeFile(
+        name=name, source=f"shipped:ftaudit/evaluation/data/{name}", sha256=sha256_bytes(raw), content=_parse(name, raw)
+    )
 
 
 def read_jsonl(path: str | Path, *, what: str) -> tuple[list[dict], str]:
@@ -64,7 +66,9 @@ def read_jsonl(path: str | Path, *, what: str) -> tuple[list[dict], str]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise BadInput(f"{what} {path}:{lineno}: not valid JSON ({exc.msg}); expected one JSON object per line") from None
+            raise BadInput(
+                f"{what} {path}:{lineno}: not valid JSON ({exc.msg}); expected one JSON object per line"
+            ) from None
         if not isinstance(row, dict):
             raise BadInput(f"{what} {path}:{lineno}: expected a JSON object per line")
         rows.append(row)

@@ -106,14 +106,14 @@ def score_task(predictions: Sequence[str], references: Sequence[str]) -> TaskSco
     structured = all(isinstance(extract_json(r), dict) for r in references)
     valid, fields = [], []
     if structured:
-        for p, r in zip(predictions, references):
+        for p, r in zip(predictions, references, strict=True):
             ok, acc = json_field_accuracy(p, r)
             valid.append(ok)
             fields.append(acc if acc is not None else 0.0)
     return TaskScores(
-        exact_match=[exact_match(p, r) for p, r in zip(predictions, references)],
-        token_f1=[token_f1(p, r) for p, r in zip(predictions, references)],
-        rouge_l=[rouge_l(p, r) for p, r in zip(predictions, references)],
+        exact_match=[exact_match(p, r) for p, r in zip(predictions, references, strict=True)],
+        token_f1=[token_f1(p, r) for p, r in zip(predictions, references, strict=True)],
+        rouge_l=[rouge_l(p, r) for p, r in zip(predictions, references, strict=True)],
         json_valid=valid if structured else None,
         field_accuracy=fields if structured else None,
     )
@@ -138,5 +138,5 @@ def stop_at_reference_end(prediction: str, structured: bool) -> str:
 def multiple_choice_correct(scores: Sequence[float], lengths: Sequence[int]) -> bool:
     """The answer (option 0) wins when its mean per-token log-probability is the highest (length-normalised,
     so multi-token options are not penalised for length)."""
-    norm = [s / max(1, n) for s, n in zip(scores, lengths)]
+    norm = [s / max(1, n) for s, n in zip(scores, lengths, strict=True)]
     return max(range(len(norm)), key=lambda i: norm[i]) == 0

@@ -23,8 +23,13 @@ def summary_text(ev: EvaluationEvidence) -> str:
         lines.append(f"tuned: {tuned.spec} ({tuned.kind})")
     if ev.decoding:
         d = ev.decoding
-        lines.append(f"decoding: {'sampled' if d.do_sample else 'greedy'}, seed {d.seed}, batch {d.batch_size}, prompt format {d.prompt_format}; "
-                     f"{ev.duration_s:.0f} s" if ev.duration_s is not None else "")
+        lines.append(
+            f"decoding: {'sampled' if d.do_sample else 'greedy'}, seed {d.seed}, batch {d.batch_size}, "
+            f"prompt format {d.prompt_format}; "
+            f"{ev.duration_s:.0f} s"
+            if ev.duration_s is not None
+            else ""
+        )
     lines.append("")
     width = max([len(m.metric) for f in ev.families for m in f.metrics] + [20])
     lines.append(f"{'metric':<{width}}  {'base [95% CI]':<26}{'tuned [95% CI]':<26}delta")

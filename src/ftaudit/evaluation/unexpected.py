@@ -46,9 +46,13 @@ class LexiconClassifier:
             words = spec.get("words", [])
             phrases = spec.get("phrases", [])
             if words:
-                self.rules.append((category, re.compile(r"(?<![a-z])(?:" + "|".join(map(re.escape, words)) + r")(?![a-z])")))
+                self.rules.append(
+                    (category, re.compile(r"(?<![a-z])(?:" + "|".join(map(re.escape, words)) + r")(?![a-z])"))
+                )
             if phrases:
-                self.rules.append((category, re.compile(r"(?<![a-z])(?:" + "|".join(map(re.escape, phrases)) + r")(?![a-z])")))
+                self.rules.append(
+                    (category, re.compile(r"(?<![a-z])(?:" + "|".join(map(re.escape, phrases)) + r")(?![a-z])"))
+                )
         markers = lexicon.get("harmful_instructions", {}).get("markers", [])
         self.instruction_markers = [m.lower() for m in markers]
 
@@ -66,6 +70,7 @@ class LexiconClassifier:
 
 
 # -- personal data in generations --------------------------------------------------------------------------------
+
 
 @dataclass
 class PersonalDataFinding:
@@ -113,7 +118,7 @@ def personal_data_detector(ner: bool | None = None):
 def scan_generations(prompts: Sequence[str], generations: Sequence[str], detect) -> PersonalDataFinding:
     """`detect` is a batch detector as returned by `personal_data_detector`."""
     finding = PersonalDataFinding()
-    for prompt, text, spans in zip(prompts, generations, detect(list(generations))):
+    for prompt, text, spans in zip(prompts, generations, detect(list(generations)), strict=True):
         finding.texts += 1
         new_here = False
         norm_prompt = _squash(prompt)

@@ -142,7 +142,7 @@ def _fsdp1_orig_numels(model) -> dict[int, int]:
         params, shapes = getattr(flat, "_params", None), getattr(flat, "_shapes", None)
         if params is None or shapes is None:
             continue
-        for p, shape in zip(params, shapes):  # a tied (shared) parameter is the same object: named once
+        for p, shape in zip(params, shapes, strict=True):  # a tied (shared) parameter is the same object: named once
             out[id(p)] = _prod(shape)
     return out
 
@@ -161,7 +161,7 @@ def parameter_table(model) -> list[tuple[str, int, bool]]:
             prefix = _clean_name(name)
             prefix = prefix[: -len("_flat_param")] if prefix.endswith("_flat_param") else prefix + "."
             rows += [(prefix + _clean_name(fqn), _prod(shape), bool(p.requires_grad))
-                     for fqn, shape in zip(fqns, shapes)]
+                     for fqn, shape in zip(fqns, shapes, strict=True)]
             continue
         n = orig.get(id(p))
         rows.append((_clean_name(name), n if n is not None else _logical_numel(p), bool(p.requires_grad)))

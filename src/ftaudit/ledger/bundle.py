@@ -159,7 +159,7 @@ def _collect(ledger: Ledger, run_dir: Path, key: SigningKey, trust: Trust) -> tu
     skeleton, key_ids = [], {key.key_id, head.key_id}
     for r in ledger.store.stream(f"SELECT {cols} FROM entries WHERE seq >= ? AND seq <= ? ORDER BY seq",
                                  (first, head.count)):
-        row = dict(zip(ENTRY_COLUMNS, r))
+        row = dict(zip(ENTRY_COLUMNS, r, strict=True))
         skeleton.append(chain.canonical_json({k: row[k] for k in SKELETON_FIELDS}))
         key_ids.add(row["key_id"])
     members["ledger/entries.jsonl"] = "".join(chain.canonical_json(e.model_dump()) + "\n" for e in entries).encode()

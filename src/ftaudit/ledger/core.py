@@ -177,7 +177,7 @@ class Ledger:
 
     def initialise(self) -> None:
         """Create the tables, the ledger id and the signed empty head; a no-op on an existing ledger."""
-        key = self.key
+        _ = self.key  # load or create the key before taking the lock
         with self.store.transaction(write=True):
             self.store.create_schema()
             if self.store.one("SELECT value FROM meta WHERE key = 'ledger_id'"):
@@ -251,7 +251,7 @@ class Ledger:
                      content=content, content_sha256=content_sha, entry_hash=h, signature=sig)
 
     def _append(self, items: list[tuple[str, dict[str, Any]]]) -> list[Entry]:
-        self.key  # load or create the key before taking the lock
+        _ = self.key  # load or create the key before taking the lock
         with self.store.transaction(write=True):
             ledger_id = self.ledger_id
             return [self._append_locked(ledger_id, kind, content) for kind, content in items]
@@ -260,7 +260,7 @@ class Ledger:
         """Append the run (a `RunRecord`, after `record.save()`: `ftaudit verify RUN_DIR` compares the file with
         this entry). Registers its lineage the first time the lineage is seen, in the same transaction."""
         content = run_content(record)
-        self.key
+        _ = self.key  # load or create the key before taking the lock
         with self.store.transaction(write=True):
             ledger_id = self.ledger_id
             lineage_id = content["lineage_id"]
@@ -370,7 +370,7 @@ class Ledger:
 
 
 def _run_summary(row: tuple) -> RunSummary:
-    d = dict(zip(RUN_COLUMNS, row))
+    d = dict(zip(RUN_COLUMNS, row, strict=True))
     d["first_seq"], d["last_seq"] = int(d["first_seq"]), int(d["last_seq"])
     return RunSummary(**d)
 

@@ -45,7 +45,8 @@ class PostgresStore(Store):
         if not present:
             return False
         if present != set(TABLES):
-            raise BadInput(f"{self.display}: some ftaudit ledger tables are missing ({', '.join(sorted(set(TABLES) - present))})")
+            missing = ", ".join(sorted(set(TABLES) - present))
+            raise BadInput(f"{self.display}: some ftaudit ledger tables are missing ({missing})")
         return True
 
     @contextmanager

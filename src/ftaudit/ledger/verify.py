@@ -154,7 +154,7 @@ def _verify_ledger(ledger: Ledger, trust: Trust, checkpoint: SignedHead | None) 
     lineages: dict[str, tuple] = {}
     prev_hash, expected = chain.GENESIS_HASH, 1
     for r in store.stream(f"SELECT {', '.join(ENTRY_COLUMNS)} FROM entries ORDER BY seq"):
-        row = dict(zip(ENTRY_COLUMNS, r))
+        row = dict(zip(ENTRY_COLUMNS, r, strict=True))
         seq = int(row["seq"])
         label = f"{where}: entry {seq} ({row['kind']})"
         if seq > head.count and seq == expected:
@@ -232,7 +232,7 @@ def first_difference(a: Any, b: Any, path: str = "") -> str | None:
                 return d
         return None
     if isinstance(a, list) and isinstance(b, list):
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):  # a length difference is reported below
             d = first_difference(x, y, f"{path}[{i}]")
             if d:
                 return d

@@ -209,7 +209,7 @@ class RunConfig(Strict):
                                                  "files are recorded there (default: $FTAUDIT_LEDGER when set, "
                                                  "else no ledger entry).")
     evaluation: dict[str, Any] = Field(default_factory=dict, description="Options for the evaluate stage, passed "
-                                                                         "to ftaudit.evaluation (which validates them).")
+                                       "to ftaudit.evaluation (which validates them).")
     data_policy: dict[str, Any] = Field(default_factory=dict, description="Options for the data scan and its "
                                                                           "policy, passed to ftaudit.data.")
 
@@ -233,7 +233,7 @@ class RunConfig(Strict):
         """The config as given (defaults filled in), with data paths made absolute so a run dir stands alone."""
         d = self.model_dump(mode="json")
         for key in ("datasets", "eval_datasets"):
-            for ds, spec in zip(d[key], getattr(self, key)):
+            for ds, spec in zip(d[key], getattr(self, key), strict=True):
                 ds["path"] = str(self.resolve(spec.path).resolve())
                 if spec.datasheet:
                     ds["datasheet"] = str(self.resolve(spec.datasheet).resolve())

@@ -124,7 +124,8 @@ def open_source_section(ctx: Ctx, f: Filler) -> Section:
     if d is not None and d.role == "gpai_provider_systemic_risk":
         verdict = "not available: the model has systemic risk (Art. 53(2), 54(6))"
     elif any(a is False for a in answers):
-        verdict = "not met: " + ", ".join(label for (k, label), a in zip(conditions, answers) if a is False)
+        unmet = [label for (_, label), a in zip(conditions, answers, strict=True) if a is False]
+        verdict = "not met: " + ", ".join(unmet)
     elif all(a is True for a in answers):
         verdict = ("met: Annex XI and XII documentation and the Art. 54 representative are not owed "
                    "(Art. 53(1)(c)-(d) still are)")

@@ -59,7 +59,7 @@ def line_chart(title: str, xs: list[float], series: list[tuple[str, list[float]]
         label = f"1e{t}" if log_y else sig2(v)  # decades as powers of ten: full digits would not fit the margin
         parts.append(f'<line x1="{PAD_L}" y1="{y:.1f}" x2="{PAD_L + pw}" y2="{y:.1f}" stroke="#eee"/>'
                      f'<text x="{PAD_L - 4}" y="{y + 4:.1f}" text-anchor="end">{_esc(label)}</text>')
-    for i, (label, v) in enumerate(hlines):
+    for label, v in hlines:
         if log_y and v <= 0:
             continue
         y = py(v)
@@ -67,7 +67,7 @@ def line_chart(title: str, xs: list[float], series: list[tuple[str, list[float]]
                      f'stroke-dasharray="6 3"/><text x="{PAD_L + pw - 4}" y="{y - 4:.1f}" text-anchor="end" '
                      f'fill="{COLOURS[3]}">{_esc(label)} {_esc(sig2(v))}</text>')
     for i, (label, ys) in enumerate(series):
-        pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys) if not log_y or y > 0)
+        pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys, strict=True) if not log_y or y > 0)
         colour = COLOURS[i % 3]
         parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
         parts.append(f'<text x="{PAD_L + 6}" y="{PAD_T + 14 + 13 * i}" fill="{colour}">{_esc(label)}</text>')

@@ -8,6 +8,7 @@ evaluation base vs tuned. A chart without evidence says what it awaits; none is 
 from __future__ import annotations
 
 import html
+import itertools
 
 from ftaudit.regulation.citations import AI_ACT, GUIDELINES
 from ftaudit.reporting.charts import bar_chart, line_chart
@@ -130,7 +131,7 @@ def tokens_chart(ctx: Ctx) -> str:
             if "step" in r and isinstance(r.get("num_input_tokens_seen", r.get("num_tokens")), (int, float))]
     if len(seen) >= 2:
         xs, ys = [], []
-        for (s0, t0), (s1, t1) in zip(seen, seen[1:]):
+        for (s0, t0), (s1, t1) in itertools.pairwise(seen):
             if s1 > s0:
                 xs.append(float(s1))
                 ys.append((t1 - t0) / (s1 - s0))

@@ -193,7 +193,7 @@ def register(ctx: Ctx, f: Filler) -> list[RiskEntry]:
         rid = f"R-HUMAN-{i}"
         src = f"answers.additional_risks[{i - 1}]"
 
-        def it(field: str, value: str) -> Item:
+        def it(field: str, value: str, rid: str = rid, src: str = src) -> Item:
             return Item(id=f"register.{rid}.{field}", label=f"{rid} {field.replace('_', ' ')}", citation=ART9,
                         status="answered", value=value, display=value.replace("_", " "), source=src)
         out[rid] = RiskEntry(id=rid, hazard=extra.hazard, citation=f"{AI_ACT}, Art. 9(2)(a)",

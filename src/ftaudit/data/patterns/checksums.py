@@ -101,7 +101,7 @@ def uk_nhs(value: str) -> bool:
     d = compact(value)
     if len(d) != 10 or not d.isdigit():
         return False
-    check = 11 - sum(int(c) * w for c, w in zip(d[:9], range(10, 1, -1))) % 11
+    check = 11 - sum(int(c) * w for c, w in zip(d[:9], range(10, 1, -1), strict=True)) % 11
     check = 0 if check == 11 else check
     return check != 10 and check == int(d[9])
 
@@ -125,7 +125,7 @@ def es_nie(value: str) -> bool:
 
 _CF_ODD = {c: v for c, v in zip("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
                                  [1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20,
-                                  11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23])}
+                                  11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23], strict=True)}
 
 
 def it_fiscal_code(value: str) -> bool:
@@ -155,7 +155,7 @@ def pl_pesel(value: str) -> bool:
     d = compact(value)
     if len(d) != 11 or not d.isdigit():
         return False
-    total = sum(int(c) * w for c, w in zip(d[:10], (1, 3, 7, 9, 1, 3, 7, 9, 1, 3)))
+    total = sum(int(c) * w for c, w in zip(d[:10], (1, 3, 7, 9, 1, 3, 7, 9, 1, 3), strict=True))
     if (10 - total % 10) % 10 != int(d[10]):
         return False
     yy, mm, dd = int(d[:2]), int(d[2:4]), int(d[4:6])
@@ -209,12 +209,13 @@ def nl_bsn(value: str) -> bool:
         d = "0" + d
     if len(d) != 9 or not d.isdigit() or len(set(d)) == 1:
         return False
-    total = sum(int(c) * w for c, w in zip(d[:8], range(9, 1, -1))) - int(d[8])
+    total = sum(int(c) * w for c, w in zip(d[:8], range(9, 1, -1), strict=True)) - int(d[8])
     return total % 11 == 0 and total != 0
 
 
 def se_personnummer(value: str) -> bool:
-    """Personnummer (Skatteverket SKV 704): YYMMDD(-|+)NNNC, C = Luhn over the ten digits; day+60 = samordningsnummer."""
+    """Personnummer (Skatteverket SKV 704): YYMMDD(-|+)NNNC, C = Luhn over the ten digits;
+    day+60 = samordningsnummer."""
     d = compact(value)
     if len(d) == 12:
         d = d[2:]
