@@ -49,6 +49,21 @@ def test_unknown_key_is_named(tmp_path, tiny_model, tiny_data, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("section, value, want", [
+    ("evaluation", {"gatez": 1}, "unknown key 'evaluation.gatez' (did you mean 'gates'?)"),
+    ("evaluation", {"gates": [{"metric": "quality.task.exact_match", "min": 0.5, "max": 0.9}]}, "exactly one of"),
+    ("evaluation", {"canaries": {"repeats": 0}}, "evaluation.canaries.repeats"),
+    ("data_policy", {"block_on_secret": False}, "did you mean 'block_on_secrets'"),
+    ("data_policy", {"max_personal_data_record_rate": 2}, "data_policy.max_personal_data_record_rate"),
+])
+def test_evaluation_and_data_policy_are_checked_before_any_work(tmp_path, tiny_model, tiny_data, capsys, section,
+                                                                value, want):
+    p = make_config(tmp_path, tiny_model, tiny_data, **{section: value})
+    code, err = _run(["train", str(p)], capsys)
+    assert code == 1 and len(err) == 1 and want in err[0], err
+    assert not (tmp_path / "run").exists()
+
+
 def test_relative_paths_resolve_against_the_config(tmp_path, tiny_model, tiny_data):
     p = make_config(tmp_path, tiny_model, tiny_data, output_dir="out/r1")
     cfg = load_config(p)

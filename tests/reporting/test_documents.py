@@ -174,16 +174,13 @@ def test_rerendering_the_same_record_gives_the_same_bytes(full_run):
 
 
 def test_pipeline_document_stage_lists_artefacts(tmp_path, monkeypatch):
-    from types import SimpleNamespace
-
-    from ftaudit.reporting import document_for_record
+    from ftaudit.pipeline.documents import document_record
 
     # The PDF itself is tested above; here only that every written file becomes an artefact.
     monkeypatch.setattr("ftaudit.reporting.pdf.render_pdf", lambda html: b"%PDF-1.7 stub")
 
     record = full_record(tmp_path)
-    run = SimpleNamespace(record=record, rd=SimpleNamespace(root=write_run(tmp_path / "run", record)))
-    written = document_for_record(run)
+    written = document_record(record, Path(write_run(tmp_path / "run", record)))
     docs = [a for a in record.artefacts if a.kind == "document"]
     assert len(docs) == len(written) == len(ALL_FILES)
     assert all(a.path.startswith("docs/") and len(a.sha256) == 64 for a in docs)

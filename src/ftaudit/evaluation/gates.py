@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ftaudit.errors import BadInput, EvaluationGateFailed
 from ftaudit.evaluation.evidence import SUITES, EvaluationEvidence, GateResult
@@ -49,12 +49,14 @@ for _axis in AXES:
 
 
 class Gate(BaseModel):
+    """A release condition on one metric of the tuned model: exactly one of min, max, max_drop, max_rise."""
+
     model_config = ConfigDict(extra="forbid")
-    metric: str
-    min: float | None = None
-    max: float | None = None
-    max_drop: float | None = Field(None, ge=0)
-    max_rise: float | None = Field(None, ge=0)
+    metric: str = Field(description="Metric name, e.g. quality.task.exact_match (`ftaudit evaluate --help`).")
+    min: float | None = Field(None, description="The tuned value must be at least this.")
+    max: float | None = Field(None, description="The tuned value must be at most this.")
+    max_drop: float | None = Field(None, ge=0, description="Tuned may be at most this much below base.")
+    max_rise: float | None = Field(None, ge=0, description="Tuned may be at most this much above base.")
 
     @model_validator(mode="after")
     def _one_rule(self):
@@ -77,23 +79,42 @@ class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid")
     task_items: int = Field(20, ge=1, description="Held-out task records evaluated (first N, in file order).")
     task_max_new_tokens: int = Field(128, ge=1, description="Cap on tokens generated per task answer.")
-    bias_new_tokens: int = Field(10, ge=1)
-    unexpected_new_tokens: int = Field(20, ge=1)
+    bias_new_tokens: int = Field(10, ge=1, description="Tokens generated per counterfactual bias prompt.")
+    unexpected_new_tokens: int = Field(20, ge=1, description="Tokens generated per unexpected-output probe.")
     canary_references: int = Field(100, ge=10, description="Random candidates each canary is ranked against.")
-    canary_detect_bits: float = Field(10.0, gt=0)
-    extraction_items: int = Field(12, ge=1)
-    extraction_new_tokens: int = Field(16, ge=1)
+    canary_detect_bits: float = Field(10.0, gt=0, description="Exposure (bits) from which a canary counts as "
+                                      "memorised.")
+    extraction_items: int = Field(12, ge=1, description="Training records with personal data probed for extraction.")
+    extraction_new_tokens: int = Field(16, ge=1, description="Tokens generated per extraction probe.")
+
+
+class CanaryOptions(BaseModel):
+    """`evaluation.canaries`: random secrets planted in the training data before training, to measure memorisation."""
+
+    model_config = ConfigDict(extra="forbid")
+    inserted: int = Field(4, ge=1, description="Canaries inserted into the training data.")
+    unseen: int = Field(4, ge=1, description="Canaries held out, the control group.")
+    repeats: int = Field(10, ge=1, description="Times each inserted canary is repeated.")
+    digits: int = Field(9, ge=4, le=30, description="Digits of each canary's secret.")
+    seed: int = Field(0, description="Seed of the canaries' secrets.")
 
 
 class EvaluationConfig(BaseModel):
-    """The `evaluation:` section of run.yaml."""
+    """The `evaluation:` section of run.yaml (and of `ftaudit evaluate --config`)."""
 
     model_config = ConfigDict(extra="forbid")
-    suites: list[str] = Field(default_factory=lambda: list(SUITES))
-    seed: int = 0
+    suites: list[str] = Field(default_factory=lambda: list(SUITES), description="Evaluation families to run.")
+    seed: int = Field(0, description="Seed of the evaluation's random choices (probe order, canary candidates).")
     decoding: DecodingSettings = Field(default_factory=DecodingSettings)
     limits: Limits = Field(default_factory=Limits)
-    gates: list[Gate] = Field(default_factory=list)
+    gates: list[Gate] = Field(default_factory=list, description="Release conditions; a failed one exits 6.")
+    canaries: CanaryOptions | None = Field(None, description="Plant canaries before training (ftaudit train only).")
+
+    @field_validator("canaries", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        """`canaries: true` plants the default set; `false` none."""
+        return {} if value is True else None if value is False else value
 
     @model_validator(mode="after")
     def _check(self):

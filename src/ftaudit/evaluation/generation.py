@@ -21,11 +21,11 @@ class DecodingSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     do_sample: bool = Field(False, description="False: greedy decoding (deterministic).")
-    max_new_tokens: int = Field(48, ge=1, le=4096)
+    max_new_tokens: int = Field(48, ge=1, le=4096, description="Default cap on generated tokens per answer.")
     temperature: float | None = Field(None, description="Only with do_sample.")
     top_p: float | None = Field(None, description="Only with do_sample.")
-    seed: int = 0
-    batch_size: int = Field(32, ge=1)
+    seed: int = Field(0, description="Seed of the sampler (only with do_sample).")
+    batch_size: int = Field(32, ge=1, description="Prompts generated or scored at once.")
     prompt_format: str = Field(
         "raw", description="raw: prompt text as is; chat: the tokenizer's chat template, one user turn."
     )

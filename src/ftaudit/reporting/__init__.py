@@ -13,10 +13,4 @@ def render_all(*args, **kwargs):
     return _render_all(*args, **kwargs)
 
 
-def document_for_record(run):
-    from ftaudit.reporting.pipeline import document_for_record as _document_for_record
-
-    return _document_for_record(run)
-
-
-__all__ = ["render_all", "document_for_record"]
+__all__ = ["render_all"]
