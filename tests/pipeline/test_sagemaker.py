@@ -228,6 +228,12 @@ def test_entry_point_on_a_fake_opt_ml_tree(tmp_path, tiny_model, tiny_data, monk
     assert (root / "output" / "flops_meter.json").is_file()
     assert (root / "checkpoints" / "tiny" / "run_record.json").is_file()  # the run dir, synced for spot restarts
     assert not (root / "output" / "failure").exists()
+    # A job restarted after it had finished (checkpoints/ restored) is the pipeline's "already completed" case:
+    # nothing is trained or recorded twice.
+    stages = (root / "checkpoints" / "tiny" / "logs" / "stages.jsonl").read_text()
+    assert main(["sagemaker", "entry", "--root", str(root)]) == 0
+    assert (root / "checkpoints" / "tiny" / "logs" / "stages.jsonl").read_text() == stages
+    assert json.loads((root / "output" / "data" / "run_record.json").read_text()) == rec
 
 
 @pytest.mark.slow

@@ -139,7 +139,10 @@ def run_train(args) -> int:
 def run_sagemaker_launch(args) -> int:
     from ftaudit.integrations.sagemaker import launch
 
-    return launch(args)
+    return launch(args.config, role=args.role, image_uri=args.image_uri, s3_output=args.s3_output, region=args.region,
+                  dry_run=args.dry_run, instance_type=args.instance_type, instance_count=args.instance_count,
+                  job_name=args.job_name, max_run=args.max_run, volume_gb=args.volume_gb, spot=args.spot,
+                  max_wait=args.max_wait)
 
 
 def run_sagemaker_entry(args) -> int:

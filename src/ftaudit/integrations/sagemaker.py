@@ -205,25 +205,27 @@ def _service_checks(value, shape, where: str) -> list[str]:
     return []
 
 
-def launch(args) -> int:
-    """`ftaudit sagemaker launch CONFIG [--dry-run]`."""
-    cfg = load_config(args.config)
-    if args.region:
-        check_region(args.region)
-    role = args.role or os.environ.get("FTAUDIT_SAGEMAKER_ROLE") or (DRY_ROLE if args.dry_run else None)
-    image = args.image_uri or os.environ.get("FTAUDIT_SAGEMAKER_IMAGE") or (DRY_IMAGE if args.dry_run else None)
-    s3 = args.s3_output or ("s3://<bucket>/ftaudit" if args.dry_run else None)
+def launch(config: str | os.PathLike, *, role: str | None = None, image_uri: str | None = None,
+           s3_output: str | None = None, region: str | None = None, dry_run: bool = False,
+           instance_type: str = "ml.g5.2xlarge", instance_count: int = 1, job_name: str | None = None,
+           max_run: int = 24 * 3600, volume_gb: int = 100, spot: bool = False, max_wait: int | None = None) -> int:
+    """`ftaudit sagemaker launch CONFIG [--dry-run]`: build the request; print it (dry run) or submit it."""
+    cfg = load_config(config)
+    if region:
+        check_region(region)
+    role = role or os.environ.get("FTAUDIT_SAGEMAKER_ROLE") or (DRY_ROLE if dry_run else None)
+    image = image_uri or os.environ.get("FTAUDIT_SAGEMAKER_IMAGE") or (DRY_IMAGE if dry_run else None)
+    s3 = s3_output or ("s3://<bucket>/ftaudit" if dry_run else None)
     if not (role and image and s3):
         raise BadInput("a real launch needs --role, --image-uri and --s3-output (or --dry-run to see the request)")
-    job = build_request(cfg, Path(args.config), role=role, image_uri=image, s3_output=s3,
-                        instance_type=args.instance_type, instance_count=args.instance_count,
-                        job_name=args.job_name, max_run=args.max_run,
-                        volume_gb=args.volume_gb, spot=args.spot, max_wait=args.max_wait)
-    if args.dry_run:
+    job = build_request(cfg, Path(config), role=role, image_uri=image, s3_output=s3, instance_type=instance_type,
+                        instance_count=instance_count, job_name=job_name, max_run=max_run, volume_gb=volume_gb,
+                        spot=spot, max_wait=max_wait)
+    if dry_run:
         print(json.dumps({"request": job.request, "uploads": [{"from": str(a), "to": b} for a, b in job.uploads],
                           "sdk": job.sdk}, indent=2))
         return 0
-    arn = _submit(job, region=args.region)
+    arn = _submit(job, region=region)
     print(json.dumps({"launched": job.request["TrainingJobName"], "arn": arn, "sdk": job.sdk}))
     return 0
 
@@ -342,28 +344,20 @@ def container_config(root: Path) -> RunConfig:
 
 def entry_point(root: str | os.PathLike | None = None) -> int:
     """Run the job inside the container; copy the model to SM_MODEL_DIR and the evidence to SM_OUTPUT_DATA_DIR."""
-    from ftaudit.pipeline.run import Run, after_preflight, preflight
-    from ftaudit.pipeline.run_dir import RunDir, check_output_dir
-    from ftaudit.pipeline.ui import UI
-    from ftaudit.record import RunRecord
+    from ftaudit.pipeline.run import execute, prepare
 
     root = Path(root or os.environ.get("FTAUDIT_SM_ROOT", "/opt/ml"))
     paths = _sm_paths(root)
     os.environ.setdefault("FLOPS_METER_OUT", str(paths["output"]))  # the seed meter's file, where SageMaker looks
     try:
-        cfg = container_config(root)
-        rd = RunDir(Path(cfg.output_dir))
-        resume = check_output_dir(cfg, rd.root) == "same"
-        record = RunRecord.load(rd.root) if resume and rd.record.is_file() else RunRecord()
-        run = Run(cfg=cfg, rd=rd, record=record, ui=UI(quiet=int(os.environ.get("RANK", "0")) != 0), resume=resume,
-                  is_main=int(os.environ.get("RANK", "0")) == 0)
-        result = after_preflight(preflight(run))
+        run = prepare(container_config(root))  # a restarted job finds its run dir under checkpoints/: resume
+        result = execute(run)
     except FtauditError as exc:
         paths["output"].mkdir(parents=True, exist_ok=True)
         (paths["output"] / "failure").write_text(f"ftaudit: {exc}\n")
         raise
     if run.is_main:
-        _export(rd, paths)
+        _export(run.rd, paths)
     if result.exit_code:
         (paths["output"] / "failure").write_text(f"ftaudit: {result.message}\n")
         print(f"ftaudit: error: {result.message}")

@@ -419,9 +419,10 @@ class Result:
     plan: Any = None
 
 
-def prepare(config: str | Path | None = None, *, resume: str | Path | None = None, output_dir: str | None = None,
-            quiet: bool = False) -> Run:
-    """Read the config (or the run dir's, for --resume) and check the output directory; writes nothing."""
+def prepare(config: str | Path | RunConfig | None = None, *, resume: str | Path | None = None,
+            output_dir: str | None = None, quiet: bool = False) -> Run:
+    """Read the config (or take it as given, or the run dir's for --resume) and check the output directory; a
+    directory holding this config's earlier run is resumed. Writes nothing."""
     if resume is not None:
         rd = RunDir(Path(resume).resolve())
         if not rd.root.is_dir():
@@ -433,7 +434,7 @@ def prepare(config: str | Path | None = None, *, resume: str | Path | None = Non
                    is_main=_rank() == 0, previous=record.model_copy(deep=True))
     if config is None:
         raise BadInput("give a run config (ftaudit train CONFIG) or --resume RUN_DIR")
-    cfg = load_config(config)
+    cfg = config if isinstance(config, RunConfig) else load_config(config)
     if output_dir:
         cfg.output_dir = str(Path(output_dir).resolve())
     rd = RunDir(cfg.output_path().resolve())
