@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -88,3 +89,14 @@ def read_yaml(path: str | os.PathLike, what: str, *, hint: str = ""):
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "syntax error"
         raise BadInput(f"{path}: malformed YAML{where} in the {what}: {problem}") from None
+
+
+def sha256_file(path: str | os.PathLike) -> tuple[str, int]:
+    """(sha256 hex digest, size in bytes) of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ftaudit import __version__
 from ftaudit.compute.evidence import ComputeEvidence
@@ -22,6 +22,7 @@ from ftaudit.errors import BadInput, first_line
 from ftaudit.evaluation.evidence import EvaluationEvidence
 from ftaudit.io import atomic_write_text
 from ftaudit.regulation.decision import Decision
+from ftaudit.strict import Strict
 
 SCHEMA_VERSION = "1.0"
 RECORD_FILENAME = "run_record.json"
@@ -30,9 +31,6 @@ RECORD_FILENAME = "run_record.json"
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ModelIdentity(Strict):

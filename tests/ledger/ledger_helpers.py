@@ -28,11 +28,11 @@ def make_run_dir(root: Path, ledger, *, lineage="lin-a", flops=2.5e18) -> tuple[
     (run_dir / "data_evidence.json").write_text('{"records": 120, "pii_findings": {"EMAIL": 3}}\n')
     (run_dir / "adapter").mkdir()
     (run_dir / "adapter" / "adapter_model.bin").write_bytes(os.urandom(4096))
-    from ftaudit.ledger.chain import file_sha256
+    from ftaudit.io import sha256_file
 
     weights = run_dir / "adapter" / "adapter_model.bin"
     record = make_record(lineage=lineage, flops=flops, artefacts=[
-        Artefact(path="adapter/adapter_model.bin", sha256=file_sha256(weights), kind="adapter",
+        Artefact(path="adapter/adapter_model.bin", sha256=sha256_file(weights)[0], kind="adapter",
                  bytes=weights.stat().st_size)])
     record.save(run_dir)
     ledger.record_run(record)

@@ -7,7 +7,6 @@ from ledger_helpers import make_record
 
 from ftaudit.errors import BadInput
 from ftaudit.ledger import open_ledger
-from ftaudit.ledger.core import regulatory_flops
 from ftaudit.ledger.verify import load_trust, verify_ledger
 
 
@@ -56,16 +55,6 @@ def test_register_artefact_rejects_paths_outside_run_dir(sqlite_location):
         with pytest.raises(BadInput, match="plain JSON"):
             ledger.record_event("r", "meter", {"flops": float("nan")})
         assert ledger.head().count == 0  # nothing half-written
-
-
-def test_regulatory_flops_read_defensively():
-    assert regulatory_flops({"regulatory_flops": 1e20}) == 1e20
-    assert regulatory_flops({"regulatory_flops": {"value": 2e20, "unit": "FLOP"}}) == 2e20
-    assert regulatory_flops({"totals": {"regulatory_flops": 3e20}, "estimate": {"flops": 9}}) == 3e20
-    assert regulatory_flops({"regulatory_flops": None, "flops": {"regulatory": 4e20}}) == 4e20
-    assert regulatory_flops({"regulatory_flops": None}) is None
-    assert regulatory_flops({"regulatory_flops": True}) is None
-    assert regulatory_flops(None) is None
 
 
 def test_reader_never_creates_a_ledger(tmp_path, key_path):

@@ -10,11 +10,12 @@ import math
 from dataclasses import asdict
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ftaudit.compute.arch import Architecture, architecture_from_config, load_model_config
 from ftaudit.compute.flops import FlopModel, TrainingSetup, build_flop_model
 from ftaudit.errors import BadInput
+from ftaudit.strict import Strict
 
 CONVENTION = (
     "2 FLOP per multiply-accumulate of every matmul executed in forward and backward (docs/design.md); attention "
@@ -32,11 +33,8 @@ ACCURACY_PARAMETER_COUNT = (
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-
-class EstimateSetup(_Strict):
+class EstimateSetup(Strict):
     """The training set-up the estimate assumes (mirrors `ftaudit.compute.flops.TrainingSetup`)."""
 
     method: Literal["full", "lora", "partial"]
@@ -72,7 +70,7 @@ class EstimateSetup(_Strict):
         )
 
 
-class Estimate(_Strict):
+class Estimate(Strict):
     """Training FLOPs planned for one run (one lineage step), before it starts."""
 
     model_type: str

@@ -11,12 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from ftaudit.strict import Strict
 
 
-class FlopFigures(_Strict):
+class FlopFigures(Strict):
     """One FLOP figure split by pass (docs/design.md convention: 2 FLOP per multiply-accumulate of every matmul)."""
 
     forward: float = 0.0
@@ -26,7 +24,7 @@ class FlopFigures(_Strict):
     total: float = Field(0.0, description="forward + backward; recompute excluded.")
 
 
-class MeterCounts(_Strict):
+class MeterCounts(Strict):
     """What the meter saw, summed over every micro-batch of every rank (torch.distributed all_reduce)."""
 
     micro_batches: int = 0
@@ -42,14 +40,14 @@ class MeterCounts(_Strict):
         default_factory=dict, description="Histogram length→count of real (unpadded, unpacked) sequences.")
 
 
-class MeterFlops(_Strict):
+class MeterFlops(Strict):
     executed: FlopFigures = Field(default_factory=FlopFigures)
     effective: FlopFigures = Field(default_factory=FlopFigures)
     regulatory: float = Field(0.0, description="The larger of executed and effective totals (docs/design.md).")
     method: str = ""
 
 
-class ModelCounts(_Strict):
+class ModelCounts(Strict):
     """The model as trained (after PEFT wrapping; logical parameters of quantised bases)."""
 
     name: str | None = None
@@ -61,7 +59,7 @@ class ModelCounts(_Strict):
     setup: dict[str, Any] = Field(default_factory=dict, description="The TrainingSetup read from the live model.")
 
 
-class GpuUsage(_Strict):
+class GpuUsage(Strict):
     name: str
     matched_model: str | None = Field(None, description="Peak-table entry, exact match on the normalised name.")
     dtype: str
@@ -73,7 +71,7 @@ class GpuUsage(_Strict):
     energy_kwh: float | None = None
 
 
-class HardwareCrossCheck(_Strict):
+class HardwareCrossCheck(Strict):
     """Guidelines Annex A.2: C = N·L·H·U (GPUs × seconds × peak FLOP/s × utilisation)."""
 
     available: bool = Field(description="False: no GPU counters on this machine.")
@@ -92,7 +90,7 @@ class HardwareCrossCheck(_Strict):
                    "hardware figure overstates compute; it is a plausibility check, not the regulatory figure.")
 
 
-class EnergyEvidence(_Strict):
+class EnergyEvidence(Strict):
     """Annex XI §1 2(e): known or estimated energy consumption."""
 
     kwh: float | None = None
@@ -101,7 +99,7 @@ class EnergyEvidence(_Strict):
     seconds: float = 0.0
 
 
-class LineageRun(_Strict):
+class LineageRun(Strict):
     run_id: str
     regulatory_flops: float
     finished: bool = False
@@ -110,7 +108,7 @@ class LineageRun(_Strict):
     updated_at: str | None = None
 
 
-class LineageTotals(_Strict):
+class LineageTotals(Strict):
     """Reading (docs/regulation.md §1): successive modifications of one lineage add up."""
 
     lineage_id: str

@@ -9,17 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ftaudit.data.datasheet import Datasheet, MissingAnswer
 from ftaudit.data.tdm import TdmEvidence
+from ftaudit.strict import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FileFingerprint(_Strict):
+class FileFingerprint(Strict):
     path: str
     role: Literal["train", "eval"]
     format: str | None = None
@@ -29,19 +26,19 @@ class FileFingerprint(_Strict):
     skipped: int = Field(0, description="Records that could not be read (--on-error skip).")
 
 
-class RecordDigest(_Strict):
+class RecordDigest(Strict):
     algorithm: str
     value: str
     records: int
 
 
-class SkippedRecord(_Strict):
+class SkippedRecord(Strict):
     source: str
     index: int
     reason: str = Field(description="Why it could not be read; never its content.")
 
 
-class Counts(_Strict):
+class Counts(Strict):
     records: int = 0
     fields: int = Field(0, description="Text fields scanned for personal data (every string leaf).")
     content_fields: int = Field(0, description="Text fields counted as content (metadata keys left out).")
@@ -51,7 +48,7 @@ class Counts(_Strict):
     skipped_records: int = 0
 
 
-class RedactedSample(_Strict):
+class RedactedSample(Strict):
     record: int
     source: str
     field: str
@@ -61,7 +58,7 @@ class RedactedSample(_Strict):
                           "other capitalised words, digits and symbols-bearing tokens shape-masked.")
 
 
-class FindingTypeSummary(_Strict):
+class FindingTypeSummary(Strict):
     type: str
     category: Literal["personal_data", "secret", "special_category", "other"]
     count: int
@@ -70,7 +67,7 @@ class FindingTypeSummary(_Strict):
     samples: list[RedactedSample] = Field(default_factory=list)
 
 
-class SpecialCategoryFlag(_Strict):
+class SpecialCategoryFlag(Strict):
     category: str = Field(description="GDPR Art. 9(1) category.")
     records: int = Field(description="Records where a category term sits next to a personal cue ('my', 'she is', "
                          "'diagnosed with'): likely data about a person.")
@@ -79,13 +76,13 @@ class SpecialCategoryFlag(_Strict):
                                        "(personal-cue records first).")
 
 
-class DetectionInfo(_Strict):
+class DetectionInfo(Strict):
     ner_available: bool
     note: str
     detectors: list[str] = Field(default_factory=list)
 
 
-class FindingsSummary(_Strict):
+class FindingsSummary(Strict):
     total: int = 0
     records_with_personal_data: int = 0
     records_with_secrets: int = 0
@@ -97,7 +94,7 @@ class FindingsSummary(_Strict):
     detection: DetectionInfo | None = None
 
 
-class RecordPair(_Strict):
+class RecordPair(Strict):
     a_source: str
     a_record: int
     b_source: str
@@ -105,7 +102,7 @@ class RecordPair(_Strict):
     similarity: float
 
 
-class Duplicates(_Strict):
+class Duplicates(Strict):
     method: str
     threshold: float
     exact_duplicate_records: int = Field(description="Records that repeat an earlier record exactly "
@@ -120,7 +117,7 @@ class Duplicates(_Strict):
                                             "(record index in file order across training files).")
 
 
-class Leakage(_Strict):
+class Leakage(Strict):
     method: str
     threshold: float
     eval_records: int
@@ -130,20 +127,20 @@ class Leakage(_Strict):
     examples: list[RecordPair] = Field(default_factory=list, description="a = eval record, b = training record.")
 
 
-class LanguageShare(_Strict):
+class LanguageShare(Strict):
     language: str = Field(description="ISO 639-1 code; 'und' = undetermined.")
     records: int
     characters: int
     share: float = Field(description="Share of characters.")
 
 
-class HistogramBin(_Strict):
+class HistogramBin(Strict):
     low: int
     high: int
     count: int
 
 
-class LengthDistribution(_Strict):
+class LengthDistribution(Strict):
     unit: str
     count: int
     total: int
@@ -156,21 +153,21 @@ class LengthDistribution(_Strict):
     histogram: list[HistogramBin] = Field(default_factory=list)
 
 
-class QualityIssues(_Strict):
+class QualityIssues(Strict):
     empty_records: int = 0
     garbled_records: int = 0
     by_reason: dict[str, int] = Field(default_factory=dict)
     record_examples: dict[str, list[int]] = Field(default_factory=dict)
 
 
-class DomainShare(_Strict):
+class DomainShare(Strict):
     domain: str
     bytes: float
     records: int
     share: float
 
 
-class Domains(_Strict):
+class Domains(Strict):
     method: str
     domains_total: int
     records_with_domain: int
@@ -178,12 +175,12 @@ class Domains(_Strict):
     top: list[DomainShare] = Field(default_factory=list)
 
 
-class OccupationCount(_Strict):
+class OccupationCount(Strict):
     occupation: str
     sentences: int
 
 
-class GroupRepresentation(_Strict):
+class GroupRepresentation(Strict):
     group: str
     records: int
     mentions: int
@@ -194,13 +191,13 @@ class GroupRepresentation(_Strict):
     top_occupations: list[OccupationCount] = Field(default_factory=list)
 
 
-class BiasDimension(_Strict):
+class BiasDimension(Strict):
     dimension: str
     mentions: int
     groups: list[GroupRepresentation]
 
 
-class BiasEvidence(_Strict):
+class BiasEvidence(Strict):
     lexicon_version: str
     method: str
     disclaimer: str
@@ -211,20 +208,20 @@ class BiasEvidence(_Strict):
     dimensions: list[BiasDimension] = Field(default_factory=list)
 
 
-class PolicyReason(_Strict):
+class PolicyReason(Strict):
     rule: str
     citation: str
     detail: str
 
 
-class PolicyVerdict(_Strict):
+class PolicyVerdict(Strict):
     status: Literal["pass", "blocked"]
     policy: dict = Field(default_factory=dict, description="The policy settings that were applied.")
     reasons: list[PolicyReason] = Field(default_factory=list)
     warnings: list[PolicyReason] = Field(default_factory=list)
 
 
-class DataEvidence(_Strict):
+class DataEvidence(Strict):
     scanned_at: datetime | None = None
     files: list[FileFingerprint] = Field(default_factory=list)
     record_digest: RecordDigest | None = None

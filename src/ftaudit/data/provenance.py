@@ -16,10 +16,8 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
-_CHUNK = 1 << 20
 _URL = re.compile(r"\b(?:https?|ftp)://[^\s<>\"'`\)\]\}]+", re.IGNORECASE)
 _BARE_HOST = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 # Metadata fields that name a record's origin (crawl exports, HF datasets); first one present wins.
@@ -33,14 +31,6 @@ _SECOND_LEVEL = frozenset(
 )
 
 
-def file_sha256(path: str | Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
 
 
 def canonical_json(data) -> bytes:

@@ -53,6 +53,7 @@ from ftaudit.data.quality import DuplicateFinder, MinHasher, exact_key, quality_
 from ftaudit.data.samples import redacted_context
 from ftaudit.data.stats import TextStats, TokenCounter, detect_language
 from ftaudit.errors import BadInput
+from ftaudit.io import sha256_file
 
 # Leaf keys that describe a record rather than hold its content: scanned for personal data (an author's email in
 # metadata is personal data too) but left out of content statistics, duplicates and bias counts.
@@ -457,10 +458,10 @@ def _fingerprint(path: Path, role: str, fmt: str, records: int, skipped: int) ->
 def path_sha256(path: Path) -> tuple[str, int]:
     """sha256 of a file; for a dataset directory, sha256 over its sorted 'relative path  file-sha256' lines."""
     if path.is_file():
-        return prov.file_sha256(path)
+        return sha256_file(path)
     lines, total = [], 0
     for p in sorted(q for q in path.rglob("*") if q.is_file()):
-        digest, size = prov.file_sha256(p)
+        digest, size = sha256_file(p)
         total += size
         lines.append(f"{p.relative_to(path).as_posix()}  {digest}\n")
     return hashlib.sha256("".join(lines).encode()).hexdigest(), total
@@ -511,7 +512,7 @@ def scan(
         if not p.exists():
             raise BadInput(f"{p}: no such file or directory")
     sheet = load_datasheet(datasheet) if isinstance(datasheet, (str, os.PathLike)) else datasheet
-    sheet_sha = prov.file_sha256(datasheet)[0] if isinstance(datasheet, (str, os.PathLike)) else None
+    sheet_sha = sha256_file(datasheet)[0] if isinstance(datasheet, (str, os.PathLike)) else None
     the_policy = load_policy(policy)
     if tdm is not None:
         tdm_mod.check_source(tdm)

@@ -27,9 +27,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from ftaudit.errors import BadInput, first_line
+from ftaudit.strict import Strict
 
 TdmStatus = Literal["reserved", "partial", "not_reserved", "no_information"]
 # Crawlers that collect content for AI training, as their operators document them (lower case, RFC 9309 matching).
@@ -42,11 +43,8 @@ DECLARATIONS = "declarations.json"  # beside the domain folders, or given alone
 _RANK = {"no_information": 0, "not_reserved": 1, "partial": 2, "reserved": 3}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-
-class TdmDomain(_Strict):
+class TdmDomain(Strict):
     domain: str
     status: TdmStatus
     signals: list[str] = Field(default_factory=list, description="What was found, e.g. 'robots.txt: GPTBot "
@@ -54,7 +52,7 @@ class TdmDomain(_Strict):
     records: int = Field(0, description="Training records from this domain.")
 
 
-class TdmEvidence(_Strict):
+class TdmEvidence(Strict):
     checked_at: datetime
     source: str = Field(description="The directory or JSON file the reservations were read from.")
     method: str
@@ -70,7 +68,7 @@ class TdmEvidence(_Strict):
         return [d.domain for d in self.domains if d.status == "reserved"]
 
 
-class _Declared(_Strict):
+class _Declared(Strict):
     reserved: bool | Literal["partial"]
     method: str = Field(min_length=1)
     note: str = ""

@@ -12,17 +12,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from ftaudit.strict import Strict
 
 Suite = Literal["quality", "bias", "unexpected", "memorisation"]
 SUITES: tuple[str, ...] = ("quality", "bias", "unexpected", "memorisation")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-
-class Estimate(_Strict):
+class Estimate(Strict):
     value: float | None = Field(description="None when it could not be computed (n = 0).")
     n: int = Field(description="Number of items the value is computed over.")
     ci_low: float | None = None
@@ -30,7 +29,7 @@ class Estimate(_Strict):
     ci_method: str | None = Field(None, description="e.g. 'Wilson 95%' or 'bootstrap percentile 95%, 1000 resamples'.")
 
 
-class Comparison(_Strict):
+class Comparison(Strict):
     metric: str = Field(description="Dotted name, e.g. quality.task.field_accuracy; gates refer to it.")
     description: str
     unit: str = Field("", description="'rate', 'nats', 'bits', 'ratio', ...")
@@ -40,20 +39,20 @@ class Comparison(_Strict):
     delta: float | None = Field(None, description="tuned - base.")
 
 
-class GroupResult(_Strict):
+class GroupResult(Strict):
     axis: str
     group: str
     metrics: list[Comparison]
 
 
-class ProbeSet(_Strict):
+class ProbeSet(Strict):
     name: str
     source: str = Field(description="shipped:<path in the package> or the user's file path.")
     sha256: str
     items: int
 
 
-class ProbeFamily(_Strict):
+class ProbeFamily(Strict):
     suite: Suite
     name: str
     description: str
@@ -67,7 +66,7 @@ class ProbeFamily(_Strict):
     seconds: float | None = Field(None, description="Wall time of this family, base and tuned together.")
 
 
-class ModelUnderTest(_Strict):
+class ModelUnderTest(Strict):
     role: Literal["base", "tuned"]
     spec: str = Field(description="Path, .gguf file or cached hub id as given.")
     kind: str = Field(description="directory, gguf, hub-cache or adapter.")
@@ -77,7 +76,7 @@ class ModelUnderTest(_Strict):
     parameters: int
 
 
-class Decoding(_Strict):
+class Decoding(Strict):
     do_sample: bool
     max_new_tokens: int
     temperature: float | None = None
@@ -89,7 +88,7 @@ class Decoding(_Strict):
     likelihood: str = "sum of continuation-token log-probabilities given the context (natural log)"
 
 
-class GateResult(_Strict):
+class GateResult(Strict):
     metric: str
     rule: Literal["min", "max", "max_drop", "max_rise"]
     threshold: float
@@ -100,7 +99,7 @@ class GateResult(_Strict):
     message: str
 
 
-class MemorisationStatement(_Strict):
+class MemorisationStatement(Strict):
     tested: str
     found: str
     shows: str
@@ -113,7 +112,7 @@ class MemorisationStatement(_Strict):
         )
 
 
-class EvaluationEvidence(_Strict):
+class EvaluationEvidence(Strict):
     complete: bool = Field(True, description="False only if a caller records an evaluation that stopped early.")
     suites: list[Suite] = Field(default_factory=list)
     models: list[ModelUnderTest] = Field(default_factory=list)

@@ -61,9 +61,3 @@ def head_message(payload: dict[str, Any]) -> bytes:
     return HEAD_DOMAIN + canonical_json(payload).encode("utf-8")
 
 
-def file_sha256(path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()

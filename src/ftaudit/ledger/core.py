@@ -14,14 +14,18 @@ import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from ftaudit.errors import BadInput
+from ftaudit.io import sha256_file
 from ftaudit.ledger import chain
 from ftaudit.ledger.keys import SigningKey, load_or_create_signing_key
 from ftaudit.ledger.store import ENTRY_COLUMNS, RUN_COLUMNS, Store, open_store
+
+if TYPE_CHECKING:
+    from ftaudit.record import RunRecord
 
 LEDGER_FORMAT = "ftaudit-ledger/1"
 
@@ -98,51 +102,17 @@ class SignedHead(_Model):
                                   updated_at=self.updated_at, key_id=self.key_id)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, dict) and "value" in value:  # a {value, unit} quantity
-        return _number(value["value"])
-    return None
-
-
-def regulatory_flops(compute: Any) -> float | None:
-    """The compute section's regulatory FLOP figure, read by name: the section is extended by its owner, so look
-    at the top level first, then one level down (e.g. {"totals": {"regulatory_flops": ...}})."""
-    if not isinstance(compute, dict):
-        return None
-    names = ("regulatory_flops", "regulatory_flop", "flops_regulatory")
-    for name in names:
-        if name in compute and _number(compute[name]) is not None:
-            return _number(compute[name])
-    flops = compute.get("flops")
-    if isinstance(flops, dict) and _number(flops.get("regulatory")):  # the meter's {"flops": {"regulatory": ...}}
-        return _number(flops["regulatory"])
-    for value in compute.values():
-        if isinstance(value, dict):
-            for name in names:
-                if name in value and _number(value[name]) is not None:
-                    return _number(value[name])
-    return None
-
-
-def run_content(record) -> dict[str, Any]:
+def run_content(record: RunRecord) -> dict[str, Any]:
     """The content of a `run` entry: a summary (what queries use) and the whole record, as its JSON file holds it."""
-    rec = json.loads(record.model_dump_json()) if hasattr(record, "model_dump_json") else dict(record)
-    lineage = rec.get("lineage") or {}
-    model = rec.get("model") or {}
-    if not rec.get("run_id") or not rec.get("status"):
-        raise BadInput("run record without run_id or status cannot be recorded")
+    rec = json.loads(record.model_dump_json())
     return {
-        "run_id": rec["run_id"],
-        "status": rec["status"],
-        "lineage_id": lineage.get("lineage_id"),
-        "parent_run_id": lineage.get("parent_run_id"),
-        "base_model": model.get("base_model"),
-        "output_name": model.get("output_name"),
-        "regulatory_flops": regulatory_flops(rec.get("compute")),
+        "run_id": record.run_id,
+        "status": record.status,
+        "lineage_id": record.lineage.lineage_id if record.lineage else None,
+        "parent_run_id": record.lineage.parent_run_id if record.lineage else None,
+        "base_model": record.model.base_model,
+        "output_name": record.model.output_name,
+        "regulatory_flops": record.compute.regulatory_flops if record.compute else None,
         "record_created_at": rec.get("created_at"),
         "record": rec,
     }
@@ -256,7 +226,7 @@ class Ledger:
             ledger_id = self.ledger_id
             return [self._append_locked(ledger_id, kind, content) for kind, content in items]
 
-    def record_run(self, record) -> Entry:
+    def record_run(self, record: RunRecord) -> Entry:
         """Append the run (a `RunRecord`, after `record.save()`: `ftaudit verify RUN_DIR` compares the file with
         this entry). Registers its lineage the first time the lineage is seen, in the same transaction."""
         content = run_content(record)
@@ -289,7 +259,8 @@ class Ledger:
         full = Path(run_dir) / relpath
         if not full.is_file():
             raise BadInput(f"{full}: no such file to register")
-        return self.register_artefact(run_id, relpath, chain.file_sha256(full), kind, full.stat().st_size)
+        digest, size = sha256_file(full)
+        return self.register_artefact(run_id, relpath, digest, kind, size)
 
     # -- reading -------------------------------------------------------------------------------------------
     def head(self) -> SignedHead:

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ftaudit.errors import BadInput, RunIncomplete, VerificationFailed
+from ftaudit.io import sha256_file
 from ftaudit.ledger import chain
 from ftaudit.ledger.core import RUN_COLUMNS, Ledger, SignedHead
 from ftaudit.ledger.keys import (
@@ -292,7 +293,7 @@ def verify_run_dir(ledger: Ledger, run_dir: str | Path, trust: Trust,
         path = run_dir / rel
         if not path.is_file():
             raise VerificationFailed(f"{path}: artefact missing (registered in ledger entry {meta['seq']})")
-        if chain.file_sha256(path) != meta["sha256"]:
+        if sha256_file(path)[0] != meta["sha256"]:
             raise VerificationFailed(f"{path}: artefact modified (sha256 differs from ledger entry {meta['seq']})")
     extra = unregistered_files(run_dir, artefacts)
     if extra and not allow_extra:

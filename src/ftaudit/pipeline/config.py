@@ -14,19 +14,17 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from ftaudit.data.policy import DataPolicy
 from ftaudit.errors import BadInput
 from ftaudit.evaluation.gates import EvaluationConfig
 from ftaudit.io import read_yaml
 from ftaudit.regulation.decision import EstimateMethod
+from ftaudit.strict import Strict
 
 ROLES = ("downstream_modifier", "gpai_provider", "gpai_provider_systemic_risk")
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class BaseModelSpec(Strict):

@@ -7,7 +7,6 @@ preflight's compute estimate uses, so the plan is counted on the actual tokenise
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,9 +156,3 @@ def tokenize(tok, examples: list[Example], cfg: RunConfig) -> TokenizedSet:
     return out
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

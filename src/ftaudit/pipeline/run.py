@@ -7,7 +7,6 @@ Under torchrun / `accelerate launch` every process runs the stages; only rank 0 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import sys
@@ -25,6 +24,7 @@ from ftaudit.errors import (
     RuntimeFailure,
     first_line,
 )
+from ftaudit.io import sha256_file
 from ftaudit.pipeline import run_dir as layout
 from ftaudit.pipeline.config import RunConfig, load_config
 from ftaudit.pipeline.run_dir import RunDir
@@ -224,27 +224,17 @@ def _environment() -> Environment:
     return Environment(python=sys.version.split()[0], platform=platform.platform(), packages=pkgs)
 
 
-def _sha256(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    n = 0
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-            n += len(chunk)
-    return h.hexdigest(), n
-
-
 def _input_artefacts(run: Run) -> list[Artefact]:
     """Inputs by fingerprint: the data files and, for a GGUF base, the quantised file the weights came from."""
     out = []
     for spec in run.cfg.datasets + run.cfg.eval_datasets:
         p = run.cfg.resolve(spec.path).resolve()
-        digest, size = _sha256(p)
+        digest, size = sha256_file(p)
         kind = "dataset:train" if spec in run.cfg.datasets else "dataset:eval"
         out.append(Artefact(path=str(p), sha256=digest, kind=kind, bytes=size))
     if run.source.gguf_file:
         p = Path(run.source.location) / run.source.gguf_file
-        digest, size = _sha256(p)
+        digest, size = sha256_file(p)
         out.append(Artefact(path=str(p), sha256=digest, kind=f"base-model:gguf:{_gguf_quant(p)}", bytes=size))
     return out
 
@@ -309,13 +299,13 @@ def _fingerprint_outputs(run: Run) -> None:
     for path, kind in [(rd.config, "config"), (rd.meter, "evidence:meter"), (rd.root / layout.SEED_METER_FILE,
                                                                             "evidence:flops_meter")]:
         if path.is_file():
-            digest, size = _sha256(path)
+            digest, size = sha256_file(path)
             arts.append(Artefact(path=str(path.relative_to(rd.root)), sha256=digest, kind=kind, bytes=size))
     if rd.model.is_dir():
         kind = "adapter" if (rd.model / "adapter_config.json").is_file() else "model"
         for f in sorted(rd.model.rglob("*")):
             if f.is_file():
-                digest, size = _sha256(f)
+                digest, size = sha256_file(f)
                 arts.append(Artefact(path=str(f.relative_to(rd.root)), sha256=digest, kind=kind, bytes=size))
     run.record.artefacts = arts
 

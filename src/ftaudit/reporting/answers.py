@@ -12,12 +12,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from ftaudit.errors import BadInput
 from ftaudit.io import read_yaml
 from ftaudit.regulation import citations as cite
 from ftaudit.regulation.citations import AI_ACT, CODE_OF_PRACTICE
+from ftaudit.strict import Strict
 
 Severity = Literal["low", "medium", "high", "critical"]
 Likelihood = Literal["rare", "unlikely", "possible", "likely", "almost_certain"]
@@ -29,11 +30,8 @@ def _q(question: str, citation: str) -> Any:
     return Field(None, description=question, json_schema_extra={"citation": citation})
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-
-class RiskAnswer(_Strict):
+class RiskAnswer(Strict):
     """A person's judgement on one risk of the register (Art. 9(2)(b)–(d), 9(5))."""
 
     likelihood: Likelihood | None = Field(None, description="Overrides a likelihood the tool could not derive.")
@@ -43,7 +41,7 @@ class RiskAnswer(_Strict):
     owner: str | None = Field(None, description="Role accountable for the mitigation.")
 
 
-class AdditionalRisk(_Strict):
+class AdditionalRisk(Strict):
     hazard: str
     likelihood: Likelihood
     severity: Severity
@@ -52,7 +50,7 @@ class AdditionalRisk(_Strict):
     evidence: str | None = None
 
 
-class Answers(_Strict):
+class Answers(Strict):
     # --- model and release (Annex XI §1 1(a)–(f), Annex XII 1) ---
     model_version: str | None = _q("Version of the released model.", f"{AI_ACT}, Annex XI §1 1(c); "
                                    f"{cite.template('§1.2')}")

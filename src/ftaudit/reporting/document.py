@@ -12,19 +12,17 @@ import math
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from ftaudit.regulation.figures import flops2
+from ftaudit.strict import Strict
 
 Status = Literal["evidence", "answered", "awaiting_human", "awaiting_evidence", "not_applicable"]
 FILLED = ("evidence", "answered", "not_applicable")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-
-class Item(_Strict):
+class Item(Strict):
     id: str = Field(description="Stable id within the document, e.g. '1.1.d.parameters'.")
     label: str
     citation: str = Field(description="The provision that asks for this item.")
@@ -36,14 +34,14 @@ class Item(_Strict):
     note: str | None = None
 
 
-class Table(_Strict):
+class Table(Strict):
     title: str
     headers: list[str]
     rows: list[list[str]]
     note: str | None = None
 
 
-class Section(_Strict):
+class Section(Strict):
     id: str
     title: str
     citation: str = ""
@@ -53,7 +51,7 @@ class Section(_Strict):
     show_items: bool = Field(True, description="False when a table shows the items (they still count).")
 
 
-class Completeness(_Strict):
+class Completeness(Strict):
     filled_from_evidence: list[str] = Field(default_factory=list)
     answered_by_human: list[str] = Field(default_factory=list)
     not_applicable: list[str] = Field(default_factory=list)
@@ -64,7 +62,7 @@ class Completeness(_Strict):
     fraction_filled: float = 0.0
 
 
-class Document(_Strict):
+class Document(Strict):
     document: str = Field(description="Machine name, also the file stem.")
     title: str
     citation: str

@@ -8,8 +8,6 @@ only point a reviewer at a rule. The register derives a likelihood only where th
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
 from ftaudit.evaluation.evidence import Comparison, EvaluationEvidence
 from ftaudit.regulation.citations import AI_ACT, EDPB_OPINION_28
 from ftaudit.regulation.use_rules import (
@@ -25,6 +23,7 @@ from ftaudit.reporting.completeness import finalise
 from ftaudit.reporting.context import Ctx
 from ftaudit.reporting.document import Document, Filler, Item, Section, Table, pct, sig2
 from ftaudit.reporting.evaluation_tables import est
+from ftaudit.strict import Strict
 
 ART9 = f"{AI_ACT}, Art. 9(2)"
 LIKELIHOOD_READING = ("reading: likelihood band from the measured rate (0 observed: rare; under 1 %: unlikely; under "
@@ -46,11 +45,8 @@ HIGH_RISK_DUTIES = [
 ]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-
-class RiskEntry(_Strict):
+class RiskEntry(Strict):
     id: str
     hazard: str
     citation: str
