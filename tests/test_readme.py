@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from ftaudit.pipeline.config import config_from_dict
@@ -24,3 +25,15 @@ def test_every_relative_link_of_the_readme_and_docs_resolves():
             if "://" in target:
                 continue
             assert (page.parent / target).exists(), f"{page.name}: {target}"
+
+
+def test_the_exit_code_table_is_the_one_in_errors_py(capsys):
+    from ftaudit.cli import main
+    from ftaudit.errors import EXIT_CODES, markdown_table
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert markdown_table() in readme, "regenerate the README's table: python -m ftaudit.errors"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(f"{code} {' '.join(meaning.split())}" in help_text for code, meaning in EXIT_CODES.items())

@@ -1,15 +1,7 @@
 """Errors that reach the user as one line and a documented exit code.
 
-Exit codes (documented in the README; keep in sync):
-  0  ok
-  1  bad input: config, arguments, data or file that cannot be used as given
-  2  runtime error: something failed while running (a model that cannot be loaded, an unreachable database)
-  3  compute gate: the plan crosses a threshold of a role the organisation has not accepted; training not started
-  4  compute gate mid-run: the metered compute reached the accepted threshold; checkpoint saved, training stopped
-  5  data policy: the data policy blocked training (secrets, unreviewed special-category data)
-  6  evaluation gate failed: model kept, marked as not approved
-  7  verification failed: a ledger, run directory or bundle was modified
-  8  run incomplete: the run directory's run stopped before its record stage (nothing to verify yet; resume it)
+EXIT_CODES is the one table of exit codes: `ftaudit --help` prints it and the README's table is generated from it
+(`python -m ftaudit.errors`; tests/test_readme.py checks that they agree).
 """
 
 OK = 0
@@ -21,6 +13,29 @@ DATA_POLICY_BLOCKED = 5
 EVALUATION_GATE_FAILED = 6
 VERIFICATION_FAILED = 7
 RUN_INCOMPLETE = 8
+INTERRUPTED = 130
+
+EXIT_CODES: dict[int, str] = {
+    OK: "ok",
+    BAD_INPUT: "bad input: a config, argument, data file or path that cannot be used as given (one line says what "
+               "and how to fix it)",
+    RUNTIME: "runtime error: a model that cannot be loaded, an unreachable database, a failed training step",
+    COMPUTE_GATE_REFUSED: "compute gate: the planned run crosses the threshold of a role the organisation has not "
+                          "accepted; nothing started",
+    COMPUTE_GATE_STOPPED: "compute gate mid-run: the metered compute reached the accepted threshold; a checkpoint "
+                          "was saved and training stopped",
+    DATA_POLICY_BLOCKED: "data policy: the data policy blocked training (secrets, unreviewed special-category data)",
+    EVALUATION_GATE_FAILED: "evaluation gate failed: the model is kept and marked as not approved",
+    VERIFICATION_FAILED: "verification failed: a ledger, run directory or bundle was modified, damaged, or holds "
+                         "files the ledger does not know (`--allow-extra` lists them instead)",
+    RUN_INCOMPLETE: "run incomplete: `verify` on a run directory whose run stopped before its record stage (no "
+                    "ledger entry yet); finish it with `ftaudit train --resume`",
+    INTERRUPTED: "interrupted",
+}
+
+
+def markdown_table() -> str:
+    return "| code | meaning |\n|---|---|\n" + "".join(f"| {c} | {m} |\n" for c, m in EXIT_CODES.items())
 
 
 class FtauditError(Exception):
@@ -70,3 +85,7 @@ class VerificationFailed(FtauditError):
 
 class RunIncomplete(FtauditError):
     exit_code = RUN_INCOMPLETE
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

@@ -15,7 +15,7 @@ import sys
 import warnings
 
 from ftaudit import __version__
-from ftaudit.errors import BAD_INPUT, FtauditError
+from ftaudit.errors import BAD_INPUT, EXIT_CODES, INTERRUPTED, FtauditError
 
 # Modules that define `register(subparsers)`; one per area.
 COMMAND_MODULES = ["estimate", "status", "record", "data", "train", "evaluate", "docs", "ledger"]
@@ -29,17 +29,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ftaudit", description="EU AI Act evidence for fine-tuning LLMs.")
+    codes = "\n".join(f"  {code:<3}  {meaning}" for code, meaning in EXIT_CODES.items())
+    parser = _Parser(prog="ftaudit", description="EU AI Act evidence for fine-tuning LLMs.",
+                     epilog=f"exit codes:\n{codes}", formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ftaudit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"ftaudit.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"ftaudit.cli.{name}":
-                continue  # that area has no commands yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"ftaudit.cli.{name}").register(sub)
     return parser
 
 
@@ -81,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("ftaudit: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
 
 
 if __name__ == "__main__":
