@@ -62,7 +62,7 @@ def read(model, out_dir: str) -> dict:
     from ftaudit.compute.meter import meter_flops
     from ftaudit.integrations.hf import FlopsMeterCallback, _BatchCounter, parameter_table, setup_from_model
 
-    meter = FlopsMeterCallback(output_dir=out_dir, write_seed_file=False)
+    meter = FlopsMeterCallback(output_dir=out_dir, write_meter_file=False)
     counts, rates, warnings = meter._flop_model(model)
     fixed = MeterCounts(micro_batches=2, optimizer_steps=1, tokens_executed=40, tokens_effective=33,
                         sequences_executed=4, sequences_effective=4, lengths_executed={10: 4},

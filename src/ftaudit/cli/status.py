@@ -24,7 +24,7 @@ def run(args) -> int:
     from datetime import datetime, timezone
     from pathlib import Path
 
-    from ftaudit.compute import seed_compat
+    from ftaudit.compute import aws_meter_file
     from ftaudit.compute.meter import METER_FILENAME, load_state
     from ftaudit.errors import BadInput
 
@@ -39,7 +39,7 @@ def run(args) -> int:
         raise BadInput(f"{run_dir}: no {METER_FILENAME} or run_record.json here; pass the output dir of a run "
                        "metered by ftaudit")
     state.original = _original(args, state)
-    decision = seed_compat.decision_for(state)
+    decision = aws_meter_file.decision_for(state)
     age = None
     try:
         updated = datetime.fromisoformat(state.updated_at)

@@ -32,9 +32,9 @@ import torch.nn.functional as F
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
+from ftaudit.compute import aws_meter_file
 from ftaudit.compute import energy as energy_mod
 from ftaudit.compute import hardware as hw_mod
-from ftaudit.compute import seed_compat
 from ftaudit.compute.evidence import MeterCounts, ModelCounts
 from ftaudit.compute.meter import (
     METER_FILENAME,
@@ -405,7 +405,7 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
                  parent: str | os.PathLike | None = None, gate: Gate | None = None,
                  original_flops: float | None = None, base_is_gpai: bool | None = None,
                  original: OriginalCompute | None = None, run_id: str | None = None, nvml: bool | None = None,
-                 nvml_interval: float = 1.0, write_seed_file: bool = True):
+                 nvml_interval: float = 1.0, write_meter_file: bool = True):
         if not isinstance(save_every_steps, int) or save_every_steps < 1:
             raise BadInput(f"save_every_steps must be a positive integer, got {save_every_steps!r}")
         if parent is not None and not Path(parent).is_dir():
@@ -414,8 +414,8 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
         # Environment checked now, before training starts: a bad value is one line, not a crash at the end.
         if original is None:
             resolve_original(flops=original_flops, is_gpai=base_is_gpai)
-        self.peak_override = seed_compat.peak_override_from_env()
-        env_nvml = seed_compat.nvml_enabled_from_env()
+        self.peak_override = aws_meter_file.peak_override_from_env()
+        env_nvml = aws_meter_file.nvml_enabled_from_env()
         self.output_dir = str(output_dir) if output_dir is not None else None
         self.save_every_steps = save_every_steps
         self.parent = str(parent) if parent is not None else None
@@ -426,7 +426,7 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
         self.run_id = run_id
         self.nvml = nvml if nvml is not None else env_nvml
         self.nvml_interval = nvml_interval
-        self.write_seed_file = write_seed_file
+        self.write_meter_file = write_meter_file
         self.meter_state: MeterState | None = None  # the last synchronised state (read it from the pipeline)
         self._reset_session()
 
@@ -449,7 +449,7 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
     def state(self) -> dict:
         return {
             "args": {"output_dir": self.output_dir, "save_every_steps": self.save_every_steps,
-                     "parent": self.parent, "run_id": self.run_id, "write_seed_file": self.write_seed_file},
+                     "parent": self.parent, "run_id": self.run_id, "write_meter_file": self.write_meter_file},
             "attributes": ({"_checkpoint_meter_state": self.meter_state.model_dump(mode="json")}
                            if self.meter_state is not None else {}),
         }
@@ -463,9 +463,9 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
         self._rank0 = dist is None or dist.get_rank() == 0
         self._out = Path(self.output_dir or args.output_dir)
         if self._rank0:
-            seed_compat.check_writable(self._out, "meter output directory")
-            if self.write_seed_file:
-                seed_compat.check_writable(seed_compat.seed_output_dir(self._out), "FLOPS_METER_OUT")
+            aws_meter_file.check_writable(self._out, "meter output directory")
+            if self.write_meter_file:
+                aws_meter_file.check_writable(aws_meter_file.meter_file_dir(self._out), "FLOPS_METER_OUT")
         warnings_: list[str] = []
         base = self._restore(state, args)
         if base is None:
@@ -760,13 +760,13 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
             if self._writer is not None:
                 self._writer.shutdown(wait=True)
                 self._writer = None
-            if self.write_seed_file:
+            if self.write_meter_file:
                 self._write_seed(new, args)
         self._counter = None
         return control
 
     def _write_seed(self, new: MeterState, args) -> None:
-        decision = seed_compat.decision_for(new)
-        doc = seed_compat.seed_document(new, num_epochs=getattr(args, "num_train_epochs", None),
+        decision = aws_meter_file.decision_for(new)
+        doc = aws_meter_file.meter_file_document(new, num_epochs=getattr(args, "num_train_epochs", None),
                                         decision=decision)
-        seed_compat.write_seed_file(seed_compat.seed_output_dir(self._out), doc)
+        aws_meter_file.write_meter_file(aws_meter_file.meter_file_dir(self._out), doc)

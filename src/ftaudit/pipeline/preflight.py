@@ -171,10 +171,10 @@ def check_can_create(directory: Path, what: str) -> None:
 
 def check_outputs(cfg: RunConfig, run_dir: Path) -> None:
     """Every place the run writes to: the run directory and the seed meter's FLOPS_METER_OUT."""
-    from ftaudit.compute.seed_compat import seed_output_dir
+    from ftaudit.compute.aws_meter_file import meter_file_dir
 
     check_can_create(run_dir, "output directory")
-    seed = seed_output_dir(run_dir)
+    seed = meter_file_dir(run_dir)
     if seed != run_dir:
         check_can_create(seed, "FLOPS_METER_OUT")
 

@@ -1,7 +1,7 @@
-"""Compatibility with the seed meter (AWS "Fine-Tuning FLOPs Meter", docs/regulation.md §6).
+"""The file of the AWS "Fine-Tuning FLOPs Meter" (the SageMaker sample ftaudit replaces; what it does and where it
+goes wrong: docs/regulation.md §6): `flops_meter.json`, with that meter's field names and environment variables.
 
-Pipelines built on the seed read `flops_meter.json` with its field names and set its environment variables. We
-write the same names, computed our way:
+Pipelines built on that meter read this file; we write the same names, computed our way:
   Flops_architecture  our metered regulatory FLOP (after PEFT wrapping, attention term, padding as executed),
                       not (4·N_total + 2·N_trainable)·tokens;
   exceeds_30pct       kept under its old name for compatibility, but computed with the corrected rule: the
@@ -51,7 +51,7 @@ def is_sagemaker(env: dict[str, str] | None = None) -> bool:
     return bool(env.get("SM_TRAINING_ENV") or env.get("TRAINING_JOB_NAME") or env.get("SM_OUTPUT_DIR"))
 
 
-def seed_output_dir(default: str | Path, env: dict[str, str] | None = None) -> Path:
+def meter_file_dir(default: str | Path, env: dict[str, str] | None = None) -> Path:
     env = env if env is not None else os.environ
     if env.get("FLOPS_METER_OUT"):
         return Path(env["FLOPS_METER_OUT"])
@@ -92,7 +92,7 @@ def decision_for(state: MeterState):
     return decide(state.lineage.cumulative_flops, state.original or resolve_original(model_id=state.model.name))
 
 
-def seed_document(state: MeterState, *, num_epochs: float | None, env: dict[str, str] | None = None,
+def meter_file_document(state: MeterState, *, num_epochs: float | None, env: dict[str, str] | None = None,
                   decision: Any = None) -> dict[str, Any]:
     env = env if env is not None else dict(os.environ)
     job, instance = _sagemaker_job(env)
@@ -139,5 +139,5 @@ def seed_document(state: MeterState, *, num_epochs: float | None, env: dict[str,
     return doc
 
 
-def write_seed_file(directory: str | Path, doc: dict[str, Any]) -> Path:
+def write_meter_file(directory: str | Path, doc: dict[str, Any]) -> Path:
     return atomic_write_json(Path(directory) / SEED_FILENAME, doc)
