@@ -10,6 +10,7 @@ import time
 # One module per benchmark; each defines main() and prints its own table.
 BENCHMARKS = [
     "estimator_accuracy",
+    "estimate_latency",
     "meter_overhead",
     "pii_detection",
     "data_scan",

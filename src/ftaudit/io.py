@@ -69,6 +69,12 @@ def atomic_write_json(path: str | os.PathLike, obj, *, indent: int = 2) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False, default=str) + "\n")
 
 
+def load_yaml(text: str):
+    """Parse YAML shipped with ftaudit (registry, GPU table, lexicons) with libyaml when PyYAML has it: the
+    registry alone takes 0.1 s with the pure-Python parser, a third of `ftaudit estimate`'s budget."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def read_yaml(path: str | os.PathLike, what: str, *, hint: str = ""):
     """Parse a YAML file the user gave; any problem is one BadInput line naming the file (and the line in it)."""
     path = Path(path)

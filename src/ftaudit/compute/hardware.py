@@ -19,9 +19,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from ftaudit.compute.evidence import EnergyEvidence, GpuUsage, HardwareCrossCheck
+from ftaudit.io import load_yaml
 
 DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 _VENDOR_WORDS = {"nvidia", "tesla", "amd", "instinct"}
@@ -48,7 +47,7 @@ def peak_table() -> dict[str, GpuPeak]:
     """Normalised name → entry. Two entries claiming one name is a data error, caught here (and by the tests)."""
     text = resources.files("ftaudit.compute").joinpath("data/gpu_peaks.yaml").read_text(encoding="utf-8")
     table: dict[str, GpuPeak] = {}
-    for entry in yaml.safe_load(text)["gpus"]:
+    for entry in load_yaml(text)["gpus"]:
         peak = GpuPeak(model=entry["model"], source=entry["source"],
                        peaks={d: (None if entry["peaks"].get(d) is None else float(entry["peaks"][d]))
                               for d in DTYPES})

@@ -17,9 +17,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from ftaudit.data.pieces import pieces
+from ftaudit.io import load_yaml
 
 LEXICON_FILE = "lexicons/bias_lexicon.yaml"
 DISCLAIMER = (
@@ -91,7 +90,7 @@ def build_lexicon(doc: dict[str, Any]) -> Lexicon:
 @lru_cache(maxsize=1)
 def default_lexicon() -> Lexicon:
     text = resources.files("ftaudit.data").joinpath(LEXICON_FILE).read_text(encoding="utf-8")
-    return build_lexicon(yaml.safe_load(text))
+    return build_lexicon(load_yaml(text))
 
 
 @dataclass

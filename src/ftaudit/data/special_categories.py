@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-import yaml
-
 from ftaudit.data.spans import Span
+from ftaudit.io import load_yaml
 
 PREFIX = "SPECIAL_CATEGORY_"
 SCORE_TERM = 0.35  # a term alone: maybe about the topic, not a person
@@ -57,7 +56,7 @@ def _trie_pattern(words: Iterable[str]) -> str:
 
 @lru_cache(maxsize=1)
 def load_lexicon() -> Lexicon:
-    raw = yaml.safe_load(resources.files("ftaudit.data").joinpath("lexicons/special_categories.yaml").read_text(
+    raw = load_yaml(resources.files("ftaudit.data").joinpath("lexicons/special_categories.yaml").read_text(
         encoding="utf-8"))
     categories: dict[str, tuple[str, ...]] = {}
     term_categories: dict[str, list[str]] = {}

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ftaudit.errors import BadInput, first_line
+from ftaudit.io import load_yaml
 from ftaudit.regulation.decision import ComputeEstimate, EstimateMethod, OriginalCompute
 
 REGISTRY_FILE = "base_models.yaml"
@@ -173,7 +174,7 @@ class Registry:
 
 def parse_registry(text: str, *, origin: str = REGISTRY_FILE) -> Registry:
     try:
-        doc = yaml.safe_load(text)
+        doc = load_yaml(text)
     except yaml.YAMLError as exc:
         raise BadInput(f"{origin}: not valid YAML ({first_line(exc)})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("models"), list):
