@@ -155,3 +155,20 @@ def test_ner_windows_overlap_and_find_a_name_across_a_cut():
     spans = pii.detect_text(text, ner=True, types=["PERSON"])
     names = [text[s.start:s.end] for s in spans]
     assert names.count("Anna Schmidt") == 1 and "Anna" not in names and "Schmidt" not in names
+
+
+def test_ner_leaves_torch_unloaded_in_a_scan_process():
+    """spaCy's backend would import torch (280 MB) only to offer it; a scan worker loads NER without it, and torch
+    still imports afterwards."""
+    import subprocess
+    import sys
+
+    from ftaudit.data import pii
+
+    if not pii.ner_available()[0]:
+        pytest.skip("spaCy's NER model is not installed (the `ner` extra)")
+    code = ("import sys; from ftaudit.data.pii import detect_text; "
+            "found = detect_text('Please call Anna Schmidt today.', ner=True, types=['PERSON']); "
+            "assert [f.type for f in found] == ['PERSON'], found; assert 'torch' not in sys.modules; "
+            "import torch; torch.zeros(1)")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

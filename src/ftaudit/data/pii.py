@@ -14,7 +14,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 
 from ftaudit.data.loading import LoadError, OnError, iter_records, iter_texts  # noqa: F401 (re-exported)
@@ -216,15 +218,32 @@ def ner_available() -> tuple[bool, str]:
     return True, f"NER by spaCy pipeline '{name}' with Presidio's label mapping (PERSON, LOCATION, NRP)."
 
 
+@contextmanager
+def _without_torch():
+    """spaCy's backend (thinc) imports torch when it is installed, only to offer it as an option: 280 MB a data-scan
+    worker never uses (the small English pipeline runs on numpy). Hidden while spaCy loads unless this process
+    already holds torch (the training job); a later `import torch` works as usual."""
+    if "torch" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]  # makes `import torch` raise ImportError
+    try:
+        yield
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+
+
 def _nlp():
     if "nlp" not in _NER_STATE:
-        import spacy
-
         name = _find_ner_model()
         if name is None:
             raise BadInput(ner_available()[1])
-        # Only the NER path is needed; the parser, tagger and lemmatizer are the slow parts of the pipeline.
-        nlp = spacy.load(name, exclude=["parser", "tagger", "lemmatizer", "attribute_ruler", "senter"])
+        with _without_torch():
+            import spacy
+
+            # Only the NER path is needed; the parser, tagger and lemmatizer are the slow parts of the pipeline.
+            nlp = spacy.load(name, exclude=["parser", "tagger", "lemmatizer", "attribute_ruler", "senter"])
         nlp.max_length = max(nlp.max_length, NER_WINDOW + 1)
         _NER_STATE["nlp"] = nlp
     return _NER_STATE["nlp"]

@@ -377,7 +377,7 @@ def _ledger(run: Run) -> None:
     if not str(location).startswith(("postgresql://", "postgres://")):
         location = str(run.cfg.resolve(location))
     with open_ledger(location) as ledger:
-        ledger.record_run(run.record)
+        entry = ledger.record_run(run.record)
         listed = set()
         for a in run.record.artefacts:
             if not Path(a.path).is_absolute():  # inputs outside the run dir are in the record by hash
@@ -391,7 +391,8 @@ def _ledger(run: Run) -> None:
             if (path.is_file() and rel not in listed and rel != RECORD_FILENAME
                     and not any(part.startswith(".") for part in Path(rel).parts)):
                 ledger.register_file(run.record.run_id, root, rel, kind=_RUN_FILE_KINDS.get(rel.split("/")[0], "file"))
-    run.ui.info(f"ledger: run {run.record.run_id} recorded in {location}")
+    run.ui.info(f"ledger: run {run.record.run_id} recorded as signed entry {entry.seq} (hash "
+                f"{entry.entry_hash[:16]}…) in {location}; `ftaudit verify {run.rd.root}` checks it")
 
 
 _RUN_FILE_KINDS = {"logs": "log", "checkpoints": "checkpoint", "evaluation": "evidence:evaluation",
