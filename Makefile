@@ -25,7 +25,7 @@ $(DEMO_STAMP): pyproject.toml constraints.txt
 
 # Everything the tests use on top: QLoRA, PostgreSQL, the test tools and linter, DeepSpeed.
 $(STAMP): $(DEMO_STAMP)
-	$(PY) -m pip install -q -c constraints.txt -e '.[all,dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[all,mlflow,dev]'
 	# DeepSpeed, optional (training.deepspeed; the ZeRO tests run it on CPU): its CPU shared-memory op is built now
 	# (DS_BUILD_SHM_COMM=1) instead of on first use; the build needs torch installed and a C++ compiler.
 	DS_BUILD_OPS=0 DS_BUILD_SHM_COMM=1 $(PY) -m pip install -q -c constraints.txt --no-build-isolation 'deepspeed>=0.19' \

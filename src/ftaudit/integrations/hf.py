@@ -53,6 +53,7 @@ from ftaudit.compute.meter import (
     write_lineage,
 )
 from ftaudit.errors import BadInput
+from ftaudit.integrations.mlflow import log_meter
 from ftaudit.regulation import OriginalCompute, resolve_original
 
 Gate = Callable[[float], bool]
@@ -760,13 +761,14 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
             if self._writer is not None:
                 self._writer.shutdown(wait=True)
                 self._writer = None
+            decision = aws_meter_file.decision_for(new)
+            log_meter(new, decision)  # into the active MLflow run, when there is one
             if self.write_meter_file:
-                self._write_seed(new, args)
+                self._write_seed(new, args, decision)
         self._counter = None
         return control
 
-    def _write_seed(self, new: MeterState, args) -> None:
-        decision = aws_meter_file.decision_for(new)
+    def _write_seed(self, new: MeterState, args, decision) -> None:
         doc = aws_meter_file.meter_file_document(new, num_epochs=getattr(args, "num_train_epochs", None),
                                         decision=decision)
         aws_meter_file.write_meter_file(aws_meter_file.meter_file_dir(self._out), doc)

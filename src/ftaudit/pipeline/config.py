@@ -188,6 +188,17 @@ class ComputePolicy(Strict):
         return v
 
 
+class MlflowSettings(Strict):
+    """Log the run into MLflow (the `mlflow` extra): params, metrics, the verdict as tags, the documents."""
+
+    tracking_uri: str | None = Field(None, description="Tracking server or store URI (default: MLflow's own, "
+                                     "e.g. $MLFLOW_TRACKING_URI).")
+    experiment: str | None = Field(None, description="Experiment for a new run (an active run or MLFLOW_RUN_ID "
+                                   "is used as it is).")
+    registered_model: str | None = Field(None, description="Register the model as a new version of this "
+                                         "registered model, tagged with the role and citation.")
+
+
 class RunConfig(Strict):
     """A fine-tuning run: what is trained, on what, how, for what purpose, by whom, and under which compute policy."""
 
@@ -212,6 +223,8 @@ class RunConfig(Strict):
                                          description="The evaluate stage: suites, decoding, limits, gates, canaries.")
     data_policy: DataPolicy = Field(default_factory=DataPolicy,
                                     description="The data scan's policy: what blocks training (exit 5).")
+    mlflow: MlflowSettings | None = Field(None, description="Log the run into MLflow (also done without this key "
+                                          "when an MLflow run is active or MLFLOW_RUN_ID is set).")
 
     # Directory the config was read from; relative paths resolve against it. Not part of the file.
     _base_dir: Path = Path(".")

@@ -364,7 +364,17 @@ def record(run: Run) -> Run:
     run.record.status = "stopped" if run.outcome and run.outcome.status == "stopped" else "completed"
     _mark(run, "record", "ok", started)  # saves run_record.json: the ledger entry must match this file
     _ledger(run)
+    _mlflow(run)
     return run
+
+
+def _mlflow(run: Run) -> None:
+    """Log the run into MLflow when the config asks for it or a run is active (ftaudit.integrations.mlflow)."""
+    from ftaudit.integrations import mlflow as tracking
+
+    if tracking.wanted(run.cfg.mlflow):
+        mlflow_run = tracking.log_record(run.record, run.rd.root, run.cfg.mlflow)
+        run.ui.info(f"mlflow: logged as run {mlflow_run}")
 
 
 def _ledger(run: Run) -> None:
