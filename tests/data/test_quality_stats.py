@@ -25,10 +25,10 @@ def test_token_counts_and_distribution():
     assert regex_token_count("Hello, world! It's 2026.") == 9
     counter = TokenCounter()
     assert counter.method == "tokens (regex: words + punctuation marks)" and counter("a b, c") == 4
-    d = distribution(np.array([0, 1, 3, 10, 100, 1000]))
-    assert (d.count, d.min, d.max, d.total) == (6, 0, 1000, 1114)
-    assert sum(n for _, _, n in d.histogram) == 6 and d.histogram[0] == (0, 0, 1)
-    assert all(lo <= hi for lo, hi, _ in d.histogram)
+    d = distribution(np.array([0, 1, 3, 10, 100, 1000]), "characters")
+    assert (d.count, d.min, d.max, d.total, d.unit) == (6, 0, 1000, 1114, "characters")
+    assert sum(b.count for b in d.histogram) == 6 and (d.histogram[0].low, d.histogram[0].high) == (0, 0)
+    assert all(b.low <= b.high for b in d.histogram)
     stats = TextStats()
     stats.add(10, 3, "en")
     stats.add(30, 7, "de")

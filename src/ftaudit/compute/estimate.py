@@ -15,6 +15,7 @@ from pydantic import Field
 from ftaudit.compute.arch import Architecture, architecture_from_config, load_model_config
 from ftaudit.compute.flops import FlopModel, TrainingSetup, build_flop_model
 from ftaudit.errors import BadInput
+from ftaudit.numbers import parse_number
 from ftaudit.strict import Strict
 
 CONVENTION = (
@@ -99,18 +100,6 @@ class Estimate(Strict):
     accuracy: str
 
 
-def _positive_int(value, what: str) -> int:
-    if isinstance(value, bool):
-        raise BadInput(f"{what} must be a positive integer, got {value!r}")
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise BadInput(f"{what} must be a positive integer, got {value!r}") from None
-    if math.isnan(f) or math.isinf(f) or f <= 0 or f != int(f):
-        raise BadInput(f"{what} must be a positive integer, got {value!r}")
-    return int(f)
-
-
 def resolve_config(config_ref_or_dict: str | dict | Architecture) -> tuple[Architecture, str]:
     if isinstance(config_ref_or_dict, Architecture):
         return config_ref_or_dict, "architecture"
@@ -122,8 +111,8 @@ def resolve_config(config_ref_or_dict: str | dict | Architecture) -> tuple[Archi
 
 def estimate_from_model(fm: FlopModel, tokens: int, seq_len: int, *, epochs: float = 1,
                         config_source: str = "") -> Estimate:
-    tokens = _positive_int(tokens, "tokens")
-    seq_len = _positive_int(seq_len, "sequence length")
+    tokens = int(parse_number(tokens, "tokens", integer=True))
+    seq_len = int(parse_number(seq_len, "sequence length", integer=True))
     if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or not math.isfinite(epochs) or epochs <= 0:
         raise BadInput(f"epochs must be a positive number, got {epochs!r}")
     per_epoch = fm.training_flops(tokens, seq_len)

@@ -38,10 +38,8 @@ from ftaudit.data.evidence import (
     FileFingerprint,
     FindingsSummary,
     FindingTypeSummary,
-    HistogramBin,
     LanguageShare,
     Leakage,
-    LengthDistribution,
     QualityIssues,
     RecordDigest,
     RecordPair,
@@ -443,12 +441,6 @@ class _SpecialAgg:
                                    record_examples=(self.examples + self.term_examples)[:MAX_EXAMPLES])
 
 
-def _distribution(d, unit: str) -> LengthDistribution:
-    return LengthDistribution(unit=unit, count=d.count, total=d.total, min=d.min, max=d.max, mean=d.mean, p50=d.p50,
-                              p90=d.p90, p99=d.p99,
-                              histogram=[HistogramBin(low=lo, high=hi, count=n) for lo, hi, n in d.histogram])
-
-
 def _fingerprint(path: Path, role: str, fmt: str, records: int, skipped: int) -> FileFingerprint:
     digest, size = path_sha256(path)
     return FileFingerprint(path=str(path), role=role, format=fmt, sha256=digest, bytes=size, records=records,
@@ -624,8 +616,8 @@ def _evidence(agg: _Aggregate, opts: ScanOptions, files: list[FileFingerprint], 
         counts=agg.counts, skipped=agg.skipped, findings=findings, duplicates=duplicates, leakage=leakage,
         languages=languages,
         language_method="script + function-word profile (ftaudit.data.stats.detect_language); 'und' = undetermined",
-        characters=_distribution(agg.stats.char_distribution(), "characters"),
-        tokens=_distribution(agg.stats.token_distribution(), TokenCounter.method_name(opts.tokenizer)),
+        characters=agg.stats.char_distribution(),
+        tokens=agg.stats.token_distribution(TokenCounter.method_name(opts.tokenizer)),
         quality=agg.quality, domains=domains, datasheet=sheet, datasheet_sha256=sheet_sha,
         missing_answers=missing_answers(sheet, personal_data_found=agg.rec_pii > 0,
                                         special_categories_found=agg.rec_special > 0),

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ftaudit.data.evidence import HistogramBin, LengthDistribution
 from ftaudit.data.pieces import pieces
 
 # Function-word profiles: very frequent, short, language-specific words (a reading of "linguistic characteristics").
@@ -143,22 +144,9 @@ class TokenCounter:
         return regex_token_count(text)
 
 
-@dataclass
-class Distribution:
-    count: int
-    total: int
-    min: int
-    max: int
-    mean: float
-    p50: float
-    p90: float
-    p99: float
-    histogram: list[tuple[int, int, int]]  # (low, high, count), log-spaced bins
-
-
-def distribution(values: np.ndarray) -> Distribution:
+def distribution(values: np.ndarray, unit: str) -> LengthDistribution:
     if values.size == 0:
-        return Distribution(0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, [])
+        return LengthDistribution(unit=unit, count=0, total=0, min=0, max=0, mean=0.0, p50=0.0, p90=0.0, p99=0.0)
     v = values.astype(np.int64)
     top = int(v.max())
     # Powers of two: record lengths span orders of magnitude, linear bins would hide everything but one.
@@ -166,10 +154,10 @@ def distribution(values: np.ndarray) -> Distribution:
     if edges[-1] <= top:
         edges.append(edges[-1] * 2)
     counts, _ = np.histogram(v, bins=edges)
-    hist = [(edges[i], edges[i + 1] - 1, int(c)) for i, c in enumerate(counts) if c]
+    hist = [HistogramBin(low=edges[i], high=edges[i + 1] - 1, count=int(c)) for i, c in enumerate(counts) if c]
     q = np.percentile(v, [50, 90, 99])
-    return Distribution(
-        count=int(v.size), total=int(v.sum()), min=int(v.min()), max=top, mean=round(float(v.mean()), 3),
+    return LengthDistribution(
+        unit=unit, count=int(v.size), total=int(v.sum()), min=int(v.min()), max=top, mean=round(float(v.mean()), 3),
         p50=float(q[0]), p90=float(q[1]), p99=float(q[2]), histogram=hist,
     )
 
@@ -189,8 +177,8 @@ class TextStats:
         self.languages[language] += 1
         self.language_chars[language] += n_chars
 
-    def char_distribution(self) -> Distribution:
-        return distribution(np.frombuffer(self.chars, dtype=np.int64))
+    def char_distribution(self) -> LengthDistribution:
+        return distribution(np.frombuffer(self.chars, dtype=np.int64), "characters")
 
-    def token_distribution(self) -> Distribution:
-        return distribution(np.frombuffer(self.tokens, dtype=np.int64))
+    def token_distribution(self, unit: str) -> LengthDistribution:
+        return distribution(np.frombuffer(self.tokens, dtype=np.int64), unit)
