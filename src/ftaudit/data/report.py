@@ -1,4 +1,5 @@
-"""The data-governance report: JSON (the source of truth) plus Markdown and self-contained HTML with inline SVG.
+"""The data-governance report: JSON (the source of truth) plus Markdown and self-contained HTML with inline SVG
+(the charts of `ftaudit.reporting.charts`, as in every other document).
 
 The Markdown and HTML are renderings of one neutral document (sections of paragraphs, tables and bar charts) built
 from the DataEvidence, so the two never disagree. Nothing here sees a record: the evidence holds counts, types,
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from ftaudit.data.evidence import DataEvidence
 from ftaudit.io import atomic_write_text
+from ftaudit.reporting.charts import bar_chart
 
 REPORT_JSON = "data_report.json"
 REPORT_MD = "data_report.md"
@@ -232,27 +234,6 @@ h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}figure{margin
 figcaption{font-weight:600;margin-bottom:.3em}"""
 
 
-def svg_bar_chart(chart: Chart, *, width: int = 640, bar: int = 18, gap: int = 6, label_w: int = 190) -> str:
-    """A horizontal bar chart as an inline SVG element (no scripts, no external assets)."""
-    n = len(chart.values)
-    top = max(chart.values, default=0) or 1
-    height = n * (bar + gap) + gap
-    plot = width - label_w - 90
-    rows = []
-    for i, (label, value) in enumerate(zip(chart.labels, chart.values, strict=True)):
-        y = gap + i * (bar + gap)
-        w = max(1.0, plot * value / top) if value else 0
-        text = label if len(label) <= 28 else label[:27] + "…"
-        rows.append(
-            f'<text x="{label_w - 6}" y="{y + bar - 5}" text-anchor="end" font-size="12">{html.escape(text)}</text>'
-            f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar}" fill="#4a78b5"/>'
-            f'<text x="{label_w + w + 4:.1f}" y="{y + bar - 5}" font-size="12">'
-            f'{html.escape(_n(round(value, 2) if isinstance(value, float) else value))}'
-            f'{html.escape(" " + chart.unit if chart.unit else "")}</text>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-            f'aria-label="{html.escape(chart.title)}">' + "".join(rows) + "</svg>")
-
-
 def render_html(ev: DataEvidence) -> str:
     when = html.escape(ev.scanned_at.isoformat() if ev.scanned_at else "")
     body = [f"<h1>Data governance report</h1><p>Scanned {when}"
@@ -276,8 +257,8 @@ def render_html(ev: DataEvidence) -> str:
                                for row in part.rows)
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
             elif isinstance(part, Chart) and part.values:
-                body.append(f"<figure><figcaption>{html.escape(part.title)}</figcaption>{svg_bar_chart(part)}"
-                            "</figure>")
+                unit = f" {part.unit}" if part.unit else ""
+                body.append(f"<figure>{bar_chart(part.title, part.labels, [('', part.values)], unit=unit)}</figure>")
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Data governance report</title>"
             f"<style>{_CSS}</style></head><body>" + "\n".join(body) + "</body></html>\n")
 
