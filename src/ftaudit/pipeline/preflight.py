@@ -131,7 +131,7 @@ def plan_compute(model_config: dict, data: TokenizedSet, cfg: RunConfig, prior_f
     if scale > 1:
         assumptions.append(f"{len(batches):,} of the run's {total:,} micro-batches simulated; the totals are scaled "
                            f"by {scale:.6g} (the padding of the simulated ones stands for the rest).")
-    warnings = list(getattr(fm, "warnings", []) or [])
+    warnings = list(fm.warnings)
     if data.n_truncated:
         warnings.append(f"{data.n_truncated} of {len(data)} training records are longer than "
                         f"max_seq_len={cfg.training.max_seq_len} and were truncated")

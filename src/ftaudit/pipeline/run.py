@@ -211,7 +211,7 @@ def _data_scan(run: Run) -> None:
     with run.ui.status("scanning the training data for personal data, secrets and duplicates"):
         evidence = scan_for_record([cfg.resolve(d.path) for d in cfg.datasets], **kw)
     run.record.data = evidence
-    enforce(getattr(evidence, "policy", None))
+    enforce(evidence.policy)
 
 
 def _environment() -> Environment:
@@ -314,7 +314,7 @@ def _absorb_meter(run: Run) -> None:
     """The meter's final state into the record: compute evidence, lineage, and the decision on metered FLOP."""
     from ftaudit.regulation import decide
 
-    state = getattr(run.outcome.meter, "meter_state", None)
+    state = run.outcome.meter.meter_state if run.outcome.meter is not None else None
     if state is None:
         return
     run.record.compute = state.to_evidence(estimate=run.plan.model_dump(mode="json"))

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ftaudit.pipeline.config import RunConfig
 from ftaudit.pipeline.data import TokenizedSet
 from ftaudit.pipeline.run_dir import RunDir, append_log
 from ftaudit.regulation import OriginalCompute
 from ftaudit.regulation.figures import flops2
+
+if TYPE_CHECKING:
+    from ftaudit.integrations.hf import FlopsMeterCallback
 
 
 @dataclass
@@ -39,7 +42,7 @@ class TrainOutcome:
     seconds: float
     resumed_from: str | None
     metrics: dict[str, Any] = field(default_factory=dict)
-    meter: Any = None
+    meter: FlopsMeterCallback | None = None
 
 
 class _Examples:
@@ -177,7 +180,7 @@ def _progress_callback(ui, rd: RunDir, gate: GateState, meter_ref: list):
 
 def _live_flops(meter_ref: list, gate: GateState) -> float | None:
     """The lineage total at the meter's last sync (every `meter_every_steps` steps)."""
-    state = getattr(meter_ref[0], "meter_state", None) if meter_ref else None
+    state = meter_ref[0].meter_state if meter_ref else None
     if state is not None and state.lineage is not None:
         return float(state.lineage.cumulative_flops)
     return gate.last_total or None
