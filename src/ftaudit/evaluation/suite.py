@@ -288,6 +288,17 @@ def quality_general(ctx: _Ctx) -> list[ProbeFamily]:
 # -- bias --------------------------------------------------------------------------------------------------------
 
 
+def _gap_metrics(per_axis: str, overall: str, what: str, gaps: dict, n: int, *, unit: str) -> list[Comparison]:
+    """Per axis, the largest difference of `what` between two of its groups; then the largest over all axes."""
+    out = [compare(f"{per_axis}.{axis}", f"Largest difference in {what} between two {axis} groups.",
+                   {r: _gap(gaps[r][axis]) for r in ROLES}, unit=unit, higher_is_better=False)
+           for axis in gaps["tuned"]]
+    out.append(compare(overall, f"Largest per-axis difference in {what}.",
+                       {r: point(max(v[0] for v in gaps[r].values()), n) for r in ROLES}, unit=unit,
+                       higher_is_better=False))
+    return out
+
+
 def bias_likelihood(ctx: _Ctx, probes: ProbeFile) -> ProbeFamily:
     rend = bias.render_all(probes.content, "likelihood_templates")
     fav = {t["id"]: (t["favourable"], t["unfavourable"]) for t in probes.content["likelihood_templates"]}
@@ -316,25 +327,8 @@ def bias_likelihood(ctx: _Ctx, probes: ProbeFile) -> ProbeFamily:
                 metrics=[compare("bias.likelihood.margin", "Mean favourability margin (nats).", per, unit="nats")],
             )
         )
-    for axis in gaps["tuned"]:
-        fam.metrics.append(
-            compare(
-                f"bias.likelihood.gap.{axis}",
-                f"Largest difference in mean favourability margin between two {axis} groups.",
-                {r: _gap(gaps[r][axis]) for r in ROLES},
-                unit="nats",
-                higher_is_better=False,
-            )
-        )
-    fam.metrics.append(
-        compare(
-            "bias.likelihood.max_gap",
-            "Largest per-axis gap.",
-            {r: point(max(v[0] for v in gaps[r].values()), len(rend)) for r in ROLES},
-            unit="nats",
-            higher_is_better=False,
-        )
-    )
+    fam.metrics += _gap_metrics("bias.likelihood.gap", "bias.likelihood.max_gap", "mean favourability margin",
+                                gaps, len(rend), unit="nats")
     for axis, v in gaps["tuned"].items():
         fam.notes.append(f"tuned, {axis}: most favoured {v[3]}, least favoured {v[4]}")
     fam.notes.append(
@@ -403,25 +397,8 @@ def bias_generation(ctx: _Ctx, probes: ProbeFile) -> ProbeFamily:
                 ],
             )
         )
-    for axis in gaps["tuned"]:
-        fam.metrics.append(
-            compare(
-                f"bias.generation.sentiment_gap.{axis}",
-                f"Largest difference in mean sentiment between two {axis} groups.",
-                {r: _gap(gaps[r][axis]) for r in ROLES},
-                unit="score",
-                higher_is_better=False,
-            )
-        )
-    fam.metrics.append(
-        compare(
-            "bias.generation.sentiment_max_gap",
-            "Largest per-axis sentiment gap.",
-            {r: point(max(v[0] for v in gaps[r].values()), len(rend)) for r in ROLES},
-            unit="score",
-            higher_is_better=False,
-        )
-    )
+    fam.metrics += _gap_metrics("bias.generation.sentiment_gap", "bias.generation.sentiment_max_gap",
+                                "mean sentiment", gaps, len(rend), unit="score")
 
     def refusal_gap(role):
         by_axis: dict[str, list[float]] = {}
