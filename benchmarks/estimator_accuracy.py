@@ -1,5 +1,5 @@
 """Estimator accuracy against torch.utils.flop_counter.FlopCounterMode, beside the seed meter's formula and HF
-Trainer's `total_flos`; and `ftaudit estimate` wall time against `python -c pass`.
+Trainer's `total_flos` (the command's wall time is `estimate_latency`).
 
 Part 1 runs real tiny models (hidden 64, 2 layers) on the CPU. Part 2 counts real-size models from the base-model
 registry on PyTorch's meta device (FlopCounterMode counts the same kernels; nothing is computed). One forward +
@@ -14,11 +14,7 @@ Baselines:
 from __future__ import annotations
 
 import os
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -120,31 +116,6 @@ def real_table() -> list[str]:
     return lines
 
 
-def cli_timing(runs: int = 7) -> list[str]:
-    cfg = '{"model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16, ' \
-          '"num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 64, "vocab_size": 128256}'
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "config.json"
-        path.write_text(cfg)
-        cmd_est = [sys.executable, "-m", "ftaudit.cli", "estimate", "--config", str(path), "--tokens", "1e9",
-                   "--seq-len", "2048", "--json"]
-        cmd_pass = [sys.executable, "-c", "pass"]
-
-        def wall(cmd):
-            times = []
-            for _ in range(runs):
-                t = time.perf_counter()
-                subprocess.run(cmd, check=True, capture_output=True)
-                times.append(time.perf_counter() - t)
-            return statistics.median(times)
-
-        base = wall(cmd_pass)
-        est = wall(cmd_est)
-    return [_row(["command", "median wall time", "ratio"]), _row(["---"] * 3),
-            _row(["python -c pass", f"{base * 1000:.0f} ms", "1.0"]),
-            _row(["ftaudit estimate --json", f"{est * 1000:.0f} ms", f"{est / base:.1f}"])]
-
-
 def main() -> None:
     import torch
 
@@ -153,8 +124,6 @@ def main() -> None:
     print("\n".join(tiny_table()))
     print("\n### Real-size configs from the base-model registry, counted on the meta device (S = 2048)\n")
     print("\n".join(real_table()))
-    print("\n### `ftaudit estimate` wall time\n")
-    print("\n".join(cli_timing()))
 
 
 if __name__ == "__main__":
