@@ -1,1 +1,0 @@
-"""ftaudit.web"""
