@@ -163,16 +163,6 @@ def load_model_config(ref: str) -> tuple[dict, str]:
     return config, f"registry:{entry.id}"
 
 
-def registry_entry(model_id: str):
-    """The base-model registry entry for `model_id`, or None when it is not in the registry."""
-    from ftaudit.regulation.registry import lookup
-
-    try:
-        return lookup(model_id)
-    except BadInput:
-        return None
-
-
 # --------------------------------------------------------------------------------------------- parsing
 
 

@@ -34,7 +34,6 @@ ACCURACY_PARAMETER_COUNT = (
 )
 
 
-
 class EstimateSetup(Strict):
     """The training set-up the estimate assumes (mirrors `ftaudit.compute.flops.TrainingSetup`)."""
 
@@ -57,18 +56,6 @@ class EstimateSetup(Strict):
             d["lora_target_modules"] = list(d["lora_target_modules"])
         d["trainable_patterns"] = list(d["trainable_patterns"])
         return cls(**d)
-
-    def to_setup(self) -> TrainingSetup:
-        return TrainingSetup(
-            method=self.method,
-            lora_r=self.lora_r or 16,
-            lora_target_modules=tuple(self.lora_target_modules) if self.lora_target_modules else None,
-            trainable_patterns=tuple(self.trainable_patterns),
-            quant_bits=self.quant_bits,
-            gradient_checkpointing=self.gradient_checkpointing,
-            inputs_require_grad=self.inputs_require_grad,
-            attention_kernel=self.attention_kernel,
-        )
 
 
 class Estimate(Strict):

@@ -194,10 +194,6 @@ def missing_answers(
     return out
 
 
-def special_categories_reviewed(sheet: Datasheet | None) -> bool:
-    return bool(sheet and sheet.special_category_review and sheet.special_category_review.reviewed)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Template
 # ---------------------------------------------------------------------------------------------------------------

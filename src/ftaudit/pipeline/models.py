@@ -234,9 +234,3 @@ def apply_method(model, cfg: RunConfig, *, adapter_from: Path | None = None):
     for p in model.parameters():  # full
         p.requires_grad_(True)
     return model
-
-
-def count_parameters(model) -> tuple[int, int]:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return total, trainable

@@ -310,7 +310,3 @@ def sharding_warnings(cfg: RunConfig) -> list[str]:
                 "run trains unsharded, with DDP when several processes run (each holds the whole model); the "
                 "counted compute is the same"]
     return []
-
-
-def dataset_files(cfg: RunConfig) -> list[Path]:
-    return [cfg.resolve(d.path) for d in cfg.datasets]
