@@ -59,5 +59,11 @@ def test_evaluate_for_record_from_a_run(tiny, tmp_path, monkeypatch):
     assert ev.decoding.prompt_format == "raw"  # the tiny tokenizer has no chat template
     assert ev.metric("memorisation.canary.detected_rate").tuned.value == 1.0
     assert ev.approved is False and ev.gates[0].passed is False
+    from ftaudit.cli.train import _summary_lines
+    from ftaudit.record import RunRecord
+
+    summary = dict(_summary_lines(SimpleNamespace(record=RunRecord(evaluation=ev), run_dir=tmp_path)))
+    assert "exact_match" in summary and summary["canaries memorised"].endswith("memorisation.canary.detected_rate)")
+    assert summary["evaluation gates"] == "failed: the model is not approved"
     saved = json.loads((tmp_path / "run" / "evaluation" / "evaluation.json").read_text())
     assert saved["approved"] is False and saved["families"][0]["probe_sets"][0]["source"] == str(task)

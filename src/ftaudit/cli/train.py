@@ -66,18 +66,31 @@ def _summary_lines(result) -> list[tuple[str, str]]:
         lines.append(("role", f"{d.role} (accepted: {d.accepted_role})"))
         lines += _readings(d)
     ev = rec.evaluation
-    for fam in (ev.families if ev is not None else []):
-        for m in fam.metrics:
-            if m.metric in ("quality.task.exact_match", "quality.task.field_accuracy", "quality.task.json_validity"):
-                base = f"{m.base.value:.2f}" if m.base is not None and m.base.value is not None else "n/a"
-                tuned = f"{m.tuned.value:.2f}" if m.tuned.value is not None else "n/a"
-                lines.append((m.metric.removeprefix("quality.task."),
-                              f"base {base} → tuned {tuned} (n={m.tuned.n}, held-out)"))
+    measured = {m.metric: m for fam in (ev.families if ev is not None else []) for m in fam.metrics}
+    for name, label in SUMMARY_METRICS.items():
+        m = measured.get(name)
+        if m is not None:
+            base = f"{m.base.value:.2f}" if m.base is not None and m.base.value is not None else "n/a"
+            tuned = f"{m.tuned.value:.2f}" if m.tuned.value is not None else "n/a"
+            lines.append((label, f"base {base} → tuned {tuned} (n={m.tuned.n}; {name})"))
+    if ev is not None and ev.gates:
+        lines.append(("evaluation gates", "all passed" if ev.approved else "failed: the model is not approved"))
     for s in rec.stages:
         secs = f" ({(s.finished_at - s.started_at).total_seconds():.0f} s)" if s.started_at and s.finished_at else ""
         lines.append((f"stage {s.name}", s.status + secs + (f": {s.reason}" if s.reason else "")))
     lines.append(("evidence", f"{result.run_dir}/run_record.json, ftaudit_meter.json, flops_meter.json"))
     return lines
+
+
+# One or more headline figures per evaluation family (all of them are in the record and the documents).
+SUMMARY_METRICS = {
+    "quality.task.exact_match": "exact_match", "quality.task.json_validity": "json_validity",
+    "quality.task.field_accuracy": "field_accuracy",
+    "bias.likelihood.max_gap": "bias gap, likelihood", "bias.generation.sentiment_max_gap": "bias gap, sentiment",
+    "unexpected.personal_data.rate": "personal data out", "unexpected.toxicity.rate": "toxic outputs",
+    "unexpected.harmful.compliance_rate": "harmful complied",
+    "memorisation.canary.detected_rate": "canaries memorised", "memorisation.extraction.rate": "training PII extracted",
+}
 
 
 def run_train(args) -> int:
