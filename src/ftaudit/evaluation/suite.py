@@ -905,15 +905,7 @@ def evaluate_models(
     evidence = EvaluationEvidence(
         suites=suites,
         models=[_model_under_test("base", base), _model_under_test("tuned", tuned)],
-        decoding=Decoding(
-            do_sample=d.do_sample,
-            max_new_tokens=d.max_new_tokens,
-            temperature=d.temperature,
-            top_p=d.top_p,
-            seed=d.seed,
-            batch_size=d.batch_size,
-            prompt_format=d.prompt_format,
-        ),
+        decoding=Decoding(**d.model_dump()),  # the settings as used, plus how likelihoods are computed
         seed=config.seed,
         families=families,
         memorisation_statement=statement,
