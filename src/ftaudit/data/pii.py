@@ -35,7 +35,7 @@ from ftaudit.data.patterns.recognizers import (
     RECOGNIZERS,
     phone_score,
 )
-from ftaudit.data.pieces import pieces
+from ftaudit.data.pieces import PIECE, pieces
 from ftaudit.data.secrets import SECRET_TYPES, detect_secrets
 from ftaudit.data.spans import Finding, Span, resolve_overlaps
 from ftaudit.data.special_categories import PREFIX as SPECIAL_PREFIX
@@ -58,8 +58,9 @@ NER_WINDOW = 10_000
 NER_OVERLAP = 300
 NER_BATCH_CHARS = 10_000
 NER_LONG_TEXT_NOTE = (f"texts longer than {NER_WINDOW:,} characters were read by NER in windows of {NER_WINDOW:,} "
-                      f"characters overlapping by {NER_OVERLAP}, so a record of any length is scanned in bounded "
-                      "memory")
+                      f"characters overlapping by {NER_OVERLAP}, and every per-record statistic (duplicates, tokens, "
+                      f"garbled check, bias sentences) read long texts in pieces of {PIECE:,} characters cut at "
+                      "whitespace, so a record of any length is scanned in bounded memory")
 
 
 

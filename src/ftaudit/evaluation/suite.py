@@ -182,48 +182,23 @@ def quality_task(ctx: _Ctx, inputs: EvaluationInputs) -> ProbeFamily:
         n_tok = sum(n for _, n in ref_scores)
         ppl[role] = (math.exp(-sum(lp for lp, _ in ref_scores) / n_tok), n_tok)
     s = ctx.seed
-    fam.metrics += [
-        compare(
-            "quality.task.exact_match",
-            "Answer equals the reference after normalisation.",
-            {r: rate([x == 1.0 for x in per[r].exact_match]) for r in ROLES},
-            unit="rate",
-            higher_is_better=True,
-        ),
-        compare(
-            "quality.task.token_f1",
-            "Token-overlap F1 with the reference (SQuAD).",
-            {r: mean_ci(per[r].token_f1, s) for r in ROLES},
-            unit="ratio",
-            higher_is_better=True,
-        ),
-        compare(
-            "quality.task.rouge_l",
-            "ROUGE-L F-measure with the reference.",
-            {r: mean_ci(per[r].rouge_l, s) for r in ROLES},
-            unit="ratio",
-            higher_is_better=True,
-        ),
+    # (metric, what it is, unit, estimate from one role's per-item scores); higher is better for all of them
+    rows = [
+        ("exact_match", "Answer equals the reference after normalisation.", "rate",
+         lambda p: rate([x == 1.0 for x in p.exact_match])),
+        ("token_f1", "Token-overlap F1 with the reference (SQuAD).", "ratio", lambda p: mean_ci(p.token_f1, s)),
+        ("rouge_l", "ROUGE-L F-measure with the reference.", "ratio", lambda p: mean_ci(p.rouge_l, s)),
     ]
     if structured:
-        fam.metrics += [
-            compare(
-                "quality.task.json_validity",
-                "Answer contains a parseable JSON value.",
-                {r: rate(per[r].json_valid) for r in ROLES},
-                unit="rate",
-                higher_is_better=True,
-            ),
-            compare(
-                "quality.task.field_accuracy",
-                "Share of the reference's JSON fields reproduced with the same value.",
-                {r: mean_ci(per[r].field_accuracy, s) for r in ROLES},
-                unit="ratio",
-                higher_is_better=True,
-            ),
+        rows += [
+            ("json_validity", "Answer contains a parseable JSON value.", "rate", lambda p: rate(p.json_valid)),
+            ("field_accuracy", "Share of the reference's JSON fields reproduced with the same value.", "ratio",
+             lambda p: mean_ci(p.field_accuracy, s)),
         ]
     else:
         fam.notes.append("references are not JSON objects: JSON validity and field accuracy not applicable")
+    fam.metrics += [compare(f"quality.task.{name}", what, {r: estimate(per[r]) for r in ROLES}, unit=unit,
+                            higher_is_better=True) for name, what, unit, estimate in rows]
     fam.metrics.append(
         compare(
             "quality.task.perplexity",
