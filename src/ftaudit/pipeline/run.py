@@ -97,9 +97,10 @@ def _mark(run: Run, name: str, status: str, started: datetime, reason: str | Non
     run.timings[name] = secs
     run.ui.stage(name, status, secs, reason)
     if run.is_main and run.rd.config.exists():
+        # The record first: a kill right after the log line must find the stage in the record too (resume reads it).
+        run.record.save(run.rd.root)
         layout.append_log(run.rd, "stages.jsonl", {"stage": name, "status": status, "seconds": round(secs, 3),
                                                    "reason": reason})
-        run.record.save(run.rd.root)
 
 
 # ---------------------------------------------------------------------------------------------------- preflight
