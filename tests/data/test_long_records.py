@@ -13,6 +13,7 @@ from ftaudit.data import bias, pieces
 from ftaudit.data.loading import iter_records
 from ftaudit.data.quality import MinHasher, exact_key, garbled_reason, normalise, shingles
 from ftaudit.data.scan import ScanOptions, _Worker
+from ftaudit.data.spans import Intervals
 from ftaudit.data.stats import regex_token_count
 
 ALPHABET = ["a", "B", "ß", "é", "e\u0301", " ", "  ", "\n", "\t", "x", "\ufb01", ",", "\u00a0", "teacher", "she",
@@ -67,3 +68,20 @@ def test_the_statistics_of_a_long_line_need_memory_for_a_piece_not_for_its_words
     # What grows with the record is a few plain copies (its canonical JSON, its UTF-8); reading it whole built a
     # list of all its words and shingles as well: about 15 bytes per character.
     assert per_char < 3, f"{per_char:.1f} bytes of memory per character of the record"
+
+
+def test_intervals_answer_as_the_pairwise_check_does():
+    """The O(log n) overlap index behind resolve_overlaps and the NER filter equals checking every pair."""
+    rng = random.Random(7)
+    for _ in range(300):
+        ranges = []
+        index = Intervals()
+        for _ in range(rng.randint(0, 30)):
+            s = rng.randint(0, 60)
+            e = s + rng.randint(0, 8)
+            for _ in range(5):
+                qs = rng.randint(0, 70)
+                qe = qs + rng.randint(0, 8)
+                assert index.overlaps(qs, qe) == any(qs < be and bs < qe for bs, be in ranges), (ranges, qs, qe)
+            index.add(s, e)
+            ranges.append((s, e))

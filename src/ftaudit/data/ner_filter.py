@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ftaudit.data.spans import Span
+from ftaudit.data.spans import Intervals, Span
 
 NER_SCORE = 0.85  # Presidio's SpacyRecognizer score
 NER_BARE_SCORE = 0.6  # one capitalised token, no cue: still above common review thresholds, ranked below
@@ -71,7 +71,7 @@ def _is_capitalised_name_token(tok: str) -> bool:
     return not (len(letters) > 1 and all(c.isupper() for c in letters))
 
 
-def name_shape(text: str, start: int, end: int, blocked: Sequence[tuple[int, int]] = ()) -> tuple[int, int] | None:
+def name_shape(text: str, start: int, end: int, blocked: Intervals | None = None) -> tuple[int, int] | None:
     """The part of text[start:end] that looks like a name, trimmed of non-name edge tokens; None if nothing does.
     `blocked` are ranges other detectors claimed (an e-mail's local part is not a name)."""
     toks = []
@@ -87,7 +87,7 @@ def name_shape(text: str, start: int, end: int, blocked: Sequence[tuple[int, int
 
     def ok(i: int) -> bool:
         s, e, t = toks[i]
-        return _is_capitalised_name_token(t) and not any(s < be and bs < e for bs, be in blocked)
+        return _is_capitalised_name_token(t) and not (blocked is not None and blocked.overlaps(s, e))
 
     lo, hi = 0, len(toks)
     while lo < hi and not ok(lo):
@@ -123,12 +123,13 @@ def refine_entities(text: str, ents: Sequence[tuple[int, int, str]], blocked: Se
     """NER entities (start, end, spaCy label) → PERSON/LOCATION/NRP spans after the precision and cue rules.
     `labels` maps spaCy labels to our types; `blocked` are ranges found by pattern/secret detectors."""
     out: list[Span] = []
+    blocked = Intervals(blocked)
     for s, e, label in ents:
         etype = labels.get(label)
         if etype is None and label not in _PERSONISH:
             continue
         if etype == "NRP":  # nationalities/religions/groups are single capitalised words by nature; keep as is
-            if not any(s < be and bs < e for bs, be in blocked) and not re.search(r"[\d_@/]", text[s:e]):
+            if not blocked.overlaps(s, e) and not re.search(r"[\d_@/]", text[s:e]):
                 out.append(Span(s, e, etype, NER_SCORE, "ner"))
             continue
         shaped = name_shape(text, s, e, blocked)
@@ -145,15 +146,17 @@ def refine_entities(text: str, ents: Sequence[tuple[int, int, str]], blocked: Se
             score = NER_BARE_SCORE
         out.append(Span(s2, e2, etype, score, "ner"))
     # Names the NER did not tag at all, introduced by a strong cue or standing as a signature.
-    taken = [(sp.start, sp.end) for sp in out] + list(blocked)
+    taken = Intervals((sp.start, sp.end) for sp in out)
+    for s, e in zip(blocked.starts, blocked.ends, strict=True):
+        taken.add(s, e)
     for rx in (_CUE_NAME, _SIGNATURE):
         for m in rx.finditer(text):
             s, e = m.span("name")
-            if any(s < te and ts < e for ts, te in taken):
+            if taken.overlaps(s, e):
                 continue
             shaped = name_shape(text, s, e, blocked)
             if shaped is None:
                 continue
             out.append(Span(shaped[0], shaped[1], "PERSON", CUE_SCORE, "ner"))
-            taken.append(shaped)
+            taken.add(*shaped)
     return out

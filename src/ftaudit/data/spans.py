@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import asdict, dataclass
 
 
@@ -40,11 +41,35 @@ class Finding:
         return d
 
 
+class Intervals:
+    """A set of [start, end) ranges that answers "does [s, e) overlap any of them?" in O(log n), so that checking
+    every detection of a long record against every other stays linear in the record's length. Overlapping ranges
+    are merged (ranges that only touch are not: [0, 5) and [5, 8) overlap nothing at 5)."""
+
+    def __init__(self, ranges=()):
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        for s, e in ranges:
+            self.add(s, e)
+
+    def overlaps(self, s: int, e: int) -> bool:
+        i = bisect_left(self.starts, e)  # ranges [0, i) start before e; the last of them ends last
+        return i > 0 and self.ends[i - 1] > s
+
+    def add(self, s: int, e: int) -> None:
+        lo, hi = bisect_right(self.ends, s), bisect_left(self.starts, e)
+        if lo < hi:
+            s, e = min(s, self.starts[lo]), max(e, self.ends[hi - 1])
+        self.starts[lo:hi], self.ends[lo:hi] = [s], [e]
+
+
 def resolve_overlaps(spans: list[Span]) -> list[Span]:
     """Keeps the best of overlapping spans: higher score, then longer; returned in text order."""
     kept: list[Span] = []
+    taken = Intervals()
     for sp in sorted(spans, key=lambda s: (-s.score, s.start - s.end, s.start)):
-        if all(sp.end <= k.start or sp.start >= k.end for k in kept):
+        if not taken.overlaps(sp.start, sp.end):
             kept.append(sp)
+            taken.add(sp.start, sp.end)
     kept.sort(key=lambda s: (s.start, s.end))
     return kept
