@@ -1,46 +1,23 @@
-"""The data-governance report: JSON (the source of truth) plus Markdown and self-contained HTML with inline SVG
-(the charts of `ftaudit.reporting.charts`, as in every other document).
-
-The Markdown and HTML are renderings of one neutral document (sections of paragraphs, tables and bar charts) built
-from the DataEvidence, so the two never disagree. Nothing here sees a record: the evidence holds counts, types,
-positions and redacted samples only.
+"""The data-governance report: JSON (the source of truth) plus Markdown and self-contained HTML, both renderings
+of one flow of paragraphs, tables and bar charts (`ftaudit.reporting.flow`) built from the DataEvidence, so the
+two never disagree. Nothing here sees a record: the evidence holds counts, types, positions and redacted samples.
 """
 
 from __future__ import annotations
 
-import html
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftaudit.data.evidence import DataEvidence
 from ftaudit.io import atomic_write_text
-from ftaudit.reporting.charts import bar_chart
+from ftaudit.reporting.document import Table
+from ftaudit.reporting.flow import BarChart, FlowSection, flow_html, flow_markdown
 
 REPORT_JSON = "data_report.json"
 REPORT_MD = "data_report.md"
 REPORT_HTML = "data_report.html"
 SUMMARY_JSON = "training_content_summary.data.json"
-
-
-@dataclass
-class Table:
-    headers: list[str]
-    rows: list[list[object]]
-
-
-@dataclass
-class Chart:
-    title: str
-    labels: list[str]
-    values: list[float]
-    unit: str = ""
-
-
-@dataclass
-class Section:
-    title: str
-    parts: list[object] = field(default_factory=list)  # str paragraphs, Table, Chart
+TITLE = "Data governance report"
 
 
 def _n(x) -> str:
@@ -51,30 +28,34 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f} %"
 
 
-def build_document(ev: DataEvidence) -> list[Section]:
-    out: list[Section] = []
+def _table(headers: list[str], rows: list[list[object]]) -> Table:
+    return Table(title="", headers=headers, rows=[[_n(x) for x in row] for row in rows])
+
+
+def build_document(ev: DataEvidence) -> list[FlowSection]:
+    out: list[FlowSection] = []
     c = ev.counts
-    s = Section("Overview")
+    s = FlowSection("Overview")
     s.parts.append(f"{_n(c.records)} training records, {_n(c.characters)} characters, {_n(c.tokens)} "
                    f"{ev.tokens.unit if ev.tokens else 'tokens'}; {_n(c.skipped_records)} records skipped as "
                    "unreadable.")
-    s.parts.append(Table(["file", "role", "format", "records", "bytes", "sha256"],
-                         [[f.path, f.role, f.format, f.records, f.bytes, f.sha256] for f in ev.files]))
+    s.parts.append(_table(["file", "role", "format", "records", "bytes", "sha256"],
+                          [[f.path, f.role, f.format, f.records, f.bytes, f.sha256] for f in ev.files]))
     if ev.record_digest:
         s.parts.append(f"Record digest ({ev.record_digest.algorithm}): `{ev.record_digest.value}`")
     out.append(s)
 
     if ev.policy:
-        s = Section("Data policy")
+        s = FlowSection("Data policy")
         s.parts.append(f"Verdict: **{ev.policy.status.upper()}**")
         if ev.policy.reasons or ev.policy.warnings:
-            s.parts.append(Table(["", "rule", "citation", "detail"],
-                                 [["blocks", r.rule, r.citation, r.detail] for r in ev.policy.reasons]
-                                 + [["warning", r.rule, r.citation, r.detail] for r in ev.policy.warnings]))
+            s.parts.append(_table(["", "rule", "citation", "detail"],
+                                  [["blocks", r.rule, r.citation, r.detail] for r in ev.policy.reasons]
+                                  + [["warning", r.rule, r.citation, r.detail] for r in ev.policy.warnings]))
         out.append(s)
 
     f = ev.findings
-    s = Section("Personal data, secrets and special categories")
+    s = FlowSection("Personal data, secrets and special categories")
     if f.detection:
         s.parts.append(("Detection: " if f.detection.ner_available else "**Warning** — ") + f.detection.note)
     s.parts.append(f"{_n(f.total)} findings; records with personal data: {_n(f.records_with_personal_data)}, with "
@@ -83,21 +64,21 @@ def build_document(ev: DataEvidence) -> list[Section]:
                    f"{_n(f.records_with_special_category_terms)}). Values are never shown: samples are redacted "
                    "(findings as <TYPE>, other identifying words shape-masked).")
     if f.by_type:
-        s.parts.append(Chart("Findings by type", [t.type for t in f.by_type], [t.count for t in f.by_type]))
-        s.parts.append(Table(["type", "category", "findings", "records", "top fields"],
-                             [[t.type, t.category, t.count, t.records,
-                               ", ".join(f"{k} ({v})" for k, v in t.top_fields.items())] for t in f.by_type]))
-        s.parts.append(Table(["type", "record", "field", "offsets", "redacted sample"],
-                             [[t.type, sm.record, sm.field, f"{sm.start}–{sm.end}", sm.redacted]
-                              for t in f.by_type for sm in t.samples]))
+        s.parts.append(BarChart("Findings by type", [t.type for t in f.by_type], [t.count for t in f.by_type]))
+        s.parts.append(_table(["type", "category", "findings", "records", "top fields"],
+                              [[t.type, t.category, t.count, t.records,
+                                ", ".join(f"{k} ({v})" for k, v in t.top_fields.items())] for t in f.by_type]))
+        s.parts.append(_table(["type", "record", "field", "offsets", "redacted sample"],
+                              [[t.type, sm.record, sm.field, f"{sm.start}–{sm.end}", sm.redacted]
+                               for t in f.by_type for sm in t.samples]))
     if f.special_categories:
         s.parts.append("Special categories (GDPR Art. 9(1)), flagged for human review — not a verdict:")
-        s.parts.append(Table(["category", "records (personal cue)", "records (term only)", "example records"],
-                             [[x.category, x.records, x.term_only_records, ", ".join(map(str, x.record_examples[:10]))]
-                              for x in f.special_categories]))
+        s.parts.append(_table(["category", "records (personal cue)", "records (term only)", "example records"],
+                              [[x.category, x.records, x.term_only_records, ", ".join(map(str, x.record_examples[:10]))]
+                               for x in f.special_categories]))
     out.append(s)
 
-    s = Section("Quality: duplicates, leakage, empty and garbled records")
+    s = FlowSection("Quality: duplicates, leakage, empty and garbled records")
     if ev.duplicates:
         d = ev.duplicates
         s.parts.append(f"Exact duplicates: {_n(d.exact_duplicate_records)} records in {_n(d.exact_groups)} groups; "
@@ -105,71 +86,71 @@ def build_document(ev: DataEvidence) -> list[Section]:
                        f"{_n(d.near_duplicate_clusters)} clusters; duplicate rate {_pct(d.duplicate_rate)}. "
                        f"Method: {d.method}.")
         if d.near_examples:
-            s.parts.append(Table(["record", "near-duplicate of", "similarity"],
-                                 [[f"{p.b_source}:{p.b_record}", f"{p.a_source}:{p.a_record}", p.similarity]
-                                  for p in d.near_examples]))
+            s.parts.append(_table(["record", "near-duplicate of", "similarity"],
+                                  [[f"{p.b_source}:{p.b_record}", f"{p.a_source}:{p.a_record}", p.similarity]
+                                   for p in d.near_examples]))
     if ev.leakage:
         lk = ev.leakage
         s.parts.append(f"Train/eval overlap: {_n(lk.exact_overlap)} exact and {_n(lk.near_overlap)} near of "
                        f"{_n(lk.eval_records)} eval records ({_pct(lk.overlap_rate)}).")
         if lk.examples:
-            s.parts.append(Table(["eval record", "training record", "similarity"],
-                                 [[f"{p.a_source}:{p.a_record}", f"{p.b_source}:{p.b_record}", p.similarity]
-                                  for p in lk.examples]))
+            s.parts.append(_table(["eval record", "training record", "similarity"],
+                                  [[f"{p.a_source}:{p.a_record}", f"{p.b_source}:{p.b_record}", p.similarity]
+                                   for p in lk.examples]))
     q = ev.quality
     s.parts.append(f"Empty records: {_n(q.empty_records)}; garbled records: {_n(q.garbled_records)}"
                    + (" (" + ", ".join(f"{k}: {v}" for k, v in q.by_reason.items()) + ")" if q.by_reason else "")
                    + ".")
     if q.record_examples:
-        s.parts.append(Table(["reason", "example records"],
-                             [[k, ", ".join(map(str, v[:10]))] for k, v in q.record_examples.items()]))
+        s.parts.append(_table(["reason", "example records"],
+                              [[k, ", ".join(map(str, v[:10]))] for k, v in q.record_examples.items()]))
     out.append(s)
 
-    s = Section("Languages, lengths and tokens")
+    s = FlowSection("Languages, lengths and tokens")
     if ev.languages:
         s.parts.append(f"Language method: {ev.language_method}.")
-        s.parts.append(Chart("Share of characters by language", [x.language for x in ev.languages],
-                             [x.share * 100 for x in ev.languages], "%"))
-        s.parts.append(Table(["language", "records", "characters", "share"],
-                             [[x.language, x.records, x.characters, _pct(x.share)] for x in ev.languages]))
+        s.parts.append(BarChart("Share of characters by language", [x.language for x in ev.languages],
+                                [x.share * 100 for x in ev.languages], "%"))
+        s.parts.append(_table(["language", "records", "characters", "share"],
+                              [[x.language, x.records, x.characters, _pct(x.share)] for x in ev.languages]))
     for dist in (ev.characters, ev.tokens):
         if dist and dist.count:
-            s.parts.append(Table(["per record", "min", "p50", "mean", "p90", "p99", "max", "total"],
-                                 [[dist.unit, dist.min, dist.p50, dist.mean, dist.p90, dist.p99, dist.max,
-                                   dist.total]]))
-            s.parts.append(Chart(f"Records by length ({dist.unit})", [f"{b.low}–{b.high}" for b in dist.histogram],
-                                 [b.count for b in dist.histogram]))
+            s.parts.append(_table(["per record", "min", "p50", "mean", "p90", "p99", "max", "total"],
+                                  [[dist.unit, dist.min, dist.p50, dist.mean, dist.p90, dist.p99, dist.max,
+                                    dist.total]]))
+            s.parts.append(BarChart(f"Records by length ({dist.unit})",
+                                    [f"{b.low}–{b.high}" for b in dist.histogram], [b.count for b in dist.histogram]))
     out.append(s)
 
     if ev.domains:
         dm = ev.domains
-        s = Section("Source domains")
+        s = FlowSection("Source domains")
         s.parts.append(f"{_n(dm.domains_total)} domains over {_n(dm.records_with_domain)} records. Listed: "
                        f"{dm.rule}. Method: {dm.method}.")
         if dm.top:
-            s.parts.append(Chart("Top domains by content size", [x.domain for x in dm.top],
-                                 [x.bytes for x in dm.top], "bytes"))
-            s.parts.append(Table(["domain", "content bytes", "records", "share"],
-                                 [[x.domain, round(x.bytes), x.records, _pct(x.share)] for x in dm.top]))
+            s.parts.append(BarChart("Top domains by content size", [x.domain for x in dm.top],
+                                    [x.bytes for x in dm.top], "bytes"))
+            s.parts.append(_table(["domain", "content bytes", "records", "share"],
+                                  [[x.domain, round(x.bytes), x.records, _pct(x.share)] for x in dm.top]))
         out.append(s)
 
-    s = Section("Datasheet")
+    s = FlowSection("Datasheet")
     if ev.datasheet is None:
         s.parts.append("No datasheet was given (`--datasheet FILE`; start from `ftaudit data datasheet-template`).")
     else:
         answered = {k: v for k, v in ev.datasheet.model_dump(mode="json", exclude_none=True).items() if v not in
                     ("", [], {})}
-        s.parts.append(Table(["field", "answer"], [[k, json.dumps(v, ensure_ascii=False) if not isinstance(v, str)
-                                                    else v] for k, v in answered.items()]))
+        s.parts.append(_table(["field", "answer"], [[k, json.dumps(v, ensure_ascii=False) if not isinstance(v, str)
+                                                     else v] for k, v in answered.items()]))
     if ev.missing_answers:
         s.parts.append(f"{len(ev.missing_answers)} answers are missing (listed, not invented):")
-        s.parts.append(Table(["field", "question", "why it is needed"],
-                             [[m.field, m.question, m.why] for m in ev.missing_answers]))
+        s.parts.append(_table(["field", "question", "why it is needed"],
+                              [[m.field, m.question, m.why] for m in ev.missing_answers]))
     out.append(s)
 
     if ev.bias:
         b = ev.bias
-        s = Section("Bias examination support (Art. 10(2)(f))")
+        s = FlowSection("Bias examination support (Art. 10(2)(f))")
         s.parts.append(b.disclaimer)
         s.parts.append(f"Lexicon {b.lexicon_version}; {_n(b.sentences)} sentences; over all sentences "
                        f"{_pct(b.baseline_positive_rate)} hold a positive and {_pct(b.baseline_negative_rate)} a "
@@ -178,89 +159,29 @@ def build_document(ev: DataEvidence) -> list[Section]:
             if not dim.mentions:
                 s.parts.append(f"{dim.dimension}: no mentions.")
                 continue
-            s.parts.append(Chart(f"{dim.dimension}: mentions by group", [g.group for g in dim.groups],
-                                 [g.mentions for g in dim.groups]))
-            s.parts.append(Table(
-                ["group", "records", "mentions", "share", "positive rate", "negative rate", "top occupations"],
-                [[g.group, g.records, g.mentions, _pct(g.share_of_dimension),
-                  "" if g.positive_rate is None else _pct(g.positive_rate),
-                  "" if g.negative_rate is None else _pct(g.negative_rate),
-                  ", ".join(f"{o.occupation} ({o.sentences})" for o in g.top_occupations)] for g in dim.groups]))
+            s.parts.append(BarChart(f"{dim.dimension}: mentions by group", [g.group for g in dim.groups],
+                                    [g.mentions for g in dim.groups]))
+            s.parts.append(_table(
+                 ["group", "records", "mentions", "share", "positive rate", "negative rate", "top occupations"],
+                 [[g.group, g.records, g.mentions, _pct(g.share_of_dimension),
+                   "" if g.positive_rate is None else _pct(g.positive_rate),
+                   "" if g.negative_rate is None else _pct(g.negative_rate),
+                   ", ".join(f"{o.occupation} ({o.sentences})" for o in g.top_occupations)] for g in dim.groups]))
         out.append(s)
     return out
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Markdown
-# ---------------------------------------------------------------------------------------------------------------
-
-def _md_text(text: str) -> str:
-    # '<PERSON>' would be swallowed as an HTML tag by Markdown renderers.
-    return text.replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _md_cell(x) -> str:
-    return _md_text(_n(x)).replace("|", "\\|").replace("\n", " ")
+def _intro(ev: DataEvidence) -> str:
+    when = ev.scanned_at.isoformat() if ev.scanned_at else ""
+    return f"Scanned {when} by ftaudit. JSON (`{REPORT_JSON}`) is the source of truth; this is a rendering of it."
 
 
 def render_markdown(ev: DataEvidence) -> str:
-    lines = ["# Data governance report", "",
-             f"Scanned {ev.scanned_at.isoformat() if ev.scanned_at else ''} by ftaudit. JSON "
-             f"(`{REPORT_JSON}`) is the source of truth; this is a rendering of it.", ""]
-    for sec in build_document(ev):
-        lines += [f"## {sec.title}", ""]
-        for part in sec.parts:
-            if isinstance(part, str):
-                lines += [_md_text(part), ""]
-            elif isinstance(part, Table):
-                if not part.rows:
-                    continue
-                lines.append("| " + " | ".join(part.headers) + " |")
-                lines.append("|" + "---|" * len(part.headers))
-                lines += ["| " + " | ".join(_md_cell(x) for x in row) + " |" for row in part.rows]
-                lines.append("")
-            # Charts are HTML-only; their numbers are in the neighbouring tables.
-    return "\n".join(lines).rstrip() + "\n"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# HTML with inline SVG
-# ---------------------------------------------------------------------------------------------------------------
-
-_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.2em;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .5em;
-text-align:left;vertical-align:top}th{background:#f3f3f3}code{background:#f3f3f3;padding:0 .2em}
-h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}figure{margin:.5em 0 1.5em}
-figcaption{font-weight:600;margin-bottom:.3em}"""
+    return flow_markdown(TITLE, _intro(ev), build_document(ev))
 
 
 def render_html(ev: DataEvidence) -> str:
-    when = html.escape(ev.scanned_at.isoformat() if ev.scanned_at else "")
-    body = [f"<h1>Data governance report</h1><p>Scanned {when}"
-            f" by ftaudit. JSON (<code>{REPORT_JSON}</code>) is the source of truth; this is a rendering of it.</p>"]
-    for sec in build_document(ev):
-        body.append(f"<h2>{html.escape(sec.title)}</h2>")
-        for part in sec.parts:
-            if isinstance(part, str):
-                text = html.escape(part)
-                # Minimal inline markup used above: **bold** and `code`.
-                while "**" in text and text.count("**") >= 2:
-                    text = text.replace("**", "<strong>", 1).replace("**", "</strong>", 1)
-                while text.count("`") >= 2:
-                    text = text.replace("`", "<code>", 1).replace("`", "</code>", 1)
-                body.append(f"<p>{text}</p>")
-            elif isinstance(part, Table):
-                if not part.rows:
-                    continue
-                head = "".join(f"<th>{html.escape(h)}</th>" for h in part.headers)
-                rows = "".join("<tr>" + "".join(f"<td>{html.escape(_n(x))}</td>" for x in row) + "</tr>"
-                               for row in part.rows)
-                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-            elif isinstance(part, Chart) and part.values:
-                unit = f" {part.unit}" if part.unit else ""
-                body.append(f"<figure>{bar_chart(part.title, part.labels, [('', part.values)], unit=unit)}</figure>")
-    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Data governance report</title>"
-            f"<style>{_CSS}</style></head><body>" + "\n".join(body) + "</body></html>\n")
+    return flow_html(TITLE, _intro(ev), build_document(ev))
 
 
 def render_json(ev: DataEvidence) -> str:

@@ -9,8 +9,13 @@ from ftaudit.reporting.document import Document, Item, Table
 _FLAG = {"awaiting_human": "⚠ ", "awaiting_evidence": "⚠ "}
 
 
+def md_text(text: str) -> str:
+    """Angle brackets escaped: a placeholder such as <PERSON> would be swallowed as an HTML tag by renderers."""
+    return str(text).replace("<", "&lt;").replace(">", "&gt;")
+
+
 def cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return md_text(text).replace("|", "\\|").replace("\n", " ")
 
 
 def table_lines(t: Table) -> list[str]:
