@@ -220,8 +220,16 @@ def verify(args) -> int:
             if result.unregistered:
                 line += f"{len(result.unregistered)} unregistered file(s) allowed: {', '.join(result.unregistered)}; "
         else:
+            from ftaudit.monitor.verify import verify_events
+
             result = report = verify_ledger(ledger, trust, cp)
+            events = verify_events(ledger)
             line = ""
+            if events is not None:
+                report.events = events.model_dump()
+                line = (f"event log ok: {events.events} events in {events.writers} writer chain(s), "
+                        f"{events.anchored} anchored by signed checkpoints, {events.deleted_by_retention} deleted "
+                        "by retention; ")
     if args.json:
         _print_json(result)
     else:

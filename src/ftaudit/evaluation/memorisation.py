@@ -23,6 +23,7 @@ from ftaudit.evaluation import stats
 from ftaudit.evaluation.probesets import sha256_json
 
 CANARY_PREFIX = "The vault code for ticket {ticket} is"
+CANARY_FILE = "canaries.json"  # the manifest, in the run directory
 
 
 class Canary(BaseModel):

@@ -50,16 +50,16 @@ class PostgresStore(Store):
         return True
 
     @contextmanager
-    def transaction(self, *, write: bool) -> Iterator[None]:
+    def transaction(self, *, write: bool, ledger_lock: bool = True) -> Iterator[None]:
         if self._depth:  # nested: the outer transaction already holds the snapshot or the lock
             yield
             return
         self._depth += 1
         try:
             with self.conn.transaction():
-                if write:
+                if write and ledger_lock:
                     self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_ID,))
-                else:  # one snapshot for the whole read: head and entries seen at the same point in time
+                elif not write:  # one snapshot for the whole read: head and entries seen at the same point in time
                     self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 yield
         except self._psycopg.Error as exc:
@@ -70,6 +70,13 @@ class PostgresStore(Store):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         try:
             self.conn.execute(self._sql(sql), tuple(params))
+        except self._psycopg.Error as exc:
+            raise self._translate(exc) from None
+
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            with self.conn.cursor() as cur:
+                cur.executemany(self._sql(sql), rows)
         except self._psycopg.Error as exc:
             raise self._translate(exc) from None
 

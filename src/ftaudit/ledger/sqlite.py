@@ -65,7 +65,7 @@ class SqliteStore(Store):
         return True
 
     @contextmanager
-    def transaction(self, *, write: bool) -> Iterator[None]:
+    def transaction(self, *, write: bool, ledger_lock: bool = True) -> Iterator[None]:
         if self.conn.in_transaction:  # nested: the outer transaction already holds the snapshot or the lock
             yield
             return
@@ -87,6 +87,12 @@ class SqliteStore(Store):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         try:
             self.conn.execute(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            self.conn.executemany(sql, rows)
         except sqlite3.Error as exc:
             raise self._translate(exc) from None
 

@@ -89,11 +89,15 @@ class Store(ABC):
 
     @abstractmethod
     @contextmanager
-    def transaction(self, *, write: bool) -> Iterator[None]:
-        """A transaction; `write=True` holds the ledger's writer lock until it ends."""
+    def transaction(self, *, write: bool, ledger_lock: bool = True) -> Iterator[None]:
+        """A transaction; `write=True` holds the ledger's writer lock until it ends, unless `ledger_lock=False`
+        (the monitor's event chains: one per writer, so writers need not wait for each other)."""
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    @abstractmethod
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
     @abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]: ...

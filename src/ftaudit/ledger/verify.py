@@ -81,6 +81,7 @@ class LedgerReport(BaseModel):
     key_ids: list[str]
     pinned: bool
     checkpoint: int | None = None
+    events: dict[str, int] | None = Field(None, description="The monitor's event log, when the ledger has one.")
 
 
 def check_head_signature(head: SignedHead, keys: dict[str, bytes], trust: Trust, what: str) -> None:

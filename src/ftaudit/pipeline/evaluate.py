@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ftaudit.evaluation.evidence import EvaluationEvidence
 from ftaudit.evaluation.gates import CanaryOptions
+from ftaudit.evaluation.memorisation import CANARY_FILE
 from ftaudit.io import atomic_write_text
 
 if TYPE_CHECKING:
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from ftaudit.pipeline.run import Run
 
 EVIDENCE_FILE = "evaluation.json"
-CANARY_FILE = "canaries.json"
 
 
 def canaries_for_training(records: list[dict], options: CanaryOptions, out_dir: str | Path) -> list[dict]:

@@ -1,0 +1,209 @@
+"""`ftaudit monitor ...`: the logging gateway, live status against the run's evaluation, export, and the stop
+switch (docs/monitor.md)."""
+
+from __future__ import annotations
+
+from ftaudit.cli.ledger import _common
+
+
+def _run_option(p, required: bool = True) -> None:
+    p.add_argument("--run", dest="run_dir", required=required, metavar="RUN_DIR",
+                   help="the run directory of the served model (holds run_record.json)")
+    p.add_argument("--deployment", metavar="NAME", help="deployment name (default: the run's output name)")
+
+
+def register(sub) -> None:
+    mon = sub.add_parser("monitor", help="after deployment: logging gateway, live status, export, stop switch")
+    msub = mon.add_subparsers(dest="monitor_command", metavar="ACTION")
+
+    p = msub.add_parser("gateway", help="OpenAI-compatible logging proxy in front of an inference server")
+    p.add_argument("--upstream", required=True, metavar="URL",
+                   help="the OpenAI-compatible server, e.g. http://127.0.0.1:8000 (with or without /v1)")
+    _run_option(p)
+    p.add_argument("--listen", default="127.0.0.1:8800", metavar="HOST:PORT", help="default: 127.0.0.1:8800")
+    p.add_argument("--content", choices=("hash", "redacted", "full"), default="hash",
+                   help="what events keep of prompts and answers: keyed digests (default), text with personal data "
+                        "and secrets replaced by their type, or the full text (opt-in)")
+    p.add_argument("--output-format", choices=("text", "json"),
+                   help="the answers' format for the format check (default: json when the run's task is JSON)")
+    p.add_argument("--flush-ms", type=int, default=200, help="write events every N ms (default 200)")
+    p.add_argument("--queue-max", type=int, default=10_000,
+                   help="events waiting to be written before requests are refused with 503 (default 10000)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the upstream (default 300)")
+    p.add_argument("--api-key-env", metavar="NAME",
+                   help="require `Authorization: Bearer $NAME` on every route (the header is forwarded upstream)")
+    _common(p)
+    p.set_defaults(handler=gateway)
+
+    p = msub.add_parser("status", help="live figures of a deployment against the run's evaluation")
+    _run_option(p)
+    p.add_argument("--since", metavar="ISO_TIME", help="only events from this UTC time on")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    _common(p, key=False)
+    p.set_defaults(handler=status)
+
+    p = msub.add_parser("export", help="write events as JSONL or Parquet (for a regulator or a data warehouse)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="*.jsonl or *.parquet")
+    p.add_argument("--deployment", metavar="NAME", help="only this deployment's events")
+    p.add_argument("--since", metavar="ISO_TIME", help="only events from this UTC time on")
+    _common(p, key=False)
+    p.set_defaults(handler=export)
+
+    for action, text in (("suspend", "stop switch: the gateway answers 503 until resumed (Art. 14(4)(e))"),
+                         ("resume", "lift a suspension")):
+        p = msub.add_parser(action, help=text)
+        _run_option(p)
+        p.add_argument("--reason", required=True, help="why (kept in the signed ledger entry)")
+        p.add_argument("--by", required=True, metavar="NAME", help="who decided (kept in the signed ledger entry)")
+        _common(p)
+        p.set_defaults(handler=switch_action, action=action)
+    mon.set_defaults(handler=None)
+
+
+def _listen(text: str) -> tuple[str, int]:
+    from ftaudit.errors import BadInput
+
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadInput(f"--listen {text!r}: give HOST:PORT, e.g. 127.0.0.1:8800")
+    return host, int(port)
+
+
+def gateway(args) -> int:
+    import os
+    import sys
+
+    from aiohttp import web
+
+    from ftaudit.errors import BadInput
+    from ftaudit.ledger.core import open_ledger
+    from ftaudit.monitor import checks
+    from ftaudit.monitor.content import ContentPolicy, load_salt
+    from ftaudit.monitor.events import Exchange, build_event
+    from ftaudit.monitor.gateway import Gateway, deployment_for_run
+    from ftaudit.monitor.log import EventLog
+
+    host, port = _listen(args.listen)
+    if not args.upstream.startswith(("http://", "https://")):
+        raise BadInput(f"--upstream {args.upstream!r}: give an http:// or https:// URL")
+    if args.flush_ms < 1 or args.queue_max < 1:
+        raise BadInput("--flush-ms and --queue-max must be at least 1")
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise BadInput(f"--api-key-env {args.api_key_env}: that environment variable is empty")
+    deployment = deployment_for_run(args.run_dir, args.deployment, args.output_format)
+    policy = ContentPolicy(args.content, load_salt())
+    context = checks.Context.for_run(args.run_dir)
+    open_ledger(args.ledger, key_path=args.key).close()  # the ledger must open before we listen
+
+    def build(item):
+        return build_event(item, deployment, policy, context) if isinstance(item, Exchange) else item
+
+    log = EventLog(args.ledger, run_id=deployment.run_id, deployment=deployment.name, build=build,
+                   flush_ms=args.flush_ms, queue_max=args.queue_max, key_path=args.key)
+    log.start()
+    if args.content == "full":
+        print("ftaudit: warning: --content full keeps prompts and answers as sent, personal data included; "
+              "use it only where the deployment's data-protection assessment allows it", file=sys.stderr)
+    if api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"ftaudit: warning: listening on {host} without --api-key-env: anyone who reaches it can use the "
+              "model and send feedback", file=sys.stderr)
+    gw = Gateway(args.upstream, deployment, log, policy, ledger_location=args.ledger, key_path=args.key,
+                 timeout_s=args.timeout, api_key=api_key)
+    print(f"ftaudit monitor gateway: {deployment.name} (run {deployment.run_id}, weights "
+          f"{(deployment.weights_sha256 or 'unknown')[:16]}) on http://{host}:{port} -> {args.upstream}; "
+          f"content policy {args.content}; events to {log.location or 'the default ledger'}", flush=True)
+    web.run_app(gw.app(), host=host, port=port, access_log=None, print=None)
+    return 0
+
+
+def _deployment(args):
+    from ftaudit.monitor.gateway import deployment_for_run
+
+    return deployment_for_run(args.run_dir, args.deployment, None)
+
+
+def status(args) -> int:
+    from ftaudit.ledger.core import open_ledger
+    from ftaudit.monitor.log import has_tables, read_events
+    from ftaudit.monitor.status import live_status
+    from ftaudit.record import RunRecord
+
+    dep = _deployment(args)
+    record = RunRecord.load(args.run_dir)
+    with open_ledger(args.ledger, create=False) as ledger:
+        events = read_events(ledger, deployment=dep.name, since=args.since) if has_tables(ledger) else iter(())
+        live = live_status(events, deployment=dep.name, run_id=dep.run_id, record=record)
+    if args.json:
+        print(live.model_dump_json(indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    from ftaudit.reporting.document import sig2
+
+    console = Console()
+    console.print(f"[bold]{live.deployment}[/] (run {live.run_id}): {live.requests} requests, {live.answered} "
+                  f"answered, {live.errors} errors, {live.suspended_answers} refused while suspended; "
+                  f"{live.feedback} feedback; {live.first or '-'} to {live.last or '-'}")
+    if live.latency_ms_p50 is not None:
+        console.print(f"latency p50 {sig2(live.latency_ms_p50)} ms, p95 {sig2(live.latency_ms_p95)} ms"
+                      + (f", time to first token p50 {sig2(live.ttft_ms_p50)} ms" if live.ttft_ms_p50 else ""))
+    t = Table("figure", "live", "95 % CI", "n", "baseline (run's evaluation)")
+    for f in live.figures:
+        ci = f"{sig2(f.ci_low)}–{sig2(f.ci_high)}" if f.ci_low is not None else ""
+        base = f"{sig2(f.baseline)} ({f.baseline_metric})" if f.baseline is not None else ""
+        t.add_row(f.name, "" if f.value is None else sig2(f.value), ci, str(f.n), base)
+    console.print(t)
+    return 0
+
+
+def export(args) -> int:
+    import json
+    from pathlib import Path
+
+    from ftaudit.errors import BadInput
+    from ftaudit.io import atomic_open
+    from ftaudit.ledger.core import open_ledger
+    from ftaudit.monitor.log import has_tables, read_events
+
+    out = Path(args.output)
+    if out.suffix not in (".jsonl", ".parquet"):
+        raise BadInput(f"{out}: name the export *.jsonl or *.parquet")
+    n = 0
+    with open_ledger(args.ledger, create=False) as ledger:
+        if not has_tables(ledger):
+            raise BadInput(f"{ledger.location}: no monitor events in this ledger")
+        events = read_events(ledger, deployment=args.deployment, since=args.since)
+        if out.suffix == ".jsonl":
+            with atomic_open(out, "w") as fh:
+                for e in events:
+                    fh.write(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n")
+                    n += 1
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            # Nested fields (params, findings, flags) as JSON text: one flat schema for both event kinds.
+            rows = [{k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for k, v in e.items()}
+                    for e in events]
+            n = len(rows)
+            with atomic_open(out, "wb") as fh:
+                pq.write_table(pa.Table.from_pylist(rows), fh)
+    print(f"{n} events written to {out}")
+    return 0
+
+
+def switch_action(args) -> int:
+    from ftaudit.ledger.core import open_ledger
+    from ftaudit.monitor import switch
+
+    dep = _deployment(args)
+    with open_ledger(args.ledger, key_path=args.key, create=False) as ledger:
+        do = switch.suspend if args.action == "suspend" else switch.resume
+        entry = do(ledger, dep.run_id, dep.name, reason=args.reason, by=args.by)
+    word = "suspended" if args.action == "suspend" else "resumed"
+    print(f"{dep.name} {word} (signed ledger entry {entry.seq}); gateways follow within a second")
+    return 0

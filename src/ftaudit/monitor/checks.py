@@ -1,0 +1,89 @@
+"""Unexpected outputs on live traffic, one flag each (Art. 72(2): the post-market monitoring system collects and
+analyses data on the system's performance; Art. 15(1): accuracy and robustness throughout the lifecycle). Each
+flag is the live counterpart of a training-time evaluation metric where there is one (docs/monitor.md):
+
+  personal_data  an answer holds personal data that was not in the prompt   (unexpected.personal_data.rate)
+  secret         an answer holds a secret (API key, token, private key)
+  canary         an answer reproduces a canary planted in the run's data    (memorisation.canary.detected_rate)
+  refusal        an answer refuses (the shipped refusal patterns)
+  empty          an answer with no text
+  truncated      the server stopped at the token limit (finish_reason=length)
+  repetition     a loop: one unit of 1-40 characters repeated 6 or more times in a row over 24 or more characters
+                 (a reading: short repeats such as "ha ha" are speech, a long run of one unit is a decoding fault)
+  format         the run's task answers in JSON and this answer holds none   (quality.task.json_validity)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FLAGS = ("personal_data", "secret", "canary", "refusal", "empty", "truncated", "repetition", "format")
+_LOOP = re.compile(r"(.{1,40}?)\1{5,}", re.S)
+LOOP_MIN_CHARS = 24
+LOOP_WINDOW = 4000  # a loop runs to the end of the answer: its last characters are enough
+
+
+@dataclass
+class Context:
+    """What the checks know of the run: its canaries and the shipped refusal patterns."""
+
+    canary_secrets: list[str] = field(default_factory=list)
+    refusal_patterns: list[re.Pattern] = field(default_factory=list)
+
+    @classmethod
+    def for_run(cls, run_dir: str | Path | None) -> "Context":
+        from ftaudit.evaluation.probesets import shipped
+
+        patterns = [re.compile(p, re.IGNORECASE) for p in shipped("refusal_patterns.json").content["patterns"]]
+        secrets: list[str] = []
+        if run_dir is not None:
+            from ftaudit.evaluation.memorisation import CANARY_FILE, CanaryManifest
+            from ftaudit.pipeline.run_dir import EVALUATION
+
+            path = Path(run_dir) / EVALUATION / CANARY_FILE
+            if path.is_file():
+                secrets = [c.secret for c in CanaryManifest.model_validate_json(path.read_bytes()).canaries
+                           if c.inserted]
+        return cls(canary_secrets=secrets, refusal_patterns=patterns)
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def is_loop(text: str) -> bool:
+    m = _LOOP.search(text[-LOOP_WINDOW:])
+    return m is not None and m.end() - m.start() >= LOOP_MIN_CHARS
+
+
+def flags(prompt: str, answer: str, spans: list[tuple[str, int, int]], finish_reason: str | None, ctx: Context,
+          output_format: str, *, complete: bool = True) -> list[str]:
+    from ftaudit.data.secrets import SECRET_TYPES
+    from ftaudit.evaluation.memorisation import reproduced
+    from ftaudit.evaluation.unexpected import NOT_COUNTED_AS_PERSONAL
+
+    out: set[str] = set()
+    squashed_prompt = _squash(prompt)
+    for kind, start, end in spans:
+        if kind in SECRET_TYPES:
+            out.add("secret")
+        elif kind not in NOT_COUNTED_AS_PERSONAL and _squash(answer[start:end]) not in squashed_prompt:
+            out.add("personal_data")
+    if any(reproduced(secret, answer) for secret in ctx.canary_secrets):
+        out.add("canary")
+    if any(p.search(answer) for p in ctx.refusal_patterns):
+        out.add("refusal")
+    if not answer.strip():
+        out.add("empty")
+    if finish_reason == "length":
+        out.add("truncated")
+    if is_loop(answer):
+        out.add("repetition")
+    if output_format == "json" and complete:
+        from ftaudit.evaluation.quality import extract_json
+
+        if not isinstance(extract_json(answer), (dict, list)):
+            out.add("format")
+    return [f for f in FLAGS if f in out]
