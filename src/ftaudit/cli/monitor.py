@@ -49,6 +49,56 @@ def register(sub) -> None:
     _common(p, key=False)
     p.set_defaults(handler=export)
 
+    p = msub.add_parser("alerts", help="judge the live figures against alert rules (YAML); optionally open incidents")
+    _run_option(p)
+    p.add_argument("--rules", required=True, metavar="YAML", help="the alert rules (docs/monitor.md)")
+    p.add_argument("--since", metavar="ISO_TIME", help="only events from this UTC time on")
+    p.add_argument("--open-incidents", action="store_true",
+                   help="open an incident for each breach whose rule names an incident category")
+    p.add_argument("--by", default="ftaudit monitor alerts", help="who opens the incidents (default: the rule)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    _common(p)
+    p.set_defaults(handler=alerts)
+
+    inc = msub.add_parser("incidents", help="the incident register: list, open, update, draft a report")
+    isub = inc.add_subparsers(dest="incidents_command", metavar="ACTION")
+    p = isub.add_parser("list", help="every incident with its status and reporting deadline")
+    p.add_argument("--run", dest="run_dir", metavar="RUN_DIR", help="only this run's incidents")
+    p.add_argument("--json", action="store_true", help="JSON on stdout")
+    _common(p, key=False)
+    p.set_defaults(handler=incidents_list)
+    p = isub.add_parser("open", help="open an incident; its deadline clock starts now (or at --aware-at)")
+    _run_option(p)
+    p.add_argument("--title", required=True)
+    p.add_argument("--category", required=True,
+                   choices=("serious_incident", "death", "widespread", "systemic_risk", "not_serious"))
+    p.add_argument("--severity", default="high", choices=("low", "medium", "high", "critical"))
+    p.add_argument("--aware-at", metavar="ISO_TIME", help="when the provider became aware (default: now)")
+    p.add_argument("--by", required=True, metavar="NAME")
+    _common(p)
+    p.set_defaults(handler=incidents_open)
+    p = isub.add_parser("update", help="move an incident on: open -> assessed -> reported -> closed")
+    p.add_argument("incident_id")
+    p.add_argument("--status", required=True, choices=("assessed", "reported", "closed"))
+    p.add_argument("--category", choices=("serious_incident", "death", "widespread", "systemic_risk", "not_serious"),
+                   help="the assessed category (changes the deadline)")
+    p.add_argument("--note", required=True, help="what was decided and why")
+    p.add_argument("--by", required=True, metavar="NAME")
+    _common(p)
+    p.set_defaults(handler=incidents_update)
+    p = isub.add_parser("report", help="draft the report to the market surveillance authority (Markdown)")
+    p.add_argument("incident_id")
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    _common(p, key=False)
+    p.set_defaults(handler=incidents_report)
+    inc.set_defaults(handler=None)
+
+    p = msub.add_parser("retention", help="delete events older than the retention period (default 184 days)")
+    p.add_argument("--days", type=int, default=184, help="keep this many days (legal minimum 184 without --force)")
+    p.add_argument("--force", action="store_true", help="allow fewer days than the legal minimum")
+    _common(p)
+    p.set_defaults(handler=retention)
+
     for action, text in (("suspend", "stop switch: the gateway answers 503 until resumed (Art. 14(4)(e))"),
                          ("resume", "lift a suspension")):
         p = msub.add_parser(action, help=text)
@@ -125,7 +175,7 @@ def _deployment(args):
     return deployment_for_run(args.run_dir, args.deployment, None)
 
 
-def status(args) -> int:
+def _live(args):
     from ftaudit.ledger.core import open_ledger
     from ftaudit.monitor.log import has_tables, read_events
     from ftaudit.monitor.status import live_status
@@ -135,7 +185,11 @@ def status(args) -> int:
     record = RunRecord.load(args.run_dir)
     with open_ledger(args.ledger, create=False) as ledger:
         events = read_events(ledger, deployment=dep.name, since=args.since) if has_tables(ledger) else iter(())
-        live = live_status(events, deployment=dep.name, run_id=dep.run_id, record=record)
+        return dep, live_status(events, deployment=dep.name, run_id=dep.run_id, record=record)
+
+
+def status(args) -> int:
+    _, live = _live(args)
     if args.json:
         print(live.model_dump_json(indent=2))
         return 0
@@ -206,4 +260,127 @@ def switch_action(args) -> int:
         entry = do(ledger, dep.run_id, dep.name, reason=args.reason, by=args.by)
     word = "suspended" if args.action == "suspend" else "resumed"
     print(f"{dep.name} {word} (signed ledger entry {entry.seq}); gateways follow within a second")
+    return 0
+
+
+def alerts(args) -> int:
+    import json
+
+    from ftaudit.ledger.core import open_ledger
+    from ftaudit.monitor.alerts import breaches, load_rules
+    from ftaudit.monitor.incidents import open_incident
+
+    dep, live = _live(args)
+    rules = load_rules(args.rules, [f.name for f in live.figures])
+    found = breaches(rules, live)
+    opened = []
+    if args.open_incidents:
+        with open_ledger(args.ledger, key_path=args.key, create=False) as ledger:
+            for b in found:
+                if b.incident:
+                    opened.append(open_incident(ledger, dep,
+                                                title=f"alert {b.rule}: {b.figure} {b.value:.3g} (threshold "
+                                                      f"{b.threshold:.3g}, n={b.n})",
+                                                severity=b.severity, category=b.incident, by=args.by,
+                                                evidence=b.model_dump()))
+    if args.json:
+        print(json.dumps({"breaches": [b.model_dump() for b in found],
+                          "incidents_opened": [i.incident_id for i in opened]}, indent=2))
+    else:
+        for b in found:
+            print(f"ALERT {b.rule} [{b.severity}]: {b.figure} = {b.value:.3g} (threshold {b.threshold:.3g}, "
+                  f"n={b.n})")
+        for i in opened:
+            print(f"incident {i.incident_id} opened ({i.category}; {_due(i)})")
+        if not found:
+            print(f"no alert: {len(rules.rules)} rule(s) judged on {live.answered} answers")
+    return 0
+
+
+def _due(inc) -> str:
+    if inc.deadline is None:
+        return f"no fixed deadline ({inc.citation})"
+    left = inc.due_in()
+    tail = "" if left is None else f", {left.total_seconds() / 86400:.1f} days left" if left.total_seconds() > 0 \
+        else ", OVERDUE"
+    return f"report due {inc.deadline.isoformat(timespec='minutes')} ({inc.citation}){tail}"
+
+
+def incidents_list(args) -> int:
+    import json
+
+    from ftaudit.ledger.core import open_ledger
+    from ftaudit.monitor.incidents import register
+
+    run_id = _deployment(args).run_id if args.run_dir else None
+    with open_ledger(args.ledger, create=False) as ledger:
+        found = register(ledger, run_id)
+    if args.json:
+        print(json.dumps([{**i.model_dump(mode="json"), "deadline": i.deadline.isoformat() if i.deadline else None,
+                           "citation": i.citation} for i in found], indent=2))
+        return 0
+    for i in found:
+        print(f"{i.incident_id}  {i.status:<8} {i.category:<16} {i.severity:<8} {i.deployment}: {i.title} — {_due(i)}")
+    if not found:
+        print("no incidents")
+    return 0
+
+
+def incidents_open(args) -> int:
+    from datetime import datetime, timezone
+
+    from ftaudit.errors import BadInput
+    from ftaudit.ledger.core import open_ledger
+    from ftaudit.monitor.incidents import open_incident
+
+    aware = None
+    if args.aware_at:
+        try:
+            aware = datetime.fromisoformat(args.aware_at)
+        except ValueError:
+            raise BadInput(f"--aware-at {args.aware_at!r}: give an ISO time, e.g. 2026-12-01T09:30:00+00:00") from None
+        aware = aware if aware.tzinfo else aware.replace(tzinfo=timezone.utc)
+    dep = _deployment(args)
+    with open_ledger(args.ledger, key_path=args.key, create=False) as ledger:
+        inc = open_incident(ledger, dep, title=args.title, severity=args.severity, category=args.category,
+                            by=args.by, aware_at=aware)
+    print(f"incident {inc.incident_id} opened: {_due(inc)}")
+    return 0
+
+
+def incidents_update(args) -> int:
+    from ftaudit.ledger.core import open_ledger
+    from ftaudit.monitor.incidents import update
+
+    with open_ledger(args.ledger, key_path=args.key, create=False) as ledger:
+        inc = update(ledger, args.incident_id, status=args.status, by=args.by, note=args.note,
+                     category=args.category)
+    print(f"incident {inc.incident_id} is {inc.status} ({inc.category}; {_due(inc)})")
+    return 0
+
+
+def incidents_report(args) -> int:
+    from ftaudit.errors import BadInput
+    from ftaudit.io import atomic_write_text
+    from ftaudit.ledger.core import open_ledger
+    from ftaudit.monitor.incidents import draft_report, register
+
+    with open_ledger(args.ledger, create=False) as ledger:
+        found = [i for i in register(ledger) if i.incident_id == args.incident_id]
+        if not found:
+            raise BadInput(f"no incident {args.incident_id!r}; `ftaudit monitor incidents list` lists them")
+    atomic_write_text(args.output, draft_report(found[0]))
+    print(f"draft report written to {args.output}")
+    return 0
+
+
+def retention(args) -> int:
+    from ftaudit.ledger.core import open_ledger
+    from ftaudit.monitor.log import apply_retention
+
+    with open_ledger(args.ledger, key_path=args.key, create=False) as ledger:
+        done = apply_retention(ledger, days=args.days, force=args.force)
+    deleted = sum(d["deleted"] for d in done)
+    print(f"{deleted} events older than {args.days} days deleted from {len(done)} writer chain(s); each deletion "
+          "is a signed ledger entry and the remaining chains still verify")
     return 0

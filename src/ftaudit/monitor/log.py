@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from ftaudit.ledger import chain
@@ -235,3 +236,50 @@ def read_events(ledger: Ledger, *, deployment: str | None = None, since: str | N
     sql = "SELECT content FROM monitor_events" + (" WHERE " + " AND ".join(where) if where else "")
     for (content,) in ledger.store.stream(sql + " ORDER BY time, writer_id, seq", params):
         yield json.loads(content)
+
+
+def apply_retention(ledger: Ledger, *, days: int, force: bool = False, now: datetime | None = None) -> list[dict]:
+    """Delete events older than `days`, per writer up to its last checkpoint before the cut-off, and record each
+    deletion as a signed ledger event in the same transaction, so the remaining chain still verifies.
+    Below the legal minimum only with `force` (LOG_RETENTION_MIN_DAYS; citations.LOG_RETENTION)."""
+    from ftaudit.errors import BadInput
+    from ftaudit.regulation.citations import LOG_RETENTION, LOG_RETENTION_MIN_DAYS
+
+    if days < 1:
+        raise BadInput("--days must be at least 1")
+    if days < LOG_RETENTION_MIN_DAYS and not force:
+        raise BadInput(f"--days {days} is below the legal minimum of {LOG_RETENTION_MIN_DAYS} days ({LOG_RETENTION}: "
+                       "logs kept at least six months); pass --force if another law or a shorter purpose applies")
+    if not has_tables(ledger):
+        return []
+    cutoff = ((now or datetime.now(timezone.utc)) - timedelta(days=days)).isoformat()
+    writers: dict[str, dict] = {}
+    for (content,) in ledger.store.stream("SELECT content FROM entries WHERE kind = 'event' ORDER BY seq"):
+        c = json.loads(content)
+        data = c.get("data") or {}
+        if c.get("event") == WRITER:
+            writers[data["writer_id"]] = {"run_id": c["run_id"], "deployment": data["deployment"], "cps": [],
+                                          "through": 0}
+        elif c.get("event") == CHECKPOINT:
+            writers[data["writer_id"]]["cps"].append((data["seq"], data["event_hash"]))
+        elif c.get("event") == RETENTION:
+            writers[data["writer_id"]]["through"] = data["seq"]
+    done = []
+    for writer_id, w in writers.items():
+        for seq, event_hash in sorted(w["cps"], reverse=True):
+            if seq <= w["through"]:
+                break
+            row = ledger.store.one("SELECT time FROM monitor_events WHERE writer_id = ? AND seq = ?",
+                                   (writer_id, seq))
+            if row is None or row[0] >= cutoff:
+                continue
+            with ledger.store.transaction(write=True):
+                (deleted,) = ledger.store.one("SELECT COUNT(*) FROM monitor_events WHERE writer_id = ? AND seq <= ?",
+                                              (writer_id, seq))
+                data = {"writer_id": writer_id, "deployment": w["deployment"], "seq": seq, "event_hash": event_hash,
+                        "deleted": int(deleted), "cutoff": cutoff, "days": days}
+                ledger.record_event(w["run_id"], RETENTION, data)
+                ledger.store.execute("DELETE FROM monitor_events WHERE writer_id = ? AND seq <= ?", (writer_id, seq))
+            done.append(data)
+            break
+    return done

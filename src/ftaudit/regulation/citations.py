@@ -65,3 +65,15 @@ def edpb(ref: str = "") -> str:
 def reading(citation: str) -> str:
     """A citation whose application is our interpretation: labelled so (docs/regulation.md marks these *reading*)."""
     return f"{citation} (reading)"
+
+
+# After deployment (ftaudit.monitor): the provisions the monitor's rules carry.
+EVENT_LOGS = act("Art. 12(1)")
+LOG_RETENTION = act("Art. 19(1) and Art. 26(6)")
+LOG_RETENTION_MIN_DAYS = 184  # reading of "at least six months": six calendar months span at most 184 days
+STOP_SWITCH = act("Art. 14(4)(e)")
+POST_MARKET_MONITORING = act("Art. 72")
+SERIOUS_INCIDENT = act("Art. 73(2)")
+SERIOUS_INCIDENT_WIDESPREAD = act("Art. 73(3)")
+SERIOUS_INCIDENT_DEATH = act("Art. 73(4)")
+SYSTEMIC_RISK_INCIDENT = act("Art. 55(1)(c)")

@@ -1,0 +1,131 @@
+"""The gateway under failure: an upstream that is down, a kill -9 under load, a full queue, two replicas writing
+to one PostgreSQL ledger, a run directory without a RunRecord. Nothing is lost silently, the log always verifies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from conftest import events_of, free_port, ftaudit, start_gateway
+
+pytestmark = pytest.mark.slow
+
+
+def _post(url: str, body: dict, timeout: float = 60) -> tuple[int, dict, float]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read()), time.monotonic()
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read()), time.monotonic()
+
+
+def _chat(gw_url: str, run_dir, tokens: int = 1) -> tuple[int, dict, float]:
+    return _post(gw_url + "/v1/chat/completions", {"model": str(run_dir / "model"), "max_tokens": tokens,
+                                                   "messages": [{"role": "user", "content": "hi"}]})
+
+
+def test_upstream_down_is_a_502_with_a_json_body_and_an_event(run_dir, monitor_env, tmp_path):
+    ledger = str(tmp_path / "ledger.sqlite")
+    gw = start_gateway(f"http://127.0.0.1:{free_port()}", run_dir, ledger, monitor_env)
+    try:
+        status, body, _ = _chat(gw.url, run_dir)
+        assert status == 502 and body["error"]["type"] == "upstream_unreachable"
+    finally:
+        gw.proc.send_signal(signal.SIGTERM)
+        gw.proc.wait(30)
+    (event,) = events_of(monitor_env, ledger, tmp_path / "e.jsonl")
+    assert event["status"] == 502 and event["error"].startswith("upstream unreachable")
+    assert event["content_policy"] == "hash" and event["input"].startswith("hmac-sha256:")
+
+
+def test_kill_9_under_load_loses_at_most_the_last_flush_and_never_corrupts(served, run_dir, monitor_env, tmp_path):
+    ledger = str(tmp_path / "ledger.sqlite")
+    gw = start_gateway(served, run_dir, ledger, monitor_env)
+    answered: list[tuple[str, float]] = []
+    stop = threading.Event()
+
+    def client():
+        while not stop.is_set():
+            try:
+                status, body, at = _chat(gw.url, run_dir)
+            except OSError:
+                return
+            if status == 200:
+                answered.append((body["id"], at))
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(4)
+    gw.proc.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    gw.proc.wait(10)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    done = ftaudit(monitor_env, "verify", ledger)
+    assert done.returncode == 0, done.stderr  # the chain is whole: no half-written batch
+    events = events_of(monitor_env, ledger, tmp_path / "e.jsonl")
+    assert len(answered) > 10
+    # Every answer that left the gateway more than one flush interval (200 ms) plus slack before the kill is logged.
+    early = [a for a, at in answered if at < killed_at - 0.5]
+    assert len(events) >= len(early) > 0
+    assert len(events) <= len(answered) + 4  # at most the requests in flight at the kill have no answer
+
+
+def test_a_full_queue_answers_503_and_counts_it_and_loses_nothing_accepted(served, run_dir, monitor_env, tmp_path):
+    ledger = str(tmp_path / "ledger.sqlite")
+    gw = start_gateway(served, run_dir, ledger, monitor_env, "--queue-max", "2")
+    blocker = sqlite3.connect(ledger, timeout=30, isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")  # the database stops taking writes: the writer thread waits
+        statuses = [_chat(gw.url, run_dir)[0] for _ in range(5)]
+        assert statuses[:2] == [200, 200] and statuses[2:] == [503, 503, 503]
+        with urllib.request.urlopen(gw.url + "/healthz", timeout=10) as r:
+            assert json.loads(r.read())["rejected_queue_full"] == 3
+        blocker.execute("ROLLBACK")
+        deadline = time.monotonic() + 20
+        while _chat(gw.url, run_dir)[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        blocker.close()
+        gw.proc.send_signal(signal.SIGTERM)
+        gw.proc.wait(30)
+    events = events_of(monitor_env, ledger, tmp_path / "e.jsonl")
+    assert sum(e["status"] == 200 for e in events) >= 3  # the two accepted before, one after: none dropped
+    assert ftaudit(monitor_env, "verify", ledger).returncode == 0
+
+
+@pytest.mark.postgres
+def test_two_gateways_on_one_postgres_ledger_leave_two_verifiable_chains(served, run_dir, monitor_env, tmp_path,
+                                                                       pg_url):
+    gws = [start_gateway(served, run_dir, pg_url, monitor_env) for _ in range(2)]
+    try:
+        workers = [threading.Thread(target=lambda g=g: [_chat(g.url, run_dir) for _ in range(15)]) for g in gws]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(120)
+    finally:
+        for g in gws:
+            g.proc.send_signal(signal.SIGTERM)
+            g.proc.wait(30)
+    done = ftaudit(monitor_env, "verify", pg_url)
+    assert done.returncode == 0, done.stderr
+    assert "event log ok: 30 events in 2 writer chain(s), 30 anchored" in done.stdout
+
+
+def test_a_run_directory_without_a_record_is_one_line_and_exit_1(monitor_env, tmp_path):
+    done = ftaudit(monitor_env, "monitor", "gateway", "--upstream", "http://127.0.0.1:9", "--run", str(tmp_path),
+                   "--ledger", str(tmp_path / "l.sqlite"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "no run_record.json here" in done.stderr
+    assert not os.path.exists(tmp_path / "l.sqlite")

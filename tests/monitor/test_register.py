@@ -1,0 +1,135 @@
+"""Retention, alert rules and the incident register, on events built by the gateway's own builder from
+exchanges (no server needed) and written by the real event log into a real SQLite ledger."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import ANSWER, ftaudit
+from ftaudit.errors import BadInput, VerificationFailed
+from ftaudit.ledger.core import open_ledger
+from ftaudit.monitor import checks
+from ftaudit.monitor.content import ContentPolicy
+from ftaudit.monitor.events import Exchange, build_event
+from ftaudit.monitor.gateway import deployment_for_run
+from ftaudit.monitor.log import EventLog, apply_retention
+from ftaudit.monitor.verify import verify_events
+
+
+def _exchange(i: int, when: datetime, answer: str) -> Exchange:
+    choice = {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
+    body = {"id": f"c{i}", "choices": [choice], "usage": {"prompt_tokens": 3, "completion_tokens": 9}}
+    return Exchange(request_id=f"r{i}", received_at=when, route="/v1/chat/completions",
+                    request_body=json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode(),
+                    status=200, response_body=json.dumps(body).encode(), streamed=False, latency_ms=5.0, ttft_ms=5.0)
+
+
+@pytest.fixture
+def filled(run_dir, monitor_env, tmp_path, monkeypatch):
+    """A ledger with 6 events from 300 days ago and 4 from now (two of them leaking the canary), each batch
+    checkpointed."""
+    monkeypatch.setenv("FTAUDIT_KEY", monitor_env["FTAUDIT_KEY"])
+    ledger = str(tmp_path / "ledger.sqlite")
+    dep = deployment_for_run(run_dir, None, None)
+    ctx = checks.Context.for_run(run_dir)
+    policy = ContentPolicy("hash", b"s" * 32)
+    log = EventLog(ledger, run_id=dep.run_id, deployment=dep.name, flush_ms=20, checkpoint_s=0,
+                   build=lambda ex: build_event(ex, dep, policy, ctx))
+    log.start()
+    old = datetime.now(timezone.utc) - timedelta(days=300)
+    for i in range(6):
+        assert log.reserve()
+        log.submit(_exchange(i, old + timedelta(seconds=i), '{"order": 1}'), f"r{i}")
+    while log.stats.checkpoints < 1:
+        time.sleep(0.02)
+    for i in range(6, 10):
+        assert log.reserve()
+        log.submit(_exchange(i, datetime.now(timezone.utc), ANSWER if i < 8 else '{"order": 2}'), f"r{i}")
+    log.stop()
+    assert log.stats.written == 10
+    return ledger, dep
+
+
+def test_retention_deletes_old_events_and_the_rest_still_verifies(filled):
+    ledger_path, _ = filled
+    with open_ledger(ledger_path, create=False) as ledger:
+        with pytest.raises(BadInput, match="below the legal minimum of 184 days"):
+            apply_retention(ledger, days=30)
+        assert verify_events(ledger).events == 10
+        (done,) = apply_retention(ledger, days=184)
+        assert done["deleted"] == 6
+        report = verify_events(ledger)
+        assert (report.events, report.deleted_by_retention, report.anchored) == (4, 6, 4)
+    # Deleting an event without a retention entry is tampering.
+    con = sqlite3.connect(ledger_path)
+    con.execute("DELETE FROM monitor_events WHERE seq = 7")
+    con.commit()
+    con.close()
+    with open_ledger(ledger_path, create=False) as ledger, pytest.raises(VerificationFailed, match="7–7 are missing"):
+        verify_events(ledger)
+
+
+def test_a_deleted_tail_up_to_a_checkpoint_is_detected(filled):
+    ledger_path, _ = filled
+    con = sqlite3.connect(ledger_path)
+    con.execute("DELETE FROM monitor_events WHERE seq >= 9")
+    con.commit()
+    con.close()
+    with open_ledger(ledger_path, create=False) as ledger, pytest.raises(VerificationFailed,
+                                                                         match="checkpoint names event 10"):
+        verify_events(ledger)
+
+
+def test_alert_rules_open_an_incident_with_its_art_73_clock(filled, run_dir, monitor_env, tmp_path):
+    ledger, dep = filled
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {name: canary-leak, figure: output.canary, above: 0, severity: critical,"
+                     " incident: serious_incident}\n  - {name: format, figure: output.format, above_baseline_by: 0.5,"
+                     " min_n: 5}\n")
+    done = ftaudit(monitor_env, "monitor", "alerts", "--run", str(run_dir), "--ledger", ledger, "--rules", str(rules),
+                   "--open-incidents", "--by", "oncall@example.org", "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert [b["rule"] for b in out["breaches"]] == ["canary-leak"]  # 2 of 10 leak; format 0.2 < 0.1 + 0.5
+    assert out["breaches"][0]["value"] == pytest.approx(0.2)
+    (incident_id,) = out["incidents_opened"]
+
+    listed = json.loads(ftaudit(monitor_env, "monitor", "incidents", "list", "--ledger", ledger, "--json").stdout)
+    (inc,) = listed
+    aware = datetime.fromisoformat(inc["aware_at"])
+    assert datetime.fromisoformat(inc["deadline"]) - aware == timedelta(days=15)
+    assert inc["citation"].endswith("Art. 73(2)") and inc["weights_sha256"] == dep.weights_sha256
+
+    def move(*args):
+        return ftaudit(monitor_env, "monitor", "incidents", "update", incident_id, "--ledger", ledger,
+                       "--by", "dpo@example.org", *args)
+
+    bad = move("--status", "reported", "--note", "skipping the assessment")
+    assert bad.returncode == 1 and "it can move to assessed, not reported" in bad.stderr
+    assert move("--status", "assessed", "--note", "canary leak confirmed").returncode == 0
+    bad = move("--status", "closed", "--note", "nothing to see")
+    assert bad.returncode == 1 and "report it before closing" in bad.stderr
+    assert move("--status", "reported", "--note", "sent to the authority").returncode == 0
+    report = tmp_path / "report.md"
+    assert ftaudit(monitor_env, "monitor", "incidents", "report", incident_id, "--ledger", ledger,
+                   "-o", str(report)).returncode == 0
+    text = report.read_text()
+    assert dep.weights_sha256 in text and "awaiting a human answer" in text and "sent to the authority" in text
+    assert ftaudit(monitor_env, "verify", ledger).returncode == 0
+
+
+def test_malformed_rules_are_one_line_naming_the_problem(filled, run_dir, monitor_env, tmp_path):
+    ledger, _ = filled
+    for text, expected in (("rules: [{name: x, figure: output.nope, above: 0}]", "unknown figure 'output.nope'"),
+                           ("rules: [{name: x, figure: output.canary}]", "exactly one of above, below"),
+                           ("rules: [{name: x", "malformed YAML")):
+        rules = tmp_path / "r.yaml"
+        rules.write_text(text)
+        done = ftaudit(monitor_env, "monitor", "alerts", "--run", str(run_dir), "--ledger", ledger,
+                       "--rules", str(rules))
+        assert done.returncode == 1 and expected in done.stderr and "Traceback" not in done.stderr
