@@ -18,6 +18,7 @@ BENCHMARKS = [
     "evaluation_throughput",
     "ledger_query",
     "documents_render",
+    "gateway_overhead",
 ]
 
 
