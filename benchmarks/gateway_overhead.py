@@ -90,15 +90,13 @@ def writer_throughput(tmp_path: Path, n: int = 5000) -> float:
     from datetime import datetime, timezone
 
     from benchmarks.openai_stub import BODY
-    from ftaudit.monitor import checks
-    from ftaudit.monitor.content import ContentPolicy
-    from ftaudit.monitor.events import Deployment, Exchange, build_event
+    from ftaudit.monitor.events import Deployment, EventBuilder, Exchange
     from ftaudit.monitor.log import EventLog
 
-    dep, ctx = Deployment(name="stub-v1", run_id="bench"), checks.Context()
-    policy = ContentPolicy("redacted", b"s" * 32)
+    dep = Deployment(name="stub-v1", run_id="bench")
     log = EventLog(str(tmp_path / "throughput.sqlite"), run_id="bench", deployment=dep.name, queue_max=n,
-                   key_path=str(tmp_path / "key.pem"), build=lambda ex: build_event(ex, dep, policy, ctx))
+                   key_path=str(tmp_path / "key.pem"),
+                   build=EventBuilder(deployment=dep, policy="redacted", salt=b"s" * 32))
     log.start()
     request = json.dumps({"model": "stub", "messages": [{"role": "user", "content": PROMPT}]}).encode()
     now = datetime.now(timezone.utc)

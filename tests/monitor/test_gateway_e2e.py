@@ -10,13 +10,13 @@ import sqlite3
 import time
 import urllib.request
 
+import openai
 import pytest
 
 from conftest import CANARY_SECRET, LEAKED_EMAIL, events_of, ftaudit, start_gateway
 
 pytestmark = pytest.mark.slow
 
-openai = pytest.importorskip("openai")
 CUSTOMER_EMAIL = "john.doe@example.com"
 
 

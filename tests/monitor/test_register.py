@@ -13,9 +13,7 @@ import pytest
 from conftest import ANSWER, ftaudit
 from ftaudit.errors import BadInput, VerificationFailed
 from ftaudit.ledger.core import open_ledger
-from ftaudit.monitor import checks
-from ftaudit.monitor.content import ContentPolicy
-from ftaudit.monitor.events import Exchange, build_event
+from ftaudit.monitor.events import EventBuilder, Exchange
 from ftaudit.monitor.gateway import deployment_for_run
 from ftaudit.monitor.log import EventLog, apply_retention
 from ftaudit.monitor.verify import verify_events
@@ -36,10 +34,8 @@ def filled(run_dir, monitor_env, tmp_path, monkeypatch):
     monkeypatch.setenv("FTAUDIT_KEY", monitor_env["FTAUDIT_KEY"])
     ledger = str(tmp_path / "ledger.sqlite")
     dep = deployment_for_run(run_dir, None, None)
-    ctx = checks.Context.for_run(run_dir)
-    policy = ContentPolicy("hash", b"s" * 32)
     log = EventLog(ledger, run_id=dep.run_id, deployment=dep.name, flush_ms=20, checkpoint_s=0,
-                   build=lambda ex: build_event(ex, dep, policy, ctx))
+                   build=EventBuilder(deployment=dep, policy="hash", salt=b"s" * 32, run_dir=str(run_dir)))
     log.start()
     old = datetime.now(timezone.utc) - timedelta(days=300)
     for i in range(6):

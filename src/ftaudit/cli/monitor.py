@@ -134,7 +134,7 @@ def gateway(args) -> int:
     from ftaudit.ledger.core import open_ledger
     from ftaudit.monitor import checks
     from ftaudit.monitor.content import ContentPolicy, load_salt
-    from ftaudit.monitor.events import Exchange, build_event
+    from ftaudit.monitor.events import EventBuilder
     from ftaudit.monitor.gateway import Gateway, deployment_for_run
     from ftaudit.monitor.log import EventLog
 
@@ -149,13 +149,11 @@ def gateway(args) -> int:
         if not api_key:
             raise BadInput(f"--api-key-env {args.api_key_env}: that environment variable is empty")
     deployment = deployment_for_run(args.run_dir, args.deployment, args.output_format)
-    policy = ContentPolicy(args.content, load_salt())
-    context = checks.Context.for_run(args.run_dir)
+    salt = load_salt()
+    policy = ContentPolicy(args.content, salt)
+    checks.Context.for_run(args.run_dir)  # a damaged canary manifest is bad input now, not in the writer later
     open_ledger(args.ledger, key_path=args.key).close()  # the ledger must open before we listen
-
-    def build(item):
-        return build_event(item, deployment, policy, context) if isinstance(item, Exchange) else item
-
+    build = EventBuilder(deployment=deployment, policy=args.content, salt=salt, run_dir=str(args.run_dir))
     log = EventLog(args.ledger, run_id=deployment.run_id, deployment=deployment.name, build=build,
                    flush_ms=args.flush_ms, queue_max=args.queue_max, key_path=args.key)
     log.start()
@@ -170,10 +168,8 @@ def gateway(args) -> int:
     print(f"ftaudit monitor gateway: {deployment.name} (run {deployment.run_id}, weights "
           f"{(deployment.weights_sha256 or 'unknown')[:16]}) on http://{host}:{port} -> {args.upstream}; "
           f"content policy {args.content}; events to {log.location or 'the default ledger'}", flush=True)
-    # The writer thread (detection, hashing, SQL) shares the interpreter with the event loop; a short switch
-    # interval hands the loop the GIL within 0.5 ms instead of 5 ms, which is what keeps the tail latency low.
-    sys.setswitchinterval(0.0005)
-    web.run_app(gw.app(), host=host, port=port, access_log=None, print=None)
+    # On SIGTERM, requests in flight get 10 s to finish; then the log writes what it holds and checkpoints.
+    web.run_app(gw.app(), host=host, port=port, access_log=None, print=None, shutdown_timeout=10)
     return 0
 
 

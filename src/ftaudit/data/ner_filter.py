@@ -58,6 +58,7 @@ _CUE_NAME = re.compile(
 _SIGNATURE = re.compile(r"(?:[.!?]\s+|\n\s*)(?P<name>(?:(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+)?" + _NAME_RUN + r")"
                         r"(?=\s*(?:[,;(<]\s*[\w.+-]+@[\w-]+\.\w|$))")
 
+_TAIL = " \t\r\n.!"
 _PERSONISH = {"ORG", "GPE", "LOC", "FAC", "PRODUCT", "WORK_OF_ART", "NORP"}
 
 
@@ -108,14 +109,16 @@ def name_shape(text: str, start: int, end: int, blocked: Intervals | None = None
     return toks[lo][0], toks[hi - 1][1]
 
 
-def _has_cue(text: str, start: int, end: int) -> bool:
+def _has_cue(text: str, start: int, end: int, tail: int) -> bool:
+    """`tail`: where the text's closing whitespace and .! begin (computed once per text: slicing the rest of a
+    50 MB record for every entity made the filter quadratic)."""
     before = text[max(0, start - 40):start]
     if _CUE_BEFORE.search(before) or text[start:end].split()[0].lower() in TITLES:
         return True
     if _EMAIL_AFTER.match(text[end:end + 80]):
         return True
     # Signature position: the span is the whole last "sentence" of the text.
-    return not text[end:].strip(" \t\r\n.!") and bool(_SENTENCE_END.search(text[max(0, start - 3):start]))
+    return end >= tail and bool(_SENTENCE_END.search(text[max(0, start - 3):start]))
 
 
 def refine_entities(text: str, ents: Sequence[tuple[int, int, str]], blocked: Sequence[tuple[int, int]],
@@ -124,6 +127,7 @@ def refine_entities(text: str, ents: Sequence[tuple[int, int, str]], blocked: Se
     `labels` maps spaCy labels to our types; `blocked` are ranges found by pattern/secret detectors."""
     out: list[Span] = []
     blocked = Intervals(blocked)
+    tail = len(text.rstrip(_TAIL))
     for s, e, label in ents:
         etype = labels.get(label)
         if etype is None and label not in _PERSONISH:
@@ -136,7 +140,7 @@ def refine_entities(text: str, ents: Sequence[tuple[int, int, str]], blocked: Se
         if shaped is None:
             continue
         s2, e2 = shaped
-        cue = _has_cue(text, s2, e2)
+        cue = _has_cue(text, s2, e2, tail)
         if etype != "PERSON" and cue:
             etype = "PERSON"  # a person cue outweighs a small model's ORG/GPE guess
         if etype is None:

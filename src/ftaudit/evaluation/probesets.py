@@ -75,3 +75,12 @@ def read_jsonl(path: str | Path, *, what: str) -> tuple[list[dict], str]:
     if not rows:
         raise BadInput(f"{what} {path}: the file holds no records")
     return rows, sha256_bytes(raw)
+
+
+def task_rows(rows: list[dict], prompt_field: str, completion_field: str) -> list[dict]:
+    """Rename a dataset's prompt/completion fields to the names the suites read (rows kept whole when they already
+    use them, so their fingerprint is the file's)."""
+    if (prompt_field, completion_field) == ("prompt", "completion"):
+        return rows
+    return [{"prompt": r.get(prompt_field), "completion": r.get(completion_field)} if prompt_field in r else r
+            for r in rows]

@@ -9,7 +9,7 @@ run on the log's writer thread, off the request path.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -40,6 +40,7 @@ class Exchange:
     ttft_ms: float | None
     error: str | None = None
     captured_all: bool = True  # False: the answer was longer than the capture limit; only its start was read
+    probe: bool = False  # sent by `ftaudit monitor probe` (header x-ftaudit-probe), not by a user
 
 
 class Deployment(Strict):
@@ -78,6 +79,7 @@ class RequestEvent(Strict):
     flags: list[str] = Field(default_factory=list, description=f"Unexpected outputs: {', '.join(checks.FLAGS)}.")
     input_chars: int = 0
     output_chars: int = 0
+    probe: bool = Field(False, description="A probe run's request, kept out of the live traffic figures.")
 
 
 class FeedbackEvent(Strict):
@@ -179,5 +181,24 @@ def build_event(ex: Exchange, deployment: Deployment, policy: ContentPolicy,
         finish_reason=answer.finish_reason, content_policy=policy.policy,
         input=policy.keep(prompt, in_spans), output=policy.keep(out, out_spans),
         input_findings=count_types(in_spans), output_findings=count_types(out_spans), flags=flags,
-        input_chars=len(prompt or ""), output_chars=len(out or ""),
+        input_chars=len(prompt or ""), output_chars=len(out or ""), probe=ex.probe,
     )
+
+
+@dataclass
+class EventBuilder:
+    """Exchange -> RequestEvent in the event log's writer process (feedback events pass through). Picklable: it
+    carries the deployment, the policy and the run directory, and loads the checks' context on first use."""
+
+    deployment: Deployment
+    policy: str
+    salt: bytes
+    run_dir: str | None = None
+    _made: tuple | None = field(default=None, repr=False)
+
+    def __call__(self, item):
+        if not isinstance(item, Exchange):
+            return item
+        if self._made is None:
+            self._made = (ContentPolicy(self.policy, self.salt), checks.Context.for_run(self.run_dir))
+        return build_event(item, self.deployment, *self._made)

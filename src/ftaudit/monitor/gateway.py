@@ -28,10 +28,11 @@ ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/models")
 # Not forwarded: hop-by-hop headers, the length (recomputed) and the encoding request (answers are read as sent,
 # uncompressed, so that their text can be checked).
 _DROP_REQUEST = {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "accept-encoding",
-                 "upgrade", "te", "trailer", "proxy-authorization", "proxy-connection"}
+                 "upgrade", "te", "trailer", "proxy-authorization", "proxy-connection", "x-ftaudit-probe"}
 _DROP_RESPONSE = {"content-length", "connection", "keep-alive", "transfer-encoding", "upgrade", "trailer",
                   "server", "date"}
 REQUEST_ID_HEADER = "x-ftaudit-request-id"
+PROBE_HEADER = "x-ftaudit-probe"
 MAX_BODY = 8 * 1024 * 1024
 CAPTURE_MAX = 1024 * 1024
 
@@ -117,7 +118,8 @@ class Gateway:
         s = self.log.stats
         return web.json_response({"status": "suspended" if self.suspended else "serving",
                                   "deployment": self.deployment.name, "events_written": s.written,
-                                  "rejected_queue_full": s.rejected, "failed_batches": s.failed_batches})
+                                  "rejected_queue_full": s.rejected, "failed_batches": s.failed_batches,
+                                  "writer_alive": self.log.alive()})
 
     async def proxy(self, request: web.Request) -> web.StreamResponse:
         t0 = time.perf_counter()
@@ -126,8 +128,8 @@ class Gateway:
         if not self._authorised(request):
             return error(401, "missing or wrong API key (Authorization: Bearer ...)", "authentication_error", rid)
         if not self.log.reserve():
-            return error(503, "the event log is full (the database is slow or down); retry shortly",
-                         "log_queue_full", rid)
+            return error(503, "the event log is full or its writer stopped (the database is slow or down); "
+                         "retry shortly", "log_queue_full", rid)
         body = await request.read()
         status, out, streamed, ttft, err, complete = 0, b"", False, None, None, True
         try:
@@ -190,7 +192,7 @@ class Gateway:
             self.log.submit(Exchange(request_id=rid, received_at=received, route=request.path, request_body=body,
                                      status=status, response_body=out, streamed=streamed,
                                      latency_ms=(time.perf_counter() - t0) * 1000, ttft_ms=ttft, error=err,
-                                     captured_all=complete), rid)
+                                     captured_all=complete, probe=PROBE_HEADER in request.headers), rid)
 
     async def feedback(self, request: web.Request) -> web.Response:
         """POST /v1/feedback {"request_id", "label": "correct"|"incorrect" and/or "score" in [0, 1],

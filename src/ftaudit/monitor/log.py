@@ -8,19 +8,23 @@ process), so replicas never wait on one row; each chain is anchored by signed ch
   ledger event "monitor.retention"      signed: W's events up to `seq` (hash H) were deleted as older than the
                                         retention period; the chain now starts after them
 
-Events are written in batches from a queue, every `flush_ms` (default 200 ms: a kill -9 loses at most the events
-of one interval; a committed batch is never half-written). A full queue is refused up front (the gateway answers
-503 and counts it), so nothing is dropped silently. Art. 12(1) and 19(1)/26(6): logs kept at least six months.
+Events are built and written by a child process, in batches every `flush_ms` (default 200 ms; a committed batch is
+never half-written). A kill -9 of the gateway loses only what had not yet reached the writer; the writer then
+drains its queue, writes, checkpoints and exits. A full queue is refused up front (the gateway answers 503 and
+counts it), so nothing is dropped silently. Art. 12(1) and 19(1)/26(6): logs kept at least six months.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import queue
+import signal
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
@@ -71,11 +75,116 @@ def has_tables(ledger: Ledger) -> bool:
 
 @dataclass
 class Stats:
-    written: int = 0
-    rejected: int = 0  # refused with 503 because the queue was full
-    failed_batches: int = 0
-    last_error: str | None = None
-    checkpoints: int = 0
+    """What the gateway reports on /healthz; the writer process keeps the counters it owns in shared memory."""
+
+    rejected: int = 0  # refused with 503 because the queue was full or the writer is gone
+    counters: Any = None  # multiprocessing.Array: done, written, failed batches, checkpoints
+
+    @property
+    def done(self) -> int:
+        return self.counters[0]
+
+    @property
+    def written(self) -> int:
+        return self.counters[1]
+
+    @property
+    def failed_batches(self) -> int:
+        return self.counters[2]
+
+    @property
+    def checkpoints(self) -> int:
+        return self.counters[3]
+
+
+class EventLog:
+    """One writer: a child process that builds events (`build`, picklable: parsing, content policy, checks) and
+    writes them into its chain, so that none of that work competes with the gateway's event loop for the
+    interpreter. The caller only reserves a place and queues bytes. If the caller is killed, the writer drains
+    what reached it, writes it, checkpoints and exits."""
+
+    def __init__(self, location: str | None, *, run_id: str, deployment: str, build: Callable[[Any], Any],
+                 flush_ms: int = 200, queue_max: int = 10_000, checkpoint_s: float = CHECKPOINT_S,
+                 key_path: str | None = None):
+        self.location, self.run_id, self.deployment = location, run_id, deployment
+        self.build, self.flush_s, self.checkpoint_s = build, flush_ms / 1000, checkpoint_s
+        self.key_path = key_path
+        self.queue_max = queue_max
+        self.writer_id = uuid.uuid4().hex
+        self._ctx = multiprocessing.get_context("spawn")
+        self.queue = self._ctx.Queue()
+        self.stats = Stats(counters=self._ctx.Array("q", 4, lock=False))
+        self._reserved = 0
+        self._lock = threading.Lock()
+        self._recent: dict[str, float] = {}  # request ids queued lately: feedback may name one not yet written
+        self._proc = None
+
+    # -- the caller's side ---------------------------------------------------------------------------------
+    def reserve(self) -> bool:
+        """A place in the queue for one event, taken before the request goes upstream; False when full (or the
+        writer process is gone: nothing would be written)."""
+        with self._lock:
+            if self._reserved - self.stats.done >= self.queue_max or not self._proc.is_alive():
+                self.stats.rejected += 1
+                return False
+            self._reserved += 1
+            return True
+
+    def submit(self, item: Any, request_id: str) -> None:
+        """Queue an item whose place was reserved."""
+        now = time.monotonic()
+        self._recent[request_id] = now
+        if len(self._recent) > 2 * self.queue_max:
+            self._recent = {k: t for k, t in self._recent.items() if now - t < RECENT_S}
+        self.queue.put(item)
+
+    def knows(self, request_id: str) -> bool:
+        if request_id in self._recent:
+            return True
+        with open_ledger(self.location, key_path=self.key_path, create=False) as ledger:
+            return bool(ledger.store.one("SELECT 1 FROM monitor_events WHERE request_id = ? LIMIT 1",
+                                         (request_id,)))
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        with open_ledger(self.location, key_path=self.key_path) as ledger:
+            create_tables(ledger)
+            ledger.record_event(self.run_id, WRITER, {"writer_id": self.writer_id, "deployment": self.deployment})
+        spec = _WriterSpec(location=self.location, key_path=self.key_path, run_id=self.run_id,
+                           deployment=self.deployment, writer_id=self.writer_id, build=self.build,
+                           flush_s=self.flush_s, checkpoint_s=self.checkpoint_s, parent_pid=os.getpid())
+        self._proc = self._ctx.Process(target=_writer_main, args=(spec, self.queue, self.stats.counters),
+                                       name="ftaudit-event-log", daemon=False)
+        self._proc.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Write what is queued, checkpoint, and end the writer."""
+        if self._proc is None:
+            return
+        self.queue.put(_STOP)
+        self._proc.join(timeout)
+        if self._proc.is_alive():
+            self._proc.terminate()
+
+
+RECENT_S = 600.0
+_STOP = "ftaudit-event-log-stop"
+
+
+@dataclass
+class _WriterSpec:
+    location: str | None
+    key_path: str | None
+    run_id: str
+    deployment: str
+    writer_id: str
+    build: Callable[[Any], Any]
+    flush_s: float
+    checkpoint_s: float
+    parent_pid: int
 
 
 @dataclass
@@ -84,140 +193,92 @@ class _Chain:
     seq: int = 0
     head: str = chain.GENESIS_HASH
     checkpointed_seq: int = 0
-    pending: list[tuple] = field(default_factory=list)
 
 
-class EventLog:
-    """One writer. `build` turns a queued item into an event model (a pydantic model with kind, request_id, time,
-    deployment) on the writer thread; the caller's thread only queues."""
-
-    def __init__(self, location: str | None, *, run_id: str, deployment: str, build: Callable[[Any], Any],
-                 flush_ms: int = 200, queue_max: int = 10_000, checkpoint_s: float = CHECKPOINT_S,
-                 key_path: str | None = None):
-        self.location, self.run_id, self.deployment = location, run_id, deployment
-        self.build, self.flush_s, self.checkpoint_s = build, flush_ms / 1000, checkpoint_s
-        self.key_path = key_path
-        self.queue: queue.Queue = queue.Queue()
-        self.queue_max = queue_max
-        self._reserved = 0
-        self._lock = threading.Lock()
-        self.stats = Stats()
-        self.chain = _Chain(writer_id=uuid.uuid4().hex)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._known_ids: set[str] = set()  # request ids queued but maybe not yet written (for feedback)
-
-    # -- the caller's side ---------------------------------------------------------------------------------
-    def reserve(self) -> bool:
-        """A place in the queue for one event, taken before the request goes upstream; False when full."""
-        with self._lock:
-            if self._reserved >= self.queue_max:
-                self.stats.rejected += 1
-                return False
-            self._reserved += 1
-            return True
-
-    def submit(self, item: Any, request_id: str) -> None:
-        """Queue an item whose place was reserved."""
-        self._known_ids.add(request_id)  # until it is written: feedback may name it before then
-        self.queue.put(item)
-
-    def release(self) -> None:
-        with self._lock:
-            self._reserved -= 1
-
-    def knows(self, request_id: str) -> bool:
-        if request_id in self._known_ids:
-            return True
-        with open_ledger(self.location, key_path=self.key_path, create=False) as ledger:
-            return bool(ledger.store.one("SELECT 1 FROM monitor_events WHERE request_id = ? LIMIT 1",
-                                         (request_id,)))
-
-    # -- the writer thread ---------------------------------------------------------------------------------
-    def start(self) -> None:
-        with open_ledger(self.location, key_path=self.key_path) as ledger:
-            create_tables(ledger)
-            ledger.record_event(self.run_id, WRITER, {"writer_id": self.chain.writer_id,
-                                                      "deployment": self.deployment})
-        self._thread = threading.Thread(target=self._run, name="ftaudit-event-log", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        ledger = open_ledger(self.location, key_path=self.key_path, create=False)
-        last_checkpoint = time.monotonic()
-        try:
-            while True:
-                stopping = self._stop.is_set()
-                items = self._take(self.flush_s)
-                if items:
-                    self._write(ledger, items)
-                due = time.monotonic() - last_checkpoint >= self.checkpoint_s
-                if (due or stopping) and self.chain.seq > self.chain.checkpointed_seq:
-                    self._checkpoint(ledger)
-                    last_checkpoint = time.monotonic()
-                if stopping and self.queue.empty():
-                    return
-        finally:
-            ledger.close()
-
-    def _take(self, wait: float) -> list[Any]:
-        deadline = time.monotonic() + wait
-        items: list[Any] = []
+def _writer_main(spec: _WriterSpec, q, counters) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the gateway says when to stop
+    ledger = open_ledger(spec.location, key_path=spec.key_path, create=False)
+    c = _Chain(writer_id=spec.writer_id)
+    last_checkpoint = time.monotonic()
+    stopping = False
+    try:
         while True:
-            left = deadline - time.monotonic()
-            try:
-                items.append(self.queue.get(timeout=max(left, 0)) if left > 0 else self.queue.get_nowait())
-            except queue.Empty:
-                return items
+            items = []
+            deadline = time.monotonic() + spec.flush_s
+            while not stopping:
+                try:
+                    item = q.get(timeout=max(deadline - time.monotonic(), 0.001))
+                except queue.Empty:
+                    if time.monotonic() >= deadline:
+                        break
+                    continue
+                if isinstance(item, str) and item == _STOP:
+                    stopping = True
+                else:
+                    items.append(item)
+            if os.getppid() != spec.parent_pid and not stopping:  # the gateway was killed: drain and end
+                stopping = True
+                items += _drain(q)
+            if items:
+                _write(ledger, spec, c, items, counters)
+            due = time.monotonic() - last_checkpoint >= spec.checkpoint_s
+            if (due or stopping) and c.seq > c.checkpointed_seq:
+                ledger.record_event(spec.run_id, CHECKPOINT, {"writer_id": c.writer_id,
+                                                              "deployment": spec.deployment, "seq": c.seq,
+                                                              "event_hash": c.head})
+                c.checkpointed_seq = c.seq
+                counters[3] += 1
+                last_checkpoint = time.monotonic()
+            if stopping:
+                rest = _drain(q)
+                if not rest:
+                    return
+                _write(ledger, spec, c, rest, counters)
+    finally:
+        ledger.close()
 
-    def _write(self, ledger: Ledger, items: list[Any]) -> None:
-        rows, c = [], self.chain
-        seq, head = c.seq, c.head
-        for item in items:
-            try:
-                event = self.build(item)
-            except Exception as exc:  # noqa: BLE001 — one unreadable exchange must not stop the log
-                self.stats.last_error = f"event not built: {type(exc).__name__}"
-                continue
-            content = chain.canonical_json(event.model_dump(mode="json"))
-            content_sha = chain.sha256_hex(content)
-            seq += 1
-            when = event.time.isoformat()
-            header = event_header(c.writer_id, seq, when, event.kind, event.request_id, content_sha, head)
-            h = chain.entry_hash(header)
-            rows.append((c.writer_id, seq, when, event.deployment, event.kind, event.request_id, content,
-                         content_sha, head, h))
-            head = h
+
+def _drain(q) -> list[Any]:
+    items = []
+    while True:
         try:
-            if rows:
-                with ledger.store.transaction(write=True, ledger_lock=False):
-                    ledger.store.execute_many(
-                        f"INSERT INTO monitor_events ({', '.join(EVENT_COLUMNS)}) "
-                        f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})", rows)
-                c.seq, c.head = seq, head
-                self.stats.written += len(rows)
-                self._known_ids.difference_update(r[5] for r in rows)
-        except Exception as exc:  # noqa: BLE001 — the database is down: keep the items for the next flush
-            self.stats.failed_batches += 1
-            self.stats.last_error = str(exc).splitlines()[0][:200]
-            for item in items:
-                self.queue.put(item)
-            time.sleep(self.flush_s)
-            return
-        for _ in items:
-            self.release()
+            item = q.get(timeout=0.05)
+        except queue.Empty:
+            return items
+        if not (isinstance(item, str) and item == _STOP):
+            items.append(item)
 
-    def _checkpoint(self, ledger: Ledger) -> None:
-        c = self.chain
-        ledger.record_event(self.run_id, CHECKPOINT, {"writer_id": c.writer_id, "deployment": self.deployment,
-                                                      "seq": c.seq, "event_hash": c.head})
-        c.checkpointed_seq = c.seq
-        self.stats.checkpoints += 1
+
+def _write(ledger: Ledger, spec: _WriterSpec, c: _Chain, items: list[Any], counters) -> None:
+    """Build and insert one batch in one transaction; on a database error keep trying (nothing is dropped: the
+    gateway refuses new requests once its reserved places are used up)."""
+    rows = []
+    seq, head = c.seq, c.head
+    for item in items:
+        try:
+            event = spec.build(item)
+        except Exception:  # noqa: BLE001 — one unreadable exchange must not stop the log
+            continue
+        content = chain.canonical_json(event.model_dump(mode="json"))
+        content_sha = chain.sha256_hex(content)
+        seq += 1
+        when = event.time.isoformat()
+        h = chain.entry_hash(event_header(c.writer_id, seq, when, event.kind, event.request_id, content_sha, head))
+        rows.append((c.writer_id, seq, when, event.deployment, event.kind, event.request_id, content, content_sha,
+                     head, h))
+        head = h
+    while rows:
+        try:
+            with ledger.store.transaction(write=True, ledger_lock=False):
+                ledger.store.execute_many(f"INSERT INTO monitor_events ({', '.join(EVENT_COLUMNS)}) "
+                                          f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})", rows)
+            break
+        except Exception:  # noqa: BLE001 — the database is down or locked: retry the same batch
+            counters[2] += 1
+            time.sleep(spec.flush_s)
+    c.seq, c.head = seq, head
+    counters[1] += len(rows)
+    counters[0] += len(items)
 
 
 def read_events(ledger: Ledger, *, deployment: str | None = None, since: str | None = None,

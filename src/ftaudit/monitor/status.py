@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from ftaudit.evaluation.stats import wilson
 from ftaudit.monitor.checks import FLAGS
+from ftaudit.monitor.drift import DriftReport, drift
 
 # flag -> (evaluation metric, whether the live rate is the metric itself or its complement)
 BASELINES = {
@@ -45,6 +46,9 @@ class LiveStatus(BaseModel):
     ttft_ms_p50: float | None
     figures: list[Figure]
     feedback: int
+    probe_requests: int = 0
+    drift: DriftReport | None = None
+    probes: list[dict] = []
 
 
 def _quantile(xs: list[float], q: float) -> float | None:
@@ -67,9 +71,11 @@ def baselines(record) -> dict[str, float]:
             if m.tuned.value is not None}
 
 
-def live_status(events: Iterable[dict], *, deployment: str, run_id: str | None, record=None) -> LiveStatus:
+def live_status(events: Iterable[dict], *, deployment: str, run_id: str | None, record=None,
+                baseline_n: int = 200, recent_n: int = 200) -> LiveStatus:
     base = baselines(record)
-    requests = answered = errors = suspended = feedback = 0
+    requests = answered = errors = suspended = feedback = probes = 0
+    kept: list[dict] = []
     correct = labelled = 0
     flags = dict.fromkeys(FLAGS, 0)
     latency, ttft = [], []
@@ -80,6 +86,9 @@ def live_status(events: Iterable[dict], *, deployment: str, run_id: str | None, 
             if e.get("label"):
                 labelled += 1
                 correct += e["label"] == "correct"
+            continue
+        if e.get("probe"):
+            probes += 1
             continue
         requests += 1
         first = first or e["time"]
@@ -93,6 +102,7 @@ def live_status(events: Iterable[dict], *, deployment: str, run_id: str | None, 
         if e["route"] == "/v1/models":
             continue
         answered += 1
+        kept.append({"input_chars": e["input_chars"], "output_chars": e["output_chars"], "flags": e["flags"]})
         latency.append(e["latency_ms"])
         if e.get("ttft_ms") is not None:
             ttft.append(e["ttft_ms"])
@@ -109,4 +119,5 @@ def live_status(events: Iterable[dict], *, deployment: str, run_id: str | None, 
     return LiveStatus(deployment=deployment, run_id=run_id, requests=requests, answered=answered, errors=errors,
                       suspended_answers=suspended, first=first, last=last,
                       latency_ms_p50=_quantile(latency, 0.5), latency_ms_p95=_quantile(latency, 0.95),
-                      ttft_ms_p50=_quantile(ttft, 0.5), figures=figures, feedback=feedback)
+                      ttft_ms_p50=_quantile(ttft, 0.5), figures=figures, feedback=feedback, probe_requests=probes,
+                      drift=drift(kept, baseline_n=baseline_n, recent_n=recent_n))

@@ -19,7 +19,6 @@ from ftaudit.evaluation.memorisation import CANARY_FILE
 from ftaudit.io import atomic_write_text
 
 if TYPE_CHECKING:
-    from ftaudit.pipeline.config import DatasetSpec
     from ftaudit.pipeline.run import Run
 
 EVIDENCE_FILE = "evaluation.json"
@@ -44,19 +43,12 @@ def _read(paths: list[Path], what: str) -> tuple[list[dict], str]:
     return rows, ", ".join(str(p) for p in paths)
 
 
-def _field_map(rows: list[dict], spec: DatasetSpec) -> list[dict]:
-    """Rename the configured prompt/completion fields to the names the suites read."""
-    pf, cf = spec.prompt_field, spec.completion_field
-    if (pf, cf) == ("prompt", "completion"):
-        return rows
-    return [{"prompt": r.get(pf), "completion": r.get(cf)} if pf in r else r for r in rows]
-
-
 def evaluate_run(run: Run) -> EvaluationEvidence:
     """Base vs tuned on the run's held-out data, decoded the way the model was trained."""
     import torch
 
     from ftaudit.evaluation.memorisation import CanaryManifest
+    from ftaudit.evaluation.probesets import task_rows
     from ftaudit.evaluation.suite import evaluate_for_record
 
     cfg = run.cfg
@@ -70,7 +62,7 @@ def evaluate_run(run: Run) -> EvaluationEvidence:
     base = str(Path(src.location) / src.gguf_file) if src.gguf_file else str(src.location)
 
     task, task_src = _read([cfg.resolve(d.path) for d in cfg.eval_datasets], "eval data")
-    task = _field_map(task, cfg.eval_datasets[0])
+    task = task_rows(task, cfg.eval_datasets[0].prompt_field, cfg.eval_datasets[0].completion_field)
     train, train_src = _read([cfg.resolve(d.path) for d in cfg.datasets], "training data")
     manifest_path = run.rd.evaluation / CANARY_FILE
     canaries = CanaryManifest.model_validate_json(manifest_path.read_text()) if manifest_path.is_file() else None

@@ -1,0 +1,126 @@
+"""`ftaudit monitor probe`: replay the run's held-out task set through the gateway, score the answers with the
+evaluation's own task metrics, and compare them with the RunRecord's figures for the tuned model. A wrong adapter,
+a changed chat template or a quantised deployment shows up as a difference (Art. 15(1): accuracy consistent
+throughout the lifecycle; Art. 72(2)). The result is a signed ledger event of the run; probe requests carry the
+header x-ftaudit-probe, so the live traffic figures leave them out.
+
+  rate metrics (exact match, JSON validity)   two-proportion z-test against the evaluation, p < 0.01: differs
+  mean metrics (token F1, field accuracy)     outside the evaluation's 95 % interval: differs
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from ftaudit.errors import BadInput, RuntimeFailure
+from ftaudit.monitor.drift import P_CHANGE, two_proportion
+
+PROBE = "monitor.probe"
+RATE_METRICS = ("exact_match", "json_validity")
+
+
+class ProbeMetric(BaseModel):
+    metric: str
+    probe: float
+    n: int
+    evaluation: float | None
+    evaluation_ci: tuple[float, float] | None
+    p_value: float | None = None
+    verdict: str
+
+
+class ProbeResult(BaseModel):
+    run_id: str
+    deployment: str
+    at: str
+    items: int
+    set_sha256: str
+    same_set_as_evaluation: bool
+    metrics: list[ProbeMetric]
+    verdict: str  # consistent, or differs (one metric differs)
+
+
+def _task_records(record) -> tuple[list[dict], int, int]:
+    """The held-out rows exactly as the evaluate stage read them (same files, same field mapping)."""
+    from ftaudit.evaluation.probesets import read_jsonl, task_rows
+
+    cfg = record.config or {}
+    datasets = cfg.get("eval_datasets") or []
+    if not datasets:
+        raise BadInput("the run's config names no eval_datasets: nothing to replay")
+    rows = [r for spec in datasets for r in read_jsonl(spec["path"], what="held-out task data")[0]]
+    spec = datasets[0]
+    rows = task_rows(rows, spec.get("prompt_field") or "prompt", spec.get("completion_field") or "completion")
+    limits = (cfg.get("evaluation") or {}).get("limits") or {}
+    fam = next((f for f in record.evaluation.families if f.name == "task"), None) if record.evaluation else None
+    items = fam.probe_sets[0].items if fam and fam.probe_sets else int(limits.get("task_items", 24))
+    return rows, items, int(limits.get("task_max_new_tokens", 64))
+
+
+def _ask(url: str, model: str, prompt: str, max_tokens: int, api_key: str | None) -> str:
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
+                       "temperature": 0}).encode()
+    headers = {"content-type": "application/json", "x-ftaudit-probe": "1"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    req = urllib.request.Request(url.rstrip("/") + "/v1/chat/completions", data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=600) as r:
+            return json.loads(r.read())["choices"][0]["message"]["content"] or ""
+    except urllib.error.HTTPError as e:
+        raise RuntimeFailure(f"the gateway answered the probe with HTTP {e.code}: {e.read()[:200]!r}") from None
+    except OSError as e:
+        raise RuntimeFailure(f"cannot reach the gateway at {url}: {e}") from None
+
+
+def run_probe(run_dir: str | Path, gateway: str, *, model: str, api_key: str | None = None,
+              parallel: int = 4) -> ProbeResult:
+    from ftaudit.evaluation import quality
+    from ftaudit.evaluation.probesets import sha256_json
+    from ftaudit.evaluation.suite import mean_ci, rate, validate_task_records
+    from ftaudit.monitor.gateway import deployment_for_run
+    from ftaudit.record import RunRecord
+
+    record = RunRecord.load(run_dir)
+    dep = deployment_for_run(run_dir, None, None)
+    rows, items, max_tokens = _task_records(record)
+    prompts, refs = validate_task_records(rows, items)
+    with ThreadPoolExecutor(parallel) as pool:
+        answers = list(pool.map(lambda p: _ask(gateway, model, p, max_tokens, api_key), prompts))
+    structured = all(isinstance(quality.extract_json(r), dict) for r in refs)
+    scores = quality.score_task([quality.stop_at_reference_end(a, structured) for a in answers], refs)
+    live = {"exact_match": rate([x == 1.0 for x in scores.exact_match]),
+            "token_f1": mean_ci(scores.token_f1, 0)}
+    if structured:
+        live["json_validity"] = rate(scores.json_valid)
+        live["field_accuracy"] = mean_ci(scores.field_accuracy, 0)
+    metrics = []
+    for name, est in live.items():
+        ref = record.evaluation.metric(f"quality.task.{name}") if record.evaluation else None
+        tuned = ref.tuned if ref else None
+        p = None
+        if tuned is None or tuned.value is None:
+            verdict = "no evaluation figure"
+        elif name in RATE_METRICS:
+            _, p = two_proportion(round(tuned.value * tuned.n), tuned.n, round(est.value * est.n), est.n)
+            verdict = "differs" if p < P_CHANGE else "consistent"
+        else:
+            verdict = "differs" if not (tuned.ci_low <= est.value <= tuned.ci_high) else "consistent"
+        metrics.append(ProbeMetric(metric=f"quality.task.{name}", probe=est.value, n=est.n,
+                                   evaluation=tuned.value if tuned else None,
+                                   evaluation_ci=(tuned.ci_low, tuned.ci_high) if tuned and tuned.ci_low is not None
+                                   else None, p_value=p, verdict=verdict))
+    fam = next((f for f in record.evaluation.families if f.name == "task"), None) if record.evaluation else None
+    set_sha = sha256_json(rows[:len(prompts)])
+    return ProbeResult(run_id=record.run_id, deployment=dep.name, at=datetime.now(timezone.utc).isoformat(),
+                       items=len(prompts), set_sha256=set_sha,
+                       same_set_as_evaluation=bool(fam and fam.probe_sets and fam.probe_sets[0].sha256 == set_sha),
+                       metrics=metrics,
+                       verdict="differs" if any(m.verdict == "differs" for m in metrics) else "consistent")
