@@ -82,8 +82,9 @@ def _train_to_answer(model_dir: Path) -> None:
 def run_dir(tmp_path_factory) -> Path:
     """A run directory holding the served weights, its RunRecord (with a JSON task's evaluation baseline) and the
     canary manifest of its training data."""
-    from ftaudit.evaluation.evidence import Comparison, Estimate, EvaluationEvidence, ProbeFamily
+    from ftaudit.evaluation.evidence import Comparison, Estimate, EvaluationEvidence, ProbeFamily, ProbeSet
     from ftaudit.evaluation.memorisation import CANARY_FILE, CanaryManifest, make_canaries
+    from ftaudit.evaluation.probesets import sha256_json
     from ftaudit.io import sha256_file
     from ftaudit.record import Artefact, ModelIdentity, RunRecord
 
@@ -97,13 +98,24 @@ def run_dir(tmp_path_factory) -> Path:
     (d / "evaluation").mkdir()
     (d / "evaluation" / CANARY_FILE).write_text(CanaryManifest(seed=3, digits=9, record_format="prompt_completion",
                                                                canaries=canaries).model_dump_json())
-    rate = Estimate(value=0.9, n=24)
+    # The held-out task the run was evaluated on (JSON answers), and what its evaluation measured for the tuned model.
+    rows = [{"prompt": p, "completion": json.dumps({"intent": "order_status", "order_id": str(1000 + i)})}
+            for i, p in enumerate(PROMPTS)]
+    (d / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    metrics = [Comparison(metric=f"quality.task.{name}", description=name, unit="rate",
+                          tuned=Estimate(value=v, n=len(rows), ci_low=lo, ci_high=hi, ci_method="Wilson 95%"))
+               for name, v, lo, hi in (("exact_match", 0.85, 0.49, 0.97), ("json_validity", 0.9, 0.6, 0.98),
+                                       ("token_f1", 0.9, 0.8, 0.97), ("field_accuracy", 0.88, 0.75, 0.96))]
+    family = ProbeFamily(suite="quality", name="task", description="held-out task answers", metrics=metrics,
+                         probe_sets=[ProbeSet(name="task held-out", source=str(d / "eval.jsonl"),
+                                              sha256=sha256_json(rows), items=len(rows))])
+    config = {"eval_datasets": [{"path": str(d / "eval.jsonl"), "prompt_field": "prompt",
+                                 "completion_field": "completion"}],
+              "evaluation": {"limits": {"task_items": len(rows), "task_max_new_tokens": 80}}}
     record = RunRecord(status="completed", model=ModelIdentity(base_model="tiny-llama", output_name="tiny-support-v1"),
+                       config=config,
                        artefacts=[Artefact(path="model/model.safetensors", sha256=digest, kind="model", bytes=size)],
-                       evaluation=EvaluationEvidence(families=[ProbeFamily(
-                           suite="quality", name="task", description="held-out task answers",
-                           metrics=[Comparison(metric="quality.task.json_validity", description="JSON answers",
-                                               unit="rate", tuned=rate)])]))
+                       evaluation=EvaluationEvidence(families=[family]))
     record.save(d)
     return d
 

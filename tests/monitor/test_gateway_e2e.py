@@ -127,3 +127,27 @@ def test_gateway_logs_checks_switches_and_verifies(served, run_dir, monitor_env,
     con.close()
     done = ftaudit(monitor_env, "verify", ledger)
     assert done.returncode == 7 and "event 2: content modified" in done.stderr
+
+
+def test_a_probe_run_catches_a_deployment_that_answers_unlike_its_evaluation(served, run_dir, monitor_env, tmp_path):
+    """The served model answers prose where the run's evaluation measured 90 % valid JSON: the probe replays the
+    same held-out set through the gateway, says so, records it signed, and stays out of the live figures."""
+    ledger = str(tmp_path / "ledger.sqlite")
+    gw = start_gateway(served, run_dir, ledger, monitor_env)
+    try:
+        done = ftaudit(monitor_env, "monitor", "probe", "--run", str(run_dir), "--gateway", gw.url, "--model",
+                       str(run_dir / "model"), "--ledger", ledger, "--json")
+    finally:
+        gw.proc.send_signal(signal.SIGTERM)
+        gw.proc.wait(30)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    by = {m["metric"]: m for m in result["metrics"]}
+    assert result["same_set_as_evaluation"] and result["items"] == 7 and result["verdict"] == "differs"
+    assert by["quality.task.json_validity"]["probe"] == 0 and by["quality.task.json_validity"]["verdict"] == "differs"
+    assert by["quality.task.json_validity"]["p_value"] < 0.01
+    live = json.loads(ftaudit(monitor_env, "monitor", "status", "--run", str(run_dir), "--ledger", ledger,
+                              "--json").stdout)
+    assert live["probe_requests"] == 7 and live["requests"] == 0
+    assert live["probes"][-1]["verdict"] == "differs"
+    assert ftaudit(monitor_env, "verify", ledger).returncode == 0

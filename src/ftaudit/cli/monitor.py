@@ -54,6 +54,15 @@ def register(sub) -> None:
     _common(p, key=False)
     p.set_defaults(handler=export)
 
+    p = msub.add_parser("probe", help="replay the run's held-out set through the gateway; compare with its evaluation")
+    _run_option(p)
+    p.add_argument("--gateway", required=True, metavar="URL", help="the gateway, e.g. http://127.0.0.1:8800")
+    p.add_argument("--model", required=True, help="the model name the server answers to")
+    p.add_argument("--api-key-env", metavar="NAME", help="send `Authorization: Bearer $NAME`")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    _common(p)
+    p.set_defaults(handler=probe)
+
     p = msub.add_parser("alerts", help="judge the live figures against alert rules (YAML); optionally open incidents")
     _run_option(p)
     p.add_argument("--rules", required=True, metavar="YAML", help="the alert rules (docs/monitor.md)")
@@ -187,9 +196,13 @@ def _live(args):
 
     dep = _deployment(args)
     record = RunRecord.load(args.run_dir)
+    from ftaudit.monitor.probe import latest_probes
+
     with open_ledger(args.ledger, create=False) as ledger:
         events = read_events(ledger, deployment=dep.name, since=args.since) if has_tables(ledger) else iter(())
-        return dep, live_status(events, deployment=dep.name, run_id=dep.run_id, record=record)
+        live = live_status(events, deployment=dep.name, run_id=dep.run_id, record=record)
+        live.probes = latest_probes(ledger, dep.run_id)
+        return dep, live
 
 
 def status(args) -> int:
@@ -215,6 +228,15 @@ def status(args) -> int:
         base = f"{sig2(f.baseline)} ({f.baseline_metric})" if f.baseline is not None else ""
         t.add_row(f.name, "" if f.value is None else sig2(f.value), ci, str(f.n), base)
     console.print(t)
+    if live.drift:
+        d = Table("drift (recent vs baseline window)", "test", "baseline", "recent", "statistic", "verdict")
+        for x in live.drift.shifts:
+            d.add_row(x.name, x.test, sig2(x.baseline), sig2(x.recent), sig2(x.statistic), x.verdict)
+        console.print(d)
+    for pr in live.probes[-1:]:
+        console.print(f"last probe {pr['at']}: {pr['verdict']} over {pr['items']} held-out items; "
+                      + "; ".join(f"{m['metric']} {sig2(m['probe'])} vs {sig2(m['evaluation'])} ({m['verdict']})"
+                                  for m in pr["metrics"] if m["evaluation"] is not None))
     return 0
 
 
@@ -397,4 +419,27 @@ def servable(args) -> int:
     how = "adapter merged into its base" if info["merged"] else "full model"
     print(f"{args.output}: run {info['run_id']}, {how}; serve it with `transformers serve {args.output}` and put "
           f"`ftaudit monitor gateway --upstream URL --run {args.run_dir}` in front")
+    return 0
+
+
+def probe(args) -> int:
+    import os
+
+    from ftaudit.ledger.core import open_ledger
+    from ftaudit.monitor.probe import PROBE, run_probe
+
+    key = os.environ.get(args.api_key_env) if args.api_key_env else None
+    result = run_probe(args.run_dir, args.gateway, model=args.model, api_key=key)
+    with open_ledger(args.ledger, key_path=args.key, create=False) as ledger:
+        entry = ledger.record_event(result.run_id, PROBE, result.model_dump(mode="json"))
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return 0
+    print(f"probe of {result.deployment}: {result.items} held-out items "
+          f"({'the evaluation set' if result.same_set_as_evaluation else 'NOT the set the evaluation used'}); "
+          f"{result.verdict}; signed ledger entry {entry.seq}")
+    for m in result.metrics:
+        ev = "—" if m.evaluation is None else f"{m.evaluation:.3g}"
+        p = f", p={m.p_value:.2g}" if m.p_value is not None else ""
+        print(f"  {m.metric}: probe {m.probe:.3g} (n={m.n}) vs evaluation {ev}{p}: {m.verdict}")
     return 0

@@ -124,3 +124,11 @@ def run_probe(run_dir: str | Path, gateway: str, *, model: str, api_key: str | N
                        same_set_as_evaluation=bool(fam and fam.probe_sets and fam.probe_sets[0].sha256 == set_sha),
                        metrics=metrics,
                        verdict="differs" if any(m.verdict == "differs" for m in metrics) else "consistent")
+
+
+def latest_probes(ledger, run_id: str, last: int = 5) -> list[dict]:
+    """The run's last probe results, oldest first, from its signed ledger events."""
+    rows = ledger.store.query("SELECT content FROM entries WHERE run_id = ? AND kind = 'event' ORDER BY seq",
+                              (run_id,))
+    found = [c["data"] for c in map(lambda r: json.loads(r[0]), rows) if c["event"] == PROBE]
+    return found[-last:]
