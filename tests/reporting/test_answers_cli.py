@@ -127,7 +127,7 @@ def test_cli_renders_and_registers_documents_in_the_ledger(run, tmp_path, capsys
     code = main([*argv, "--create"])
     out = capsys.readouterr().out
     assert code == 0 and "recorded run" in out
-    assert "annex_xi: " in out and "await a human answer" in out and "registered 14 documents" in out
+    assert "annex_xi: " in out and "await a human answer" in out and "registered 16 documents" in out
     from ftaudit.ledger import open_ledger
     from ftaudit.record import RunRecord
 

@@ -5,6 +5,7 @@ missing evidence is marked, never invented; no planted personal data reaches any
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,11 @@ from ftaudit.reporting.render import render_files
 ALL_FILES = ["model_card.md", "annex_xi.json", "annex_xi.md", "annex_xii.json", "annex_xii.md",
              "training_content_summary.json", "training_content_summary.md", "copyright_policy.json",
              "copyright_policy.md", "risk_assessment.json",
-             "risk_assessment.md", "instructions_for_use.md", "ml_bom.cdx.json", "report.html", "report.pdf",
-             "completeness.json"]
+             "risk_assessment.md", "instructions_for_use.md", "post_market_monitoring_plan.json",
+             "post_market_monitoring_plan.md", "ml_bom.cdx.json", "report.html", "report.pdf", "completeness.json"]
 TITLES = ["Model card", "Technical documentation (Annex XI)", "Information for downstream providers (Annex XII)",
           "Public summary of training content", "Copyright policy", "Risk classification and risk register",
-          "Instructions for use"]
+          "Instructions for use", "Post-market monitoring plan"]
 
 
 def _doc(run: Path, name: str) -> dict:
@@ -50,7 +51,7 @@ def test_every_document_renders_with_completeness(full_run):
         assert "## Completeness" in text and "- [ ]" in text and "- [x]" in text, md.name
     summary = json.loads((docs / "completeness.json").read_text())
     assert set(summary) == {"model_card", "annex_xi", "annex_xii", "training_content_summary", "copyright_policy",
-                            "risk_assessment", "instructions_for_use"}
+                            "risk_assessment", "instructions_for_use", "post_market_monitoring_plan"}
 
 
 def test_model_card_loads_with_huggingface_hub(full_run):
@@ -191,3 +192,24 @@ def test_answers_object_defaults_fill_nothing(tmp_path):
     ctx = Ctx(record=full_record(tmp_path), run_dir=tmp_path, answers=Answers())
     xi = json.loads(render_files(ctx, ["json"])["annex_xi.json"])
     assert xi["completeness"]["answered_by_human"] == []
+
+
+def test_the_monitoring_plan_takes_its_choices_from_monitor_yaml(full_run, tmp_path):
+    from ftaudit.cli import main
+
+    plan = tmp_path / "monitor.yaml"
+    plan.write_text("content: redacted\nretention_days: 200\nprobe_schedule: every 6 hours\n"
+                    "rules:\n  - {name: leak, figure: output.canary, above: 0, severity: critical,"
+                    " incident: serious_incident}\n"
+                    "responsibilities: {monitoring: ML on-call, suspension: Head of ML, incident_reporting: DPO}\n")
+    run = tmp_path / "run"
+    shutil.copytree(full_run, run)
+    assert main(["docs", str(run), "--format", "json,md", "--monitor", str(plan)]) == 0
+    doc = _doc(run, "post_market_monitoring_plan")
+    items = _items(doc)
+    assert items["2.content"]["value"] == "redacted" and items["2.retention"]["value"] == 200
+    assert items["6.suspension"]["value"] == "Head of ML" and doc["completeness"]["awaiting_human"] == []
+    rules = next(t for s in doc["sections"] for t in s["tables"] if t["title"] == "Alert rules")
+    assert rules["rows"] == [["leak", "output.canary", "> 0", "1", "critical", "serious_incident"]]
+    plan.write_text("retention_days: 0\n")
+    assert main(["docs", str(run), "--monitor", str(plan)]) == 1

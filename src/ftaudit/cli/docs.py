@@ -11,7 +11,8 @@ FORMATS = ("json", "md", "html", "pdf")
 
 def register(sub) -> None:
     p = sub.add_parser("docs", help="render the documents of a run (model card, Annex XI/XII, training-content "
-                                    "summary, risk assessment, instructions for use, ML-BOM, HTML/PDF report)")
+                                    "summary, risk assessment, instructions for use, post-market monitoring plan, "
+                                    "ML-BOM, HTML/PDF report)")
     p.add_argument("run_dir", nargs="?", help="run directory holding run_record.json")
     p.add_argument("--answers", metavar="FILE", help="answers.yaml with what no evidence can say (validated)")
     p.add_argument("--format", default=",".join(FORMATS), metavar="LIST",
@@ -21,6 +22,8 @@ def register(sub) -> None:
     p.add_argument("--create", action="store_true",
                    help="with --ledger: create the ledger if it does not exist (default: refuse, a typo in the path "
                    "must not start a new ledger)")
+    p.add_argument("--monitor", metavar="FILE", help="monitor.yaml: the deployment's monitoring settings for the "
+                   "post-market monitoring plan (docs/monitor.md)")
     p.add_argument("--answers-template", action="store_true", help="print an empty answers.yaml and exit")
     p.set_defaults(handler=docs)
 
@@ -47,7 +50,7 @@ def docs(args) -> int:
 
     # The ledger is opened first: a missing one is refused before any document is written.
     with open_ledger(args.ledger, key_path=args.key, create=args.create) if args.ledger else nullcontext() as ledger:
-        written = render_all(run_dir, answers=args.answers, formats=formats)
+        written = render_all(run_dir, answers=args.answers, formats=formats, monitor=args.monitor)
         _report(run_dir, formats, written)
         if ledger is not None:
             _register(ledger, run_dir, written, args.ledger)

@@ -31,6 +31,7 @@ class Ctx:
     record: RunRecord
     run_dir: Path
     answers: Answers = field(default_factory=Answers)
+    monitor_plan: Any = None  # ftaudit.monitor.plan.MonitorPlan from monitor.yaml, when given
 
     def __post_init__(self) -> None:
         self.answer_map: dict[str, Any] = self.answers.model_dump(exclude_none=True)

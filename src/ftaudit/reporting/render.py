@@ -23,13 +23,15 @@ from ftaudit.reporting.document import Document
 from ftaudit.reporting.instructions import instructions_for_use
 from ftaudit.reporting.markdown import render_markdown
 from ftaudit.reporting.model_card import model_card_doc, render_model_card
+from ftaudit.reporting.monitoring_plan import post_market_monitoring_plan
 from ftaudit.reporting.risk import risk_assessment
 from ftaudit.reporting.training_summary import training_content_summary_doc
 
 DOCS_DIR = "docs"
 FORMATS = ("json", "md", "html", "pdf")
 # Documents with a JSON twin (the source of truth); the model card and the instructions are Markdown by nature.
-JSON_DOCS = ("annex_xi", "annex_xii", "training_content_summary", "copyright_policy", "risk_assessment")
+JSON_DOCS = ("annex_xi", "annex_xii", "training_content_summary", "copyright_policy", "risk_assessment",
+             "post_market_monitoring_plan")
 
 
 def _dump(obj) -> bytes:
@@ -38,7 +40,8 @@ def _dump(obj) -> bytes:
 
 def build_documents(ctx: Ctx) -> list[Document]:
     return [model_card_doc(ctx), annex_xi(ctx), annex_xii(ctx), training_content_summary_doc(ctx),
-            copyright_policy_doc(ctx), risk_assessment(ctx), instructions_for_use(ctx)]
+            copyright_policy_doc(ctx), risk_assessment(ctx), instructions_for_use(ctx),
+            post_market_monitoring_plan(ctx)]
 
 
 def render_files(ctx: Ctx, formats: Iterable[str] = FORMATS) -> dict[str, bytes]:
@@ -76,20 +79,25 @@ def render_files(ctx: Ctx, formats: Iterable[str] = FORMATS) -> dict[str, bytes]
 
 
 def render_record(record: RunRecord, run_dir: str | Path, *, answers: Answers | None = None,
-                  formats: Iterable[str] = FORMATS) -> list[Path]:
+                  formats: Iterable[str] = FORMATS, monitor_plan=None) -> list[Path]:
     run_dir = Path(run_dir)
-    ctx = Ctx(record=record, run_dir=run_dir, answers=answers or Answers())
+    ctx = Ctx(record=record, run_dir=run_dir, answers=answers or Answers(), monitor_plan=monitor_plan)
     files = render_files(ctx, formats)
     target = run_dir / DOCS_DIR
     return [atomic_write_bytes(target / rel, data) for rel, data in files.items()]
 
 
 def render_all(run_dir: str | Path, *, answers: str | Path | Answers | None = None,
-               formats: Iterable[str] = FORMATS) -> list[Path]:
+               formats: Iterable[str] = FORMATS, monitor: str | Path | None = None) -> list[Path]:
     """Render the documents of the run in `run_dir` (its run_record.json) into `run_dir/docs/`."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise BadInput(f"{run_dir}: no such run directory")
     record = RunRecord.load(run_dir)
     parsed = answers if isinstance(answers, Answers) else load_answers(answers)
-    return render_record(record, run_dir, answers=parsed, formats=formats)
+    plan = None
+    if monitor is not None:
+        from ftaudit.monitor.plan import load_plan
+
+        plan = load_plan(monitor)
+    return render_record(record, run_dir, answers=parsed, formats=formats, monitor_plan=plan)
