@@ -17,6 +17,7 @@ from pydantic import Field
 
 from ftaudit.monitor import checks
 from ftaudit.monitor.content import ContentPolicy, count_types, findings
+from ftaudit.monitor.otlp import Span, span_fields
 from ftaudit.strict import Strict
 
 # Decoding parameters kept on every event (Art. 12(2)(a): situations that may lead to a risk include the settings
@@ -80,6 +81,7 @@ class RequestEvent(Strict):
     input_chars: int = 0
     output_chars: int = 0
     probe: bool = Field(False, description="A probe run's request, kept out of the live traffic figures.")
+    source: Literal["gateway", "otlp"] = "gateway"
 
 
 class FeedbackEvent(Strict):
@@ -164,24 +166,44 @@ def build_event(ex: Exchange, deployment: Deployment, policy: ContentPolicy,
     except (json.JSONDecodeError, UnicodeDecodeError):
         body = {}
     body = body if isinstance(body, dict) else {}
-    prompt = request_text(body) if body else None
     answer = parse_answer(ex.response_body, ex.streamed) if ex.status < 400 else Answer()
-    out = answer.text if ex.status < 400 and ex.route != "/v1/models" else None
+    return _event(
+        deployment, policy, context, request_id=ex.request_id, time=ex.received_at, route=ex.route,
+        model=body.get("model") if isinstance(body.get("model"), str) else None, stream=ex.streamed,
+        params={k: body[k] for k in PARAMS if k in body}, status=ex.status, error=ex.error,
+        latency_ms=ex.latency_ms, ttft_ms=ex.ttft_ms, prompt=request_text(body) if body else None,
+        output=answer.text if ex.status < 400 and ex.route != "/v1/models" else None, answer=answer,
+        complete=ex.captured_all, probe=ex.probe)
+
+
+def build_span_event(span: Span, deployment: Deployment, policy: ContentPolicy,
+                     context: checks.Context) -> RequestEvent:
+    """A GenAI span received over OTLP as the same request event the proxy writes."""
+    f = span_fields(span)
+    answer = Answer(text=f["answer"] or "", finish_reason=f["finish_reason"], prompt_tokens=f["prompt_tokens"],
+                    completion_tokens=f["completion_tokens"])
+    return _event(
+        deployment, policy, context, request_id=span.span_id, time=span.received_at, route=f"otlp:{span.name}",
+        model=f["model"], stream=False, params=f["params"], status=500 if span.error else 200,
+        error="span status error" if span.error else None, latency_ms=f["latency_ms"], ttft_ms=f["ttft_ms"],
+        prompt=f["prompt"], output=f["answer"], answer=answer, complete=True, probe=False, source="otlp")
+
+
+def _event(deployment: Deployment, policy: ContentPolicy, context: checks.Context, *, prompt: str | None,
+           output: str | None, answer: Answer, complete: bool, latency_ms: float, ttft_ms: float | None,
+           **fields: Any) -> RequestEvent:
     in_spans = findings(prompt) if prompt else []
-    out_spans = findings(out) if out else []
-    flags = checks.flags(prompt or "", out, out_spans, answer.finish_reason, context, deployment.output_format,
-                         complete=ex.captured_all) if out is not None else []
+    out_spans = findings(output) if output else []
+    flags = checks.flags(prompt or "", output, out_spans, answer.finish_reason, context, deployment.output_format,
+                         complete=complete) if output is not None else []
     return RequestEvent(
-        request_id=ex.request_id, time=ex.received_at, deployment=deployment.name, run_id=deployment.run_id,
-        weights_sha256=deployment.weights_sha256, route=ex.route,
-        model=body.get("model") if isinstance(body.get("model"), str) else None,
-        stream=ex.streamed, params={k: body[k] for k in PARAMS if k in body}, status=ex.status, error=ex.error,
-        latency_ms=round(ex.latency_ms, 3), ttft_ms=None if ex.ttft_ms is None else round(ex.ttft_ms, 3),
+        **fields, deployment=deployment.name, run_id=deployment.run_id, weights_sha256=deployment.weights_sha256,
+        latency_ms=round(latency_ms, 3), ttft_ms=None if ttft_ms is None else round(ttft_ms, 3),
         prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
         finish_reason=answer.finish_reason, content_policy=policy.policy,
-        input=policy.keep(prompt, in_spans), output=policy.keep(out, out_spans),
+        input=policy.keep(prompt, in_spans), output=policy.keep(output, out_spans),
         input_findings=count_types(in_spans), output_findings=count_types(out_spans), flags=flags,
-        input_chars=len(prompt or ""), output_chars=len(out or ""), probe=ex.probe,
+        input_chars=len(prompt or ""), output_chars=len(output or ""),
     )
 
 
@@ -197,8 +219,9 @@ class EventBuilder:
     _made: tuple | None = field(default=None, repr=False)
 
     def __call__(self, item):
-        if not isinstance(item, Exchange):
+        if not isinstance(item, (Exchange, Span)):
             return item
         if self._made is None:
             self._made = (ContentPolicy(self.policy, self.salt), checks.Context.for_run(self.run_dir))
-        return build_event(item, self.deployment, *self._made)
+        build = build_event if isinstance(item, Exchange) else build_span_event
+        return build(item, self.deployment, *self._made)

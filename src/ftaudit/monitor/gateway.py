@@ -79,6 +79,7 @@ class Gateway:
         app.router.add_post("/v1/completions", self.proxy)
         app.router.add_get("/v1/models", self.proxy)
         app.router.add_post("/v1/feedback", self.feedback)
+        app.router.add_post("/v1/traces", self.traces)
         app.router.add_get("/healthz", self.health)
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
@@ -193,6 +194,29 @@ class Gateway:
                                      status=status, response_body=out, streamed=streamed,
                                      latency_ms=(time.perf_counter() - t0) * 1000, ttft_ms=ttft, error=err,
                                      captured_all=complete, probe=PROBE_HEADER in request.headers), rid)
+
+    async def traces(self, request: web.Request) -> web.Response:
+        """OTLP/HTTP: GenAI spans from an application or a server that emits them, as request events."""
+        from ftaudit.monitor import otlp
+
+        if not self._authorised(request):
+            return error(401, "missing or wrong API key (Authorization: Bearer ...)", "authentication_error")
+        kind = request.headers.get("content-type", "application/x-protobuf")
+        try:
+            spans, _ignored = otlp.parse(await request.read(), kind)
+        except BadInput as exc:
+            return error(400, str(exc), "invalid_request_error")
+        taken = 0
+        for _ in spans:
+            if not self.log.reserve():
+                self.log.release(taken)
+                return error(503, "the event log is full; retry shortly", "log_queue_full")
+            taken += 1
+        for span in spans:
+            self.log.submit(span, span.span_id)
+        if "json" in kind:
+            return web.json_response({})
+        return web.Response(body=b"", content_type="application/x-protobuf")
 
     async def feedback(self, request: web.Request) -> web.Response:
         """POST /v1/feedback {"request_id", "label": "correct"|"incorrect" and/or "score" in [0, 1],

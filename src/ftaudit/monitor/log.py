@@ -130,6 +130,11 @@ class EventLog:
             self._reserved += 1
             return True
 
+    def release(self, n: int = 1) -> None:
+        """Give back places reserved for items that will not be queued."""
+        with self._lock:
+            self._reserved -= n
+
     def submit(self, item: Any, request_id: str) -> None:
         """Queue an item whose place was reserved."""
         now = time.monotonic()
