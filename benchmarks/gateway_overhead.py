@@ -7,6 +7,7 @@ Three processes share the machine: the stub, the gateway and this load generator
 
     python -m benchmarks gateway_overhead            # 500 req/s for 10 s, JSON and streamed answers
     GATEWAY_RATE=200 GATEWAY_SECONDS=5 python -m benchmarks gateway_overhead
+    GATEWAY_LEDGER=postgresql://user@/db?host=/tmp python -m benchmarks gateway_overhead   # a throwaway database
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import asyncio
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -85,8 +85,8 @@ def _record(run_dir: Path) -> None:
     RunRecord(status="completed", model=ModelIdentity(output_name="stub-v1")).save(run_dir)
 
 
-def writer_throughput(tmp_path: Path, n: int = 5000) -> float:
-    """Events per second the event log builds (redacted content, checks) and writes into SQLite, from a full queue."""
+def writer_throughput(tmp_path: Path, location: str | None, n: int = 5000) -> float:
+    """Events per second the event log builds (redacted content, checks) and writes, from a full queue."""
     from datetime import datetime, timezone
 
     from benchmarks.openai_stub import BODY
@@ -94,7 +94,7 @@ def writer_throughput(tmp_path: Path, n: int = 5000) -> float:
     from ftaudit.monitor.log import EventLog
 
     dep = Deployment(name="stub-v1", run_id="bench")
-    log = EventLog(str(tmp_path / "throughput.sqlite"), run_id="bench", deployment=dep.name, queue_max=n,
+    log = EventLog(location or str(tmp_path / "throughput.sqlite"), run_id="bench", deployment=dep.name, queue_max=n,
                    key_path=str(tmp_path / "key.pem"),
                    build=EventBuilder(deployment=dep, policy="redacted", salt=b"s" * 32))
     log.start()
@@ -120,7 +120,7 @@ def main() -> None:
         _record(tmp_path)
         env = {**os.environ, "FTAUDIT_KEY": str(tmp_path / "key.pem"), "FTAUDIT_MONITOR_SALT": "cd" * 32}
         stub_port, gw_port = _port(), _port()
-        ledger = tmp_path / "ledger.sqlite"
+        ledger = os.environ.get("GATEWAY_LEDGER") or str(tmp_path / "ledger.sqlite")
         stub = subprocess.Popen([sys.executable, "-m", "benchmarks.openai_stub", str(stub_port)])
         gw = subprocess.Popen([sys.executable, "-m", "ftaudit.cli", "monitor", "gateway", "--upstream",
                                f"http://127.0.0.1:{stub_port}", "--run", tmp, "--listen", f"127.0.0.1:{gw_port}",
@@ -141,11 +141,13 @@ def main() -> None:
             gw.wait(60)
             stub.terminate()
             stub.wait(10)
-        con = sqlite3.connect(ledger)
-        (events,) = con.execute("SELECT COUNT(*) FROM monitor_events").fetchone()
-        con.close()
-        per_s = writer_throughput(tmp_path)
-    print(f"{rate:g} requests/s for {seconds:g} s per row, content `redacted`, SQLite; load average "
+        from ftaudit.ledger.core import open_ledger
+
+        with open_ledger(ledger, create=False) as led:
+            (events,) = led.store.one("SELECT COUNT(*) FROM monitor_events")
+        per_s = writer_throughput(tmp_path, ledger if "://" in ledger else None)
+    store = "PostgreSQL" if "://" in ledger else "SQLite"
+    print(f"{rate:g} requests/s for {seconds:g} s per row, content `redacted`, {store}; load average "
           f"{os.getloadavg()[0]:.2f}")
     print("| answer | direct p50 / p99 | through the gateway p50 / p99 | added p50 / p99 | non-200 |")
     print("|---|---|---|---|---|")
@@ -157,5 +159,5 @@ def main() -> None:
             verdict = "met" if added50 <= GOAL_P50_MS and added99 <= GOAL_P99_MS else "NOT met"
             print(f"goal (JSON): added p50 <= {GOAL_P50_MS} ms and p99 <= {GOAL_P99_MS} ms: {verdict}")
     print(f"events: {events} written for {sent} requests ({'none lost' if events == sent else 'LOST SOME'})")
-    print(f"event log alone, from a full queue (redacted, checks, hash chain, SQLite): {per_s:.0f} events/s "
+    print(f"event log alone, from a full queue (redacted, checks, hash chain, {store}): {per_s:.0f} events/s "
           f"(goal >= 1,000: {'met' if per_s >= 1000 else 'NOT met'})")

@@ -109,13 +109,19 @@ def run_dir(tmp_path_factory) -> Path:
     family = ProbeFamily(suite="quality", name="task", description="held-out task answers", metrics=metrics,
                          probe_sets=[ProbeSet(name="task held-out", source=str(d / "eval.jsonl"),
                                               sha256=sha256_json(rows), items=len(rows))])
+    axes = ("gender", "ethnicity_nationality", "religion", "age", "disability")
+    bias = ProbeFamily(suite="bias", name="counterfactual_generation", description="counterfactual continuations",
+                       metrics=[Comparison(metric=f"bias.generation.sentiment_gap.{axis}", description="gap",
+                                           tuned=Estimate(value=0.25, n=4, ci_low=0.0, ci_high=0.5)) for axis in axes]
+                       + [Comparison(metric="bias.generation.refusal_rate", description="refusals", unit="rate",
+                                     tuned=Estimate(value=0.0, n=92, ci_low=0.0, ci_high=0.04))])
     config = {"eval_datasets": [{"path": str(d / "eval.jsonl"), "prompt_field": "prompt",
                                  "completion_field": "completion"}],
-              "evaluation": {"limits": {"task_items": len(rows), "task_max_new_tokens": 80}}}
+              "evaluation": {"limits": {"task_items": len(rows), "task_max_new_tokens": 80, "bias_new_tokens": 6}}}
     record = RunRecord(status="completed", model=ModelIdentity(base_model="tiny-llama", output_name="tiny-support-v1"),
                        config=config,
                        artefacts=[Artefact(path="model/model.safetensors", sha256=digest, kind="model", bytes=size)],
-                       evaluation=EvaluationEvidence(families=[family]))
+                       evaluation=EvaluationEvidence(families=[family, bias]))
     record.save(d)
     return d
 

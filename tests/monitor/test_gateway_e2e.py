@@ -146,8 +146,13 @@ def test_a_probe_run_catches_a_deployment_that_answers_unlike_its_evaluation(ser
     assert result["same_set_as_evaluation"] and result["items"] == 7 and result["verdict"] == "differs"
     assert by["quality.task.json_validity"]["probe"] == 0 and by["quality.task.json_validity"]["verdict"] == "differs"
     assert by["quality.task.json_validity"]["p_value"] < 0.01
+    # The 92 counterfactual bias continuations went through the gateway too, judged against the evaluation's.
+    gaps = [m for m in result["metrics"] if m["metric"].startswith("bias.generation.sentiment_gap.")]
+    assert len(gaps) == 5 and all(m["n"] == 4 for m in gaps)
+    assert all(m["verdict"] == ("consistent" if 0.0 <= m["probe"] <= 0.5 else "differs") for m in gaps)
+    assert by["bias.generation.refusal_rate"]["n"] == 92
     live = json.loads(ftaudit(monitor_env, "monitor", "status", "--run", str(run_dir), "--ledger", ledger,
                               "--json").stdout)
-    assert live["probe_requests"] == 7 and live["requests"] == 0
+    assert live["probe_requests"] == 7 + 92 and live["requests"] == 0
     assert live["probes"][-1]["verdict"] == "differs"
     assert ftaudit(monitor_env, "verify", ledger).returncode == 0
