@@ -6,6 +6,7 @@ server-sent events, with no model behind it, so that what is measured is the gat
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 
@@ -23,6 +24,14 @@ CHUNKS.append(b'data: {"id": "c", "choices": [{"index": 0, "delta": {}, "finish_
 
 async def chat(request: web.Request) -> web.StreamResponse:
     body = await request.json()
+    # Failure modes for the gateway's tests, chosen by the model name.
+    if body.get("model") == "unknown-model":
+        return web.json_response({"error": {"message": "model unknown-model not found", "type": "not_found"}},
+                                 status=404)
+    if body.get("model") == "broken":
+        return web.json_response({"error": {"message": "CUDA out of memory", "type": "server_error"}}, status=500)
+    if body.get("model") == "slow":
+        await asyncio.sleep(5)
     if not body.get("stream"):
         return web.Response(body=BODY, content_type="application/json")
     resp = web.StreamResponse(headers={"content-type": "text/event-stream"})

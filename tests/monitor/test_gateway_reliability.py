@@ -46,6 +46,27 @@ def test_upstream_down_is_a_502_with_a_json_body_and_an_event(run_dir, monitor_e
     assert event["content_policy"] == "hash" and event["input"].startswith("hmac-sha256:")
 
 
+def test_upstream_errors_pass_through_and_gateway_errors_are_json(stub, run_dir, monitor_env, tmp_path):
+    ledger = str(tmp_path / "ledger.sqlite")
+    gw = start_gateway(stub, run_dir, ledger, monitor_env, "--timeout", "1")
+    chat = gw.url + "/v1/chat/completions"
+    try:
+        for model, code, kind in (("unknown-model", 404, "not_found"), ("broken", 500, "server_error"),
+                                  ("slow", 504, "upstream_timeout")):
+            status, body, _ = _post(chat, {"model": model, "messages": [{"role": "user", "content": "hi"}]})
+            assert (status, body["error"]["type"]) == (code, kind)
+        status, body, _ = _post(chat, {"model": "m", "messages": [{"role": "user", "content": "x" * (9 << 20)}]})
+        assert (status, body["error"]["type"]) == (413, "request_too_large")
+        status, body, _ = _post(gw.url + "/v1/embeddings", {"input": "hi"})
+        assert status == 404 and body["error"]["code"] == 404
+    finally:
+        gw.proc.send_signal(signal.SIGTERM)
+        gw.proc.wait(30)
+    events = events_of(monitor_env, ledger, tmp_path / "e.jsonl")
+    assert [(e["model"], e["status"], e["error"]) for e in events] == [
+        ("unknown-model", 404, None), ("broken", 500, None), ("slow", 504, "upstream timed out")]
+
+
 def test_kill_9_under_load_loses_at_most_the_last_flush_and_never_corrupts(stub, run_dir, monitor_env, tmp_path):
     ledger = str(tmp_path / "ledger.sqlite")
     gw = start_gateway(stub, run_dir, ledger, monitor_env)
