@@ -142,6 +142,14 @@ def test_two_gateways_on_one_postgres_ledger_leave_two_verifiable_chains(stub, r
     done = ftaudit(monitor_env, "verify", pg_url)
     assert done.returncode == 0, done.stderr
     assert "event log ok: 200 events in 2 writer chain(s), 200 anchored" in done.stdout
+    import psycopg
+
+    with psycopg.connect(pg_url) as con:  # one partition per UTC day; nothing fell into the default one
+        parts = dict(con.execute("SELECT c.relname, (SELECT count(*) FROM monitor_events_default) FROM pg_inherits i "
+                                 "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
+                                 "WHERE p.relname = 'monitor_events'").fetchall())
+    today = time.strftime("%Y%m%d", time.gmtime())
+    assert f"monitor_events_{today}" in parts and set(parts.values()) == {0}
 
 
 def test_a_run_directory_without_a_record_is_one_line_and_exit_1(monitor_env, tmp_path):

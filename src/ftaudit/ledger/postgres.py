@@ -13,6 +13,7 @@ ADVISORY_LOCK_ID = 0x66746175_6C656467 & 0x7FFFFFFFFFFFFFFF  # "ftauledg"
 
 
 class PostgresStore(Store):
+    partitions = True
     def __init__(self, url: str):
         self.display = redact_url(url)
         self._depth = 0

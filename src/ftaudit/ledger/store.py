@@ -115,6 +115,7 @@ class Store(ABC):
 
     seq_type = "BIGINT"
     float_type = "DOUBLE PRECISION"
+    partitions = False  # True where tables can be partitioned by range (PostgreSQL)
 
     def create_schema(self) -> None:
         for stmt in schema_sql(self.seq_type, self.float_type):

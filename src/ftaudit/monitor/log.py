@@ -24,7 +24,7 @@ import signal
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
@@ -33,8 +33,7 @@ from ftaudit.ledger.core import Ledger, open_ledger
 
 EVENT_COLUMNS = ("writer_id", "seq", "time", "deployment", "kind", "request_id", "content", "content_sha256",
                  "prev_hash", "event_hash")
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS monitor_events (
+_COLUMNS_SQL = """
          writer_id TEXT NOT NULL,
          seq BIGINT NOT NULL,
          time TEXT NOT NULL,
@@ -44,11 +43,16 @@ SCHEMA = [
          content TEXT NOT NULL,
          content_sha256 TEXT NOT NULL,
          prev_hash TEXT NOT NULL,
-         event_hash TEXT NOT NULL,
-         PRIMARY KEY (writer_id, seq))""",
-    "CREATE INDEX IF NOT EXISTS monitor_events_by_time ON monitor_events (deployment, time)",
-    "CREATE INDEX IF NOT EXISTS monitor_events_by_request ON monitor_events (request_id)",
-]
+         event_hash TEXT NOT NULL"""
+INDEXES = ["CREATE INDEX IF NOT EXISTS monitor_events_by_time ON monitor_events (deployment, time)",
+           "CREATE INDEX IF NOT EXISTS monitor_events_by_request ON monitor_events (request_id)"]
+# PostgreSQL: one partition per UTC day (times are ISO strings in UTC, so they sort as they read), created by the
+# writer before it inserts a day's first event, and a default partition for anything else. Old days can then be
+# dropped or archived whole; the chains do not care which partition holds an event.
+PARTITIONED = [f"CREATE TABLE IF NOT EXISTS monitor_events ({_COLUMNS_SQL},\n PRIMARY KEY (writer_id, seq, time))"
+               " PARTITION BY RANGE (time)",
+               "CREATE TABLE IF NOT EXISTS monitor_events_default PARTITION OF monitor_events DEFAULT"]
+PLAIN = [f"CREATE TABLE IF NOT EXISTS monitor_events ({_COLUMNS_SQL},\n PRIMARY KEY (writer_id, seq))"]
 WRITER, CHECKPOINT, RETENTION = "monitor.writer", "monitor.checkpoint", "monitor.retention"
 CHECKPOINT_S = 10.0
 
@@ -60,9 +64,24 @@ def event_header(writer_id: str, seq: int, time_: str, kind: str, request_id: st
 
 
 def create_tables(ledger: Ledger) -> None:
-    with ledger.store.transaction(write=True, ledger_lock=False):
-        for stmt in SCHEMA:
+    with ledger.store.transaction(write=True):  # the ledger lock: two gateways starting at once create them once
+        for stmt in (PARTITIONED if ledger.store.partitions else PLAIN) + INDEXES:
             ledger.store.execute(stmt)
+
+
+def ensure_day_partitions(ledger: Ledger, days: set[str], made: set[str]) -> None:
+    """Create the daily partitions `days` (YYYY-MM-DD) that this writer has not made yet."""
+    from datetime import date
+
+    for day in sorted(days - made):
+        start = date.fromisoformat(day)
+        end = (start + timedelta(days=1)).isoformat()
+        name = f"monitor_events_{start:%Y%m%d}"
+        with ledger.store.transaction(write=True):  # serialised with the other writers by the ledger lock
+            if not ledger.store.one("SELECT 1 FROM pg_class WHERE relname = ?", (name,)):
+                ledger.store.execute(f"CREATE TABLE {name} PARTITION OF monitor_events "
+                                     f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end}')")
+        made.add(day)
 
 
 def has_tables(ledger: Ledger) -> bool:
@@ -198,6 +217,7 @@ class _Chain:
     seq: int = 0
     head: str = chain.GENESIS_HASH
     checkpointed_seq: int = 0
+    partitions: set = field(default_factory=set)  # the days whose partition this writer made or saw
 
 
 def _writer_main(spec: _WriterSpec, q, counters) -> None:
@@ -274,6 +294,8 @@ def _write(ledger: Ledger, spec: _WriterSpec, c: _Chain, items: list[Any], count
         head = h
     while rows:
         try:
+            if ledger.store.partitions:
+                ensure_day_partitions(ledger, {r[2][:10] for r in rows}, c.partitions)
             with ledger.store.transaction(write=True, ledger_lock=False):
                 ledger.store.execute_many(f"INSERT INTO monitor_events ({', '.join(EVENT_COLUMNS)}) "
                                           f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})", rows)
