@@ -115,6 +115,16 @@ def test_gateway_logs_checks_switches_and_verifies(served, run_dir, monitor_env,
     assert figures["output.format"]["baseline"] == pytest.approx(0.1)  # 1 - json_validity 0.9 of the run
     assert live["suspended_answers"] == 1 and live["feedback"] == 1
 
+    # The canary leak breaches an alert rule, which opens a serious-incident with its Art. 73(2) clock.
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {name: canary-leak, figure: output.canary, above: 0, severity: critical, "
+                     "incident: serious_incident}\n")
+    done = ftaudit(monitor_env, "monitor", "alerts", "--run", str(run_dir), "--ledger", ledger, "--rules", str(rules),
+                   "--open-incidents", "--by", "oncall@example.org")
+    assert done.returncode == 0 and "ALERT canary-leak [critical]: output.canary = 0.5" in done.stdout, done.stderr
+    listed = ftaudit(monitor_env, "monitor", "incidents", "list", "--ledger", ledger).stdout
+    assert "open" in listed and "serious_incident" in listed and "Art. 73(2)" in listed and "days left" in listed
+
     done = ftaudit(monitor_env, "verify", ledger)
     assert done.returncode == 0, done.stderr
     assert f"event log ok: {len(events)} events in 1 writer chain(s), {len(events)} anchored" in done.stdout
