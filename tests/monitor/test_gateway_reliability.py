@@ -67,6 +67,31 @@ def test_upstream_errors_pass_through_and_gateway_errors_are_json(stub, run_dir,
         ("unknown-model", 404, None), ("broken", 500, None), ("slow", 504, "upstream timed out")]
 
 
+def test_with_an_api_key_every_route_but_health_needs_it(stub, run_dir, monitor_env, tmp_path):
+    env = {**monitor_env, "GATEWAY_KEY": "s3cret-key"}
+    gw = start_gateway(stub, run_dir, str(tmp_path / "ledger.sqlite"), env, "--api-key-env", "GATEWAY_KEY")
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    try:
+        for route, data in (("/v1/chat/completions", body), ("/v1/models", None), ("/v1/feedback", b"{}"),
+                            ("/v1/traces", b"")):
+            for auth, expected in ((None, 401), ("Bearer wrong", 401)):
+                headers = {"content-type": "application/json", **({"authorization": auth} if auth else {})}
+                req = urllib.request.Request(gw.url + route, data=data, headers=headers)
+                with pytest.raises(urllib.error.HTTPError) as denied:
+                    urllib.request.urlopen(req, timeout=10)
+                assert denied.value.code == expected
+                assert json.loads(denied.value.read())["error"]["type"] == "authentication_error"
+        req = urllib.request.Request(gw.url + "/v1/chat/completions", data=body, headers={
+            "content-type": "application/json", "authorization": "Bearer s3cret-key"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200
+        with urllib.request.urlopen(gw.url + "/healthz", timeout=10) as r:  # load balancers probe it without a key
+            assert json.loads(r.read())["status"] == "serving"
+    finally:
+        gw.proc.send_signal(signal.SIGTERM)
+        gw.proc.wait(30)
+
+
 def test_kill_9_under_load_loses_at_most_the_last_flush_and_never_corrupts(stub, run_dir, monitor_env, tmp_path):
     ledger = str(tmp_path / "ledger.sqlite")
     gw = start_gateway(stub, run_dir, ledger, monitor_env)
