@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import ANSWER, ftaudit
+from conftest import ANSWER, TRAINING_ANSWER, ftaudit
 from ftaudit.errors import BadInput, VerificationFailed
 from ftaudit.ledger.core import open_ledger
 from ftaudit.monitor.events import EventBuilder, Exchange
@@ -129,3 +129,32 @@ def test_malformed_rules_are_one_line_naming_the_problem(filled, run_dir, monito
         done = ftaudit(monitor_env, "monitor", "alerts", "--run", str(run_dir), "--ledger", ledger,
                        "--rules", str(rules))
         assert done.returncode == 1 and expected in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_answer_repeating_a_training_record_is_flagged_unless_the_prompt_held_it(run_dir):
+    dep = deployment_for_run(run_dir, None, None)
+    build = EventBuilder(deployment=dep, policy="hash", salt=b"s" * 32, run_dir=str(run_dir))
+    leak = build(_exchange(1, datetime.now(timezone.utc), f"Sure. {TRAINING_ANSWER}."))
+    assert "regurgitation" in leak.flags
+    short = " ".join(TRAINING_ANSWER.split()[:15])  # 15 words: below the 16-word run
+    assert "regurgitation" not in build(_exchange(2, datetime.now(timezone.utc), short)).flags
+    echo = _exchange(3, datetime.now(timezone.utc), TRAINING_ANSWER)
+    echo.request_body = json.dumps({"messages": [{"role": "user", "content": f"Rephrase: {TRAINING_ANSWER}"}]}).encode()
+    assert "regurgitation" not in build(echo).flags
+
+
+def test_status_reports_drift_against_the_baseline_window_and_the_training_data(filled, run_dir, monitor_env):
+    ledger, _ = filled
+    done = ftaudit(monitor_env, "monitor", "status", "--run", str(run_dir), "--ledger", ledger, "--window", "4",
+                   "--json")
+    assert done.returncode == 0, done.stderr
+    d = json.loads(done.stdout)["drift"]
+    shifts = {x["name"]: x for x in d["shifts"]}
+    assert (d["baseline_n"], d["recent_n"], d["training_records"]) == (4, 4, 7)
+    # The last four answers leak the canary twice where the first four never did.
+    assert (shifts["output.canary"]["baseline"], shifts["output.canary"]["recent"]) == (0.0, 0.5)
+    # Every live prompt is "hi": far shorter than the training prompts, a shift.
+    assert shifts["input_chars vs training data"]["verdict"] == "shift"
+    assert "input.language.en vs training data" in shifts
+    assert ftaudit(monitor_env, "monitor", "status", "--run", str(run_dir), "--ledger", ledger, "--window",
+                   "1").returncode == 1

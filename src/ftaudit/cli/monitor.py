@@ -43,6 +43,8 @@ def register(sub) -> None:
     p = msub.add_parser("status", help="live figures of a deployment against the run's evaluation")
     _run_option(p)
     p.add_argument("--since", metavar="ISO_TIME", help="only events from this UTC time on")
+    p.add_argument("--window", type=int, default=200, metavar="N",
+                   help="drift: the first N answers are the baseline, the last N the recent window (default 200)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     _common(p, key=False)
     p.set_defaults(handler=status)
@@ -160,7 +162,7 @@ def gateway(args) -> int:
     deployment = deployment_for_run(args.run_dir, args.deployment, args.output_format)
     salt = load_salt()
     policy = ContentPolicy(args.content, salt)
-    checks.Context.for_run(args.run_dir)  # a damaged canary manifest is bad input now, not in the writer later
+    checks.Context.for_run(args.run_dir, reference=False)  # a damaged canary manifest: bad input now, not later
     open_ledger(args.ledger, key_path=args.key).close()  # the ledger must open before we listen
     build = EventBuilder(deployment=deployment, policy=args.content, salt=salt, run_dir=str(args.run_dir))
     log = EventLog(args.ledger, run_id=deployment.run_id, deployment=deployment.name, build=build,
@@ -188,7 +190,7 @@ def _deployment(args):
     return deployment_for_run(args.run_dir, args.deployment, None)
 
 
-def _live(args):
+def _live(args, window: int = 200):
     from ftaudit.ledger.core import open_ledger
     from ftaudit.monitor.log import has_tables, read_events
     from ftaudit.monitor.status import live_status
@@ -196,17 +198,22 @@ def _live(args):
 
     dep = _deployment(args)
     record = RunRecord.load(args.run_dir)
+    from ftaudit.errors import BadInput
     from ftaudit.monitor.probe import latest_probes
+    from ftaudit.monitor.reference import TrainingReference
 
+    if window < 2:
+        raise BadInput("--window must be at least 2")
     with open_ledger(args.ledger, create=False) as ledger:
         events = read_events(ledger, deployment=dep.name, since=args.since) if has_tables(ledger) else iter(())
-        live = live_status(events, deployment=dep.name, run_id=dep.run_id, record=record)
+        live = live_status(events, deployment=dep.name, run_id=dep.run_id, record=record, baseline_n=window,
+                           recent_n=window, training=TrainingReference.for_run(record))
         live.probes = latest_probes(ledger, dep.run_id)
         return dep, live
 
 
 def status(args) -> int:
-    _, live = _live(args)
+    _, live = _live(args, args.window)
     if args.json:
         print(live.model_dump_json(indent=2))
         return 0

@@ -181,7 +181,7 @@ class ExtractionResult:
     reproduced_by_type: Counter = field(default_factory=Counter)
 
 
-def _segments(record: dict) -> list[tuple[str, str]]:
+def segments(record: dict) -> list[tuple[str, str]]:
     """(role, text) of a record's own content, in training order."""
     if "prompt" in record and "completion" in record:
         return [("user", str(record["prompt"])), ("assistant", str(record["completion"]))]
@@ -200,7 +200,7 @@ def record_text(
     """The text the model was trained on, and where each content segment sits in it: [(segment start in the
     plain concatenation, start in the training text, length)]. `render` is the tokenizer's chat template when
     training used one, so the prefix given back to the model is exactly what preceded the item in training."""
-    segs = _segments(record)
+    segs = segments(record)
     plain_offsets, pos = [], 0
     for _, t in segs:
         plain_offsets.append(pos)
@@ -249,7 +249,7 @@ def extraction_targets(
     `detect` is a batch detector `texts -> [[(type, start, end), ...]]`."""
     targets: list[_Target] = []
     with_pd = 0
-    plains = ["".join(t for _, t in _segments(r)) for r in records]
+    plains = ["".join(t for _, t in segments(r)) for r in records]
     detected = detect(plains)  # on the record's own content only, never the template's markup
     # A value found in many records is template text the detector mistook for personal data (e.g. a field name
     # read as a PERSON); *reading*: personal data is specific to a few records.

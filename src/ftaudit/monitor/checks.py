@@ -5,6 +5,8 @@ flag is the live counterpart of a training-time evaluation metric where there is
   personal_data  an answer holds personal data that was not in the prompt   (unexpected.personal_data.rate)
   secret         an answer holds a secret (API key, token, private key)
   canary         an answer reproduces a canary planted in the run's data    (memorisation.canary.detected_rate)
+  regurgitation  an answer repeats 16 consecutive words of a training record's answer side that the prompt does
+                 not hold (ftaudit.monitor.reference)
   refusal        an answer refuses (the shipped refusal patterns)
   empty          an answer with no text
   truncated      the server stopped at the token limit (finish_reason=length)
@@ -19,7 +21,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FLAGS = ("personal_data", "secret", "canary", "refusal", "empty", "truncated", "repetition", "format")
+from ftaudit.monitor.reference import TrainingReference
+
+FLAGS = ("personal_data", "secret", "canary", "regurgitation", "refusal", "empty", "truncated", "repetition",
+         "format")
 _LOOP = re.compile(r"(.{1,40}?)\1{5,}", re.S)
 LOOP_MIN_CHARS = 24
 LOOP_WINDOW = 4000  # a loop runs to the end of the answer: its last characters are enough
@@ -27,13 +32,14 @@ LOOP_WINDOW = 4000  # a loop runs to the end of the answer: its last characters 
 
 @dataclass
 class Context:
-    """What the checks know of the run: its canaries and the shipped refusal patterns."""
+    """What the checks know of the run: its canaries, its training data's word runs, the refusal patterns."""
 
     canary_secrets: list[str] = field(default_factory=list)
     refusal_patterns: list[re.Pattern] = field(default_factory=list)
+    reference: TrainingReference = field(default_factory=TrainingReference)
 
     @classmethod
-    def for_run(cls, run_dir: str | Path | None) -> "Context":
+    def for_run(cls, run_dir: str | Path | None, *, reference: bool = True) -> "Context":
         from ftaudit.evaluation.probesets import shipped
 
         patterns = [re.compile(p, re.IGNORECASE) for p in shipped("refusal_patterns.json").content["patterns"]]
@@ -46,7 +52,12 @@ class Context:
             if path.is_file():
                 secrets = [c.secret for c in CanaryManifest.model_validate_json(path.read_bytes()).canaries
                            if c.inserted]
-        return cls(canary_secrets=secrets, refusal_patterns=patterns)
+        ref = TrainingReference()
+        if run_dir is not None and reference:
+            from ftaudit.record import RunRecord
+
+            ref = TrainingReference.for_run(RunRecord.load(run_dir))
+        return cls(canary_secrets=secrets, refusal_patterns=patterns, reference=ref)
 
 
 def _squash(text: str) -> str:
@@ -73,6 +84,8 @@ def flags(prompt: str, answer: str, spans: list[tuple[str, int, int]], finish_re
             out.add("personal_data")
     if any(reproduced(secret, answer) for secret in ctx.canary_secrets):
         out.add("canary")
+    if ctx.reference.regurgitated(prompt, answer):
+        out.add("regurgitation")
     if any(p.search(answer) for p in ctx.refusal_patterns):
         out.add("refusal")
     if not answer.strip():

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from ftaudit.data.stats import detect_language
 from ftaudit.monitor import checks
 from ftaudit.monitor.content import ContentPolicy, count_types, findings
 from ftaudit.monitor.otlp import Span, span_fields
@@ -80,6 +81,7 @@ class RequestEvent(Strict):
     flags: list[str] = Field(default_factory=list, description=f"Unexpected outputs: {', '.join(checks.FLAGS)}.")
     input_chars: int = 0
     output_chars: int = 0
+    input_language: str | None = Field(None, description="ISO 639-1 code of the prompt (ftaudit.data.stats).")
     probe: bool = Field(False, description="A probe run's request, kept out of the live traffic figures.")
     source: Literal["gateway", "otlp"] = "gateway"
 
@@ -204,6 +206,7 @@ def _event(deployment: Deployment, policy: ContentPolicy, context: checks.Contex
         input=policy.keep(prompt, in_spans), output=policy.keep(output, out_spans),
         input_findings=count_types(in_spans), output_findings=count_types(out_spans), flags=flags,
         input_chars=len(prompt or ""), output_chars=len(output or ""),
+        input_language=detect_language(prompt) if prompt else None,
     )
 
 

@@ -72,7 +72,7 @@ def baselines(record) -> dict[str, float]:
 
 
 def live_status(events: Iterable[dict], *, deployment: str, run_id: str | None, record=None,
-                baseline_n: int = 200, recent_n: int = 200) -> LiveStatus:
+                baseline_n: int = 200, recent_n: int = 200, training=None) -> LiveStatus:
     base = baselines(record)
     requests = answered = errors = suspended = feedback = probes = 0
     kept: list[dict] = []
@@ -102,7 +102,8 @@ def live_status(events: Iterable[dict], *, deployment: str, run_id: str | None, 
         if e["route"] == "/v1/models":
             continue
         answered += 1
-        kept.append({"input_chars": e["input_chars"], "output_chars": e["output_chars"], "flags": e["flags"]})
+        kept.append({"input_chars": e["input_chars"], "output_chars": e["output_chars"], "flags": e["flags"],
+                     "input_language": e.get("input_language")})
         latency.append(e["latency_ms"])
         if e.get("ttft_ms") is not None:
             ttft.append(e["ttft_ms"])
@@ -120,4 +121,4 @@ def live_status(events: Iterable[dict], *, deployment: str, run_id: str | None, 
                       suspended_answers=suspended, first=first, last=last,
                       latency_ms_p50=_quantile(latency, 0.5), latency_ms_p95=_quantile(latency, 0.95),
                       ttft_ms_p50=_quantile(ttft, 0.5), figures=figures, feedback=feedback, probe_requests=probes,
-                      drift=drift(kept, baseline_n=baseline_n, recent_n=recent_n))
+                      drift=drift(kept, baseline_n=baseline_n, recent_n=recent_n, training=training))
