@@ -158,3 +158,24 @@ def test_status_reports_drift_against_the_baseline_window_and_the_training_data(
     assert "input.language.en vs training data" in shifts
     assert ftaudit(monitor_env, "monitor", "status", "--run", str(run_dir), "--ledger", ledger, "--window",
                    "1").returncode == 1
+
+
+def test_export_to_parquet_and_json_answers(filled, run_dir, monitor_env, tmp_path):
+    import pyarrow.parquet as pq
+
+    ledger, dep = filled
+    out = tmp_path / "events.parquet"
+    done = ftaudit(monitor_env, "monitor", "export", "--ledger", ledger, "-o", str(out), "--json")
+    assert done.returncode == 0 and json.loads(done.stdout) == {"events": 10, "output": str(out)}
+    table = pq.read_table(out).to_pylist()
+    assert len(table) == 10 and set(table[0]) >= {"request_id", "time", "flags", "weights_sha256"}
+    assert sum("canary" in json.loads(r["flags"]) for r in table) == 2
+    assert ftaudit(monitor_env, "monitor", "export", "--ledger", ledger, "-o", str(tmp_path / "e.csv")).returncode == 1
+    done = ftaudit(monitor_env, "monitor", "incidents", "open", "--run", str(run_dir), "--ledger", ledger, "--title",
+                   "a person was harmed", "--category", "death", "--by", "dpo@example.org", "--json")
+    inc = json.loads(done.stdout)
+    assert inc["citation"].endswith("Art. 73(4)")
+    assert datetime.fromisoformat(inc["deadline"]) - datetime.fromisoformat(inc["aware_at"]) == timedelta(days=10)
+    done = ftaudit(monitor_env, "monitor", "suspend", "--run", str(run_dir), "--ledger", ledger, "--reason", "r",
+                   "--by", "b", "--json")
+    assert json.loads(done.stdout)["state"] == "suspended"

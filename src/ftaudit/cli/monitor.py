@@ -38,6 +38,7 @@ def register(sub) -> None:
     p = msub.add_parser("servable", help="the run's tuned model as one directory a server loads (adapter merged)")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="a new directory outside the run directory")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(handler=servable)
 
     p = msub.add_parser("status", help="live figures of a deployment against the run's evaluation")
@@ -51,6 +52,7 @@ def register(sub) -> None:
 
     p = msub.add_parser("export", help="write events as JSONL or Parquet (for a regulator or a data warehouse)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="*.jsonl or *.parquet")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--deployment", metavar="NAME", help="only this deployment's events")
     p.add_argument("--since", metavar="ISO_TIME", help="only events from this UTC time on")
     _common(p, key=False)
@@ -91,6 +93,7 @@ def register(sub) -> None:
     p.add_argument("--severity", default="high", choices=("low", "medium", "high", "critical"))
     p.add_argument("--aware-at", metavar="ISO_TIME", help="when the provider became aware (default: now)")
     p.add_argument("--by", required=True, metavar="NAME")
+    p.add_argument("--json", action="store_true", help="the incident as JSON on stdout")
     _common(p)
     p.set_defaults(handler=incidents_open)
     p = isub.add_parser("update", help="move an incident on: open -> assessed -> reported -> closed")
@@ -100,11 +103,13 @@ def register(sub) -> None:
                    help="the assessed category (changes the deadline)")
     p.add_argument("--note", required=True, help="what was decided and why")
     p.add_argument("--by", required=True, metavar="NAME")
+    p.add_argument("--json", action="store_true", help="the incident as JSON on stdout")
     _common(p)
     p.set_defaults(handler=incidents_update)
     p = isub.add_parser("report", help="draft the report to the market surveillance authority (Markdown)")
     p.add_argument("incident_id")
     p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     _common(p, key=False)
     p.set_defaults(handler=incidents_report)
     inc.set_defaults(handler=None)
@@ -112,6 +117,7 @@ def register(sub) -> None:
     p = msub.add_parser("retention", help="delete events older than the retention period (default 184 days)")
     p.add_argument("--days", type=int, default=184, help="keep this many days (legal minimum 184 without --force)")
     p.add_argument("--force", action="store_true", help="allow fewer days than the legal minimum")
+    p.add_argument("--json", action="store_true", help="the deletions as JSON on stdout")
     _common(p)
     p.set_defaults(handler=retention)
 
@@ -121,6 +127,7 @@ def register(sub) -> None:
         _run_option(p)
         p.add_argument("--reason", required=True, help="why (kept in the signed ledger entry)")
         p.add_argument("--by", required=True, metavar="NAME", help="who decided (kept in the signed ledger entry)")
+        p.add_argument("--json", action="store_true", help="one JSON object on stdout")
         _common(p)
         p.set_defaults(handler=switch_action, action=action)
     mon.set_defaults(handler=None)
@@ -279,7 +286,7 @@ def export(args) -> int:
             n = len(rows)
             with atomic_open(out, "wb") as fh:
                 pq.write_table(pa.Table.from_pylist(rows), fh)
-    print(f"{n} events written to {out}")
+    _say(args, {"events": n, "output": str(out)}, f"{n} events written to {out}")
     return 0
 
 
@@ -292,8 +299,16 @@ def switch_action(args) -> int:
         do = switch.suspend if args.action == "suspend" else switch.resume
         entry = do(ledger, dep.run_id, dep.name, reason=args.reason, by=args.by)
     word = "suspended" if args.action == "suspend" else "resumed"
-    print(f"{dep.name} {word} (signed ledger entry {entry.seq}); gateways follow within a second")
+    _say(args, {"deployment": dep.name, "state": word, "ledger_seq": entry.seq},
+         f"{dep.name} {word} (signed ledger entry {entry.seq}); gateways follow within a second")
     return 0
+
+
+def _say(args, data: dict, line: str) -> None:
+    """One JSON object with --json, else the line."""
+    import json
+
+    print(json.dumps(data, indent=2, default=str) if args.json else line)
 
 
 def alerts(args) -> int:
@@ -349,8 +364,7 @@ def incidents_list(args) -> int:
     with open_ledger(args.ledger, create=False) as ledger:
         found = register(ledger, run_id)
     if args.json:
-        print(json.dumps([{**i.model_dump(mode="json"), "deadline": i.deadline.isoformat() if i.deadline else None,
-                           "citation": i.citation} for i in found], indent=2))
+        print(json.dumps([_incident_json(i) for i in found], indent=2))
         return 0
     for i in found:
         print(f"{i.incident_id}  {i.status:<8} {i.category:<16} {i.severity:<8} {i.deployment}: {i.title} — {_due(i)}")
@@ -377,8 +391,13 @@ def incidents_open(args) -> int:
     with open_ledger(args.ledger, key_path=args.key, create=False) as ledger:
         inc = open_incident(ledger, dep, title=args.title, severity=args.severity, category=args.category,
                             by=args.by, aware_at=aware)
-    print(f"incident {inc.incident_id} opened: {_due(inc)}")
+    _say(args, _incident_json(inc), f"incident {inc.incident_id} opened: {_due(inc)}")
     return 0
+
+
+def _incident_json(inc) -> dict:
+    return {**inc.model_dump(mode="json"), "deadline": inc.deadline.isoformat() if inc.deadline else None,
+            "citation": inc.citation}
 
 
 def incidents_update(args) -> int:
@@ -388,7 +407,7 @@ def incidents_update(args) -> int:
     with open_ledger(args.ledger, key_path=args.key, create=False) as ledger:
         inc = update(ledger, args.incident_id, status=args.status, by=args.by, note=args.note,
                      category=args.category)
-    print(f"incident {inc.incident_id} is {inc.status} ({inc.category}; {_due(inc)})")
+    _say(args, _incident_json(inc), f"incident {inc.incident_id} is {inc.status} ({inc.category}; {_due(inc)})")
     return 0
 
 
@@ -403,7 +422,7 @@ def incidents_report(args) -> int:
         if not found:
             raise BadInput(f"no incident {args.incident_id!r}; `ftaudit monitor incidents list` lists them")
     atomic_write_text(args.output, draft_report(found[0]))
-    print(f"draft report written to {args.output}")
+    _say(args, {"incident_id": args.incident_id, "output": args.output}, f"draft report written to {args.output}")
     return 0
 
 
@@ -414,8 +433,9 @@ def retention(args) -> int:
     with open_ledger(args.ledger, key_path=args.key, create=False) as ledger:
         done = apply_retention(ledger, days=args.days, force=args.force)
     deleted = sum(d["deleted"] for d in done)
-    print(f"{deleted} events older than {args.days} days deleted from {len(done)} writer chain(s); each deletion "
-          "is a signed ledger entry and the remaining chains still verify")
+    _say(args, {"deleted": deleted, "chains": done},
+         f"{deleted} events older than {args.days} days deleted from {len(done)} writer chain(s); each deletion is a "
+         "signed ledger entry and the remaining chains still verify")
     return 0
 
 
@@ -424,8 +444,8 @@ def servable(args) -> int:
 
     info = write_servable(args.run_dir, args.output)
     how = "adapter merged into its base" if info["merged"] else "full model"
-    print(f"{args.output}: run {info['run_id']}, {how}; serve it with `transformers serve {args.output}` and put "
-          f"`ftaudit monitor gateway --upstream URL --run {args.run_dir}` in front")
+    _say(args, info, f"{args.output}: run {info['run_id']}, {how}; serve it with `transformers serve "
+                     f"{args.output}` and put `ftaudit monitor gateway --upstream URL --run {args.run_dir}` in front")
     return 0
 
 
