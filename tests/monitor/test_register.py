@@ -18,6 +18,8 @@ from ftaudit.monitor.gateway import deployment_for_run
 from ftaudit.monitor.log import EventLog, apply_retention
 from ftaudit.monitor.verify import verify_events
 
+GOOD = '{"intent": "order_status", "order_id": "1001"}'  # an answer of the task's shape
+
 
 def _exchange(i: int, when: datetime, answer: str) -> Exchange:
     choice = {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
@@ -40,12 +42,12 @@ def filled(run_dir, monitor_env, tmp_path, monkeypatch):
     old = datetime.now(timezone.utc) - timedelta(days=300)
     for i in range(6):
         assert log.reserve()
-        log.submit(_exchange(i, old + timedelta(seconds=i), '{"order": 1}'), f"r{i}")
+        log.submit(_exchange(i, old + timedelta(seconds=i), GOOD), f"r{i}")
     while log.stats.checkpoints < 1:
         time.sleep(0.02)
     for i in range(6, 10):
         assert log.reserve()
-        log.submit(_exchange(i, datetime.now(timezone.utc), ANSWER if i < 8 else '{"order": 2}'), f"r{i}")
+        log.submit(_exchange(i, datetime.now(timezone.utc), ANSWER if i < 8 else GOOD), f"r{i}")
     log.stop()
     assert log.stats.written == 10
     return ledger, dep
@@ -94,6 +96,10 @@ def test_alert_rules_open_an_incident_with_its_art_73_clock(filled, run_dir, mon
     assert [b["rule"] for b in out["breaches"]] == ["canary-leak"]  # 2 of 10 leak; format 0.2 < 0.1 + 0.5
     assert out["breaches"][0]["value"] == pytest.approx(0.2)
     (incident_id,) = out["incidents_opened"]
+    with open_ledger(ledger, create=False) as led:
+        alerts = [e.content["data"] for e in led.entries()
+                  if e.kind == "event" and e.content["event"] == "monitor.alert"]
+    assert [a["rule"] for a in alerts] == ["canary-leak"]  # the alert itself is a signed entry
 
     listed = json.loads(ftaudit(monitor_env, "monitor", "incidents", "list", "--ledger", ledger, "--json").stdout)
     (inc,) = listed
@@ -138,6 +144,9 @@ def test_an_answer_repeating_a_training_record_is_flagged_unless_the_prompt_held
     assert "regurgitation" in leak.flags
     short = " ".join(TRAINING_ANSWER.split()[:15])  # 15 words: below the 16-word run
     assert "regurgitation" not in build(_exchange(2, datetime.now(timezone.utc), short)).flags
+    # The task's answers are JSON objects with the held-out references' keys: another shape is a format break.
+    assert "format" not in build(_exchange(4, datetime.now(timezone.utc), f"Here: {GOOD}")).flags
+    assert "format" in build(_exchange(5, datetime.now(timezone.utc), '{"intent": "order_status"}')).flags
     echo = _exchange(3, datetime.now(timezone.utc), TRAINING_ANSWER)
     echo.request_body = json.dumps({"messages": [{"role": "user", "content": f"Rephrase: {TRAINING_ANSWER}"}]}).encode()
     assert "regurgitation" not in build(echo).flags

@@ -315,15 +315,17 @@ def alerts(args) -> int:
     import json
 
     from ftaudit.ledger.core import open_ledger
-    from ftaudit.monitor.alerts import breaches, load_rules
+    from ftaudit.monitor.alerts import ALERT, breaches, load_rules
     from ftaudit.monitor.incidents import open_incident
 
     dep, live = _live(args)
     rules = load_rules(args.rules, [f.name for f in live.figures])
     found = breaches(rules, live)
     opened = []
-    if args.open_incidents:
-        with open_ledger(args.ledger, key_path=args.key, create=False) as ledger:
+    with open_ledger(args.ledger, key_path=args.key, create=False) as ledger:
+        for b in found:  # an alert raised is a state change of the deployment: a signed ledger event
+            ledger.record_event(dep.run_id, ALERT, {"deployment": dep.name, **b.model_dump()})
+        if args.open_incidents:
             for b in found:
                 if b.incident:
                     opened.append(open_incident(ledger, dep,

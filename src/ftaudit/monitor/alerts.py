@@ -26,6 +26,8 @@ from ftaudit.monitor.incidents import Category, Severity
 from ftaudit.monitor.status import LiveStatus
 from ftaudit.strict import Strict
 
+ALERT = "monitor.alert"  # the ledger event of a breach
+
 
 class Rule(Strict):
     name: str

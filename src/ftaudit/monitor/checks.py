@@ -12,7 +12,9 @@ flag is the live counterpart of a training-time evaluation metric where there is
   truncated      the server stopped at the token limit (finish_reason=length)
   repetition     a loop: one unit of 1-40 characters repeated 6 or more times in a row over 24 or more characters
                  (a reading: short repeats such as "ha ha" are speech, a long run of one unit is a decoding fault)
-  format         the run's task answers in JSON and this answer holds none   (quality.task.json_validity)
+  format         the run's task answers in JSON and this answer holds no JSON object with the keys every
+                 held-out reference has (the task's schema, read from the run's eval data)
+                                                                             (quality.task.json_validity)
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Context:
     canary_secrets: list[str] = field(default_factory=list)
     refusal_patterns: list[re.Pattern] = field(default_factory=list)
     reference: TrainingReference = field(default_factory=TrainingReference)
+    json_keys: frozenset[str] = frozenset()  # keys every held-out reference answer has
 
     @classmethod
     def for_run(cls, run_dir: str | Path | None, *, reference: bool = True) -> "Context":
@@ -52,12 +55,26 @@ class Context:
             if path.is_file():
                 secrets = [c.secret for c in CanaryManifest.model_validate_json(path.read_bytes()).canaries
                            if c.inserted]
-        ref = TrainingReference()
+        ref, keys = TrainingReference(), frozenset()
         if run_dir is not None and reference:
             from ftaudit.record import RunRecord
 
-            ref = TrainingReference.for_run(RunRecord.load(run_dir))
-        return cls(canary_secrets=secrets, refusal_patterns=patterns, reference=ref)
+            record = RunRecord.load(run_dir)
+            ref, keys = TrainingReference.for_run(record), _reference_keys(record)
+        return cls(canary_secrets=secrets, refusal_patterns=patterns, reference=ref, json_keys=keys)
+
+
+def _reference_keys(record) -> frozenset[str]:
+    """The keys shared by every JSON reference answer of the run's held-out set (none when they are not JSON)."""
+    from ftaudit.evaluation.quality import extract_json
+    from ftaudit.monitor.reference import held_out_rows
+
+    if not (record.config or {}).get("eval_datasets"):
+        return frozenset()
+    refs = [extract_json(str(r.get("completion") or "")) for r in held_out_rows(record)]
+    if not refs or not all(isinstance(x, dict) for x in refs):
+        return frozenset()
+    return frozenset.intersection(*(frozenset(x) for x in refs))
 
 
 def _squash(text: str) -> str:
@@ -97,6 +114,8 @@ def flags(prompt: str, answer: str, spans: list[tuple[str, int, int]], finish_re
     if output_format == "json" and complete:
         from ftaudit.evaluation.quality import extract_json
 
-        if not isinstance(extract_json(answer), (dict, list)):
+        value = extract_json(answer)
+        if not isinstance(value, (dict, list)) or (ctx.json_keys and not (
+                isinstance(value, dict) and ctx.json_keys <= value.keys())):
             out.add("format")
     return [f for f in FLAGS if f in out]

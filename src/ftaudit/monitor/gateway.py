@@ -17,6 +17,7 @@ from pathlib import Path
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from aiohttp.client_exceptions import ClientConnectionError, ClientPayloadError
+from multidict import CIMultiDict
 
 from ftaudit.errors import BadInput
 from ftaudit.monitor import switch
@@ -128,10 +129,10 @@ class Gateway:
         rid = uuid.uuid4().hex
         if not self._authorised(request):
             return error(401, "missing or wrong API key (Authorization: Bearer ...)", "authentication_error", rid)
+        body = await request.read()  # before the reservation: a body over the limit ends here with a 413
         if not self.log.reserve():
             return error(503, "the event log is full or its writer stopped (the database is slow or down); "
                          "retry shortly", "log_queue_full", rid)
-        body = await request.read()
         status, out, streamed, ttft, err, complete = 0, b"", False, None, None, True
         try:
             if self.suspended:
@@ -148,12 +149,13 @@ class Gateway:
                     status, err = 400, "malformed JSON body"
                     return error(400, "the request body is not a JSON object", "invalid_request_error", rid)
                 streamed = parsed.get("stream") is True
-            headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST}
+            headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST)
             try:
                 async with self.session.request(request.method, self.upstream + request.path_qs, data=body or None,
                                                 headers=headers) as up:
                     status = up.status
-                    resp_headers = {k: v for k, v in up.headers.items() if k.lower() not in _DROP_RESPONSE}
+                    resp_headers = CIMultiDict((k, v) for k, v in up.headers.items()
+                                               if k.lower() not in _DROP_RESPONSE)
                     resp_headers[REQUEST_ID_HEADER] = rid
                     streamed = streamed and "text/event-stream" in up.headers.get("content-type", "")
                     if not streamed:

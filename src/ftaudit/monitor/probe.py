@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from ftaudit.errors import BadInput, RuntimeFailure
+from ftaudit.errors import RuntimeFailure
 from ftaudit.monitor.drift import P_CHANGE, two_proportion
 
 PROBE = "monitor.probe"
@@ -53,17 +53,11 @@ class ProbeResult(BaseModel):
 
 
 def _task_records(record) -> tuple[list[dict], int, int]:
-    """The held-out rows exactly as the evaluate stage read them (same files, same field mapping)."""
-    from ftaudit.evaluation.probesets import read_jsonl, task_rows
+    """The held-out rows, how many the evaluation used, and its cap on answer tokens."""
+    from ftaudit.monitor.reference import held_out_rows
 
-    cfg = record.config or {}
-    datasets = cfg.get("eval_datasets") or []
-    if not datasets:
-        raise BadInput("the run's config names no eval_datasets: nothing to replay")
-    rows = [r for spec in datasets for r in read_jsonl(spec["path"], what="held-out task data")[0]]
-    spec = datasets[0]
-    rows = task_rows(rows, spec.get("prompt_field") or "prompt", spec.get("completion_field") or "completion")
-    limits = (cfg.get("evaluation") or {}).get("limits") or {}
+    rows = held_out_rows(record)
+    limits = ((record.config or {}).get("evaluation") or {}).get("limits") or {}
     fam = next((f for f in record.evaluation.families if f.name == "task"), None) if record.evaluation else None
     items = fam.probe_sets[0].items if fam and fam.probe_sets else int(limits.get("task_items", 24))
     return rows, items, int(limits.get("task_max_new_tokens", 64))

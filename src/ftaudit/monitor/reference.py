@@ -71,3 +71,15 @@ class TrainingReference:
             return False
         seen = set(word_runs(prompt))
         return any(h in self.runs and h not in seen for h in word_runs(answer))
+
+
+def held_out_rows(record) -> list[dict]:
+    """The run's held-out task rows exactly as its evaluate stage read them (same files, same field mapping)."""
+    from ftaudit.errors import BadInput
+    from ftaudit.evaluation.probesets import read_jsonl, task_rows
+
+    specs = (record.config or {}).get("eval_datasets") or []
+    if not specs:
+        raise BadInput("the run's config names no eval_datasets: there is no held-out task set")
+    rows = [r for spec in specs for r in read_jsonl(spec["path"], what="held-out task data")[0]]
+    return task_rows(rows, specs[0].get("prompt_field") or "prompt", specs[0].get("completion_field") or "completion")
