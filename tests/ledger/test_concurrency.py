@@ -77,3 +77,15 @@ def test_first_use_key_creation_race(tmp_path):
         p.join(timeout=30)
     assert len(ids) == 1
     assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_a_new_sqlite_ledger_is_in_wal_mode_from_the_moment_its_file_exists(tmp_path, key_path):
+    """Readers polling a ledger that jobs are creating cannot starve the switch to WAL: there is none to make."""
+    from ftaudit.ledger.sqlite import APPLICATION_ID
+
+    path = tmp_path / "new" / "ledger.sqlite"
+    open_ledger(str(path)).close()
+    header = path.read_bytes()[:100]
+    assert header[18:20] == b"\x02\x02"  # file format read/write version 2: WAL
+    assert int.from_bytes(header[68:72], "big") == APPLICATION_ID
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".ledger.sqlite.")]  # no temporary left

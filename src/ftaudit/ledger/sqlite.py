@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -11,6 +13,31 @@ from ftaudit.errors import BadInput, RuntimeFailure
 from ftaudit.ledger.store import TABLES, LedgerCorrupt, Store
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+APPLICATION_ID = 0x66746175  # "ftau", in the database header of every ledger file ftaudit creates
+
+
+def _create_in_wal_mode(path: Path) -> None:
+    """A new, empty ledger file that is in WAL mode (readers do not block the writer) from the moment it exists.
+    Switching a visible file to WAL needs it to itself, and jobs opening a new ledger together, or a reviewer
+    polling it, could starve the switch; so the file is made beside the target and linked into place (if another
+    job won the race, its file is used)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise BadInput(f"cannot create {path.parent}: {exc.strerror}") from None
+    os.close(fd)
+    try:
+        conn = sqlite3.connect(tmp)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")  # writes the header, which keeps the WAL mode
+        conn.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
 
 
 class SqliteStore(Store):
@@ -30,16 +57,11 @@ class SqliteStore(Store):
         elif not create:
             raise BadInput(f"{path}: no ledger here; pass --ledger PATH or set FTAUDIT_LEDGER")
         else:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise BadInput(f"cannot create {path.parent}: {exc.strerror}") from None
+            _create_in_wal_mode(path)
         try:
             # isolation_level=None: we issue BEGIN ourselves, so BEGIN IMMEDIATE means what it says.
             self.conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA busy_timeout = 60000")
-            if create:
-                self.conn.execute("PRAGMA journal_mode = WAL")  # readers do not block the writer
         except sqlite3.DatabaseError as exc:
             raise self._translate(exc) from None
 
