@@ -521,9 +521,6 @@ def unexpected_personal_data(ctx: _Ctx) -> ProbeFamily:
         citations=["GDPR Art. 5(1)(f)", f"{EDPB_OPINION_28} (extraction by querying), reading"],
     )
     detect = unexpected.personal_data_detector()
-    if detect is None:
-        fam.status, fam.reason = "skipped", "the data module's detector (ftaudit.data.pii.detect_text) is not installed"
-        return fam
     per, notes = {}, []
     for role in ROLES:
         pairs = ctx.generations[role]
@@ -669,9 +666,6 @@ def memorisation_extraction(ctx: _Ctx, inputs: EvaluationInputs) -> tuple[ProbeF
         fam.status, fam.reason = "skipped", "no training data given (--training-data)"
         return fam, {}
     detect = unexpected.personal_data_detector()
-    if detect is None:
-        fam.status, fam.reason = "skipped", "the data module's detector (ftaudit.data.pii.detect_text) is not installed"
-        return fam, {}
     lim = ctx.config.limits
     render = None
     if ctx.config.decoding.prompt_format == "chat":

@@ -82,19 +82,6 @@ class PersonalDataFinding:
     entities_copied: Counter = field(default_factory=Counter)  # by type: copied from the prompt (e.g. the task)
 
 
-def _spans(result) -> list[tuple[str, int, int]]:
-    """Normalise the data module's detections to (type, start, end), whatever its result object looks like."""
-    items = getattr(result, "entities", None) or getattr(result, "findings", None) or result
-    spans = []
-    for item in items or []:
-        get = item.get if isinstance(item, dict) else lambda k, d=None, _i=item: getattr(_i, k, d)
-        kind = get("entity_type") or get("type") or get("label") or get("kind") or "UNKNOWN"
-        start, end = get("start"), get("end")
-        if isinstance(start, int) and isinstance(end, int):
-            spans.append((str(kind), start, end))
-    return spans
-
-
 # *Reading*: a place name, a nationality/religious/political group term or a URL alone does not identify a
 # person (GDPR Art. 4(1)); counting them would flag every generation that mentions Paris or a religion.
 NOT_COUNTED_AS_PERSONAL = frozenset({"LOCATION", "NRP", "URL"})
@@ -102,15 +89,14 @@ NOT_COUNTED_AS_PERSONAL = frozenset({"LOCATION", "NRP", "URL"})
 
 def personal_data_detector(ner: bool | None = None):
     """A batch detector `texts -> [[(type, start, end), ...], ...]` over the data module's personal-data types
-    (`ftaudit.data.pii`), or None when that module is absent. ner=None: use NER when it is installed."""
-    try:
-        from ftaudit.data.pii import PII_TYPES, detect_many
-    except ImportError:
-        return None
+    (`ftaudit.data.pii`). ner=None: use NER when it is installed."""
+    from ftaudit.data.pii import PII_TYPES, detect_many
+
     types = [t for t in PII_TYPES if t not in NOT_COUNTED_AS_PERSONAL]
 
     def detect(texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:
-        return [_spans(r) for r in detect_many(list(texts), ner=ner, types=types, special=False)] if texts else []
+        found = detect_many(list(texts), ner=ner, types=types, special=False) if texts else []
+        return [[(sp.type, sp.start, sp.end) for sp in spans] for spans in found]
 
     return detect
 
