@@ -64,6 +64,10 @@ class Artefact(Strict):
     bytes: int | None = None
 
 
+# The files that hold a trained model's or adapter's weights (PEFT and transformers' single-file layouts).
+WEIGHTS_FILES = ("adapter_model.safetensors", "model.safetensors")
+
+
 class Environment(Strict):
     python: str | None = None
     platform: str | None = None
@@ -88,6 +92,11 @@ class RunRecord(Strict):
     evaluation: EvaluationEvidence | None = None
     artefacts: list[Artefact] = Field(default_factory=list)
     stages: list[Stage] = Field(default_factory=list)
+
+    def weights(self) -> Artefact | None:
+        """The artefact holding the weights this run produced (what a deployment serves), if it was registered."""
+        return next((a for a in self.artefacts if a.kind in ("adapter", "model")
+                     and Path(a.path).name in WEIGHTS_FILES), None)
 
     def save(self, run_dir: str | Path) -> Path:
         self.updated_at = _now()

@@ -3,7 +3,10 @@ switch (docs/monitor.md)."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 from ftaudit.cli.ledger import _common
+from ftaudit.monitor.terms import Category, ContentPolicy, OutputFormat, Severity, Status
 
 
 def _run_option(p, required: bool = True) -> None:
@@ -21,10 +24,10 @@ def register(sub) -> None:
                    help="the OpenAI-compatible server, e.g. http://127.0.0.1:8000 (with or without /v1)")
     _run_option(p)
     p.add_argument("--listen", default="127.0.0.1:8800", metavar="HOST:PORT", help="default: 127.0.0.1:8800")
-    p.add_argument("--content", choices=("hash", "redacted", "full"), default="hash",
+    p.add_argument("--content", choices=get_args(ContentPolicy), default="hash",
                    help="what events keep of prompts and answers: keyed digests (default), text with personal data "
                         "and secrets replaced by their type, or the full text (opt-in)")
-    p.add_argument("--output-format", choices=("text", "json"),
+    p.add_argument("--output-format", choices=get_args(OutputFormat),
                    help="the answers' format for the format check (default: json when the run's task is JSON)")
     p.add_argument("--flush-ms", type=int, default=200, help="write events every N ms (default 200)")
     p.add_argument("--queue-max", type=int, default=10_000,
@@ -88,9 +91,8 @@ def register(sub) -> None:
     p = isub.add_parser("open", help="open an incident; its deadline clock starts now (or at --aware-at)")
     _run_option(p)
     p.add_argument("--title", required=True)
-    p.add_argument("--category", required=True,
-                   choices=("serious_incident", "death", "widespread", "systemic_risk", "not_serious"))
-    p.add_argument("--severity", default="high", choices=("low", "medium", "high", "critical"))
+    p.add_argument("--category", required=True, choices=get_args(Category))
+    p.add_argument("--severity", default="high", choices=get_args(Severity))
     p.add_argument("--aware-at", metavar="ISO_TIME", help="when the provider became aware (default: now)")
     p.add_argument("--by", required=True, metavar="NAME")
     p.add_argument("--json", action="store_true", help="the incident as JSON on stdout")
@@ -98,9 +100,8 @@ def register(sub) -> None:
     p.set_defaults(handler=incidents_open)
     p = isub.add_parser("update", help="move an incident on: open -> assessed -> reported -> closed")
     p.add_argument("incident_id")
-    p.add_argument("--status", required=True, choices=("assessed", "reported", "closed"))
-    p.add_argument("--category", choices=("serious_incident", "death", "widespread", "systemic_risk", "not_serious"),
-                   help="the assessed category (changes the deadline)")
+    p.add_argument("--status", required=True, choices=get_args(Status)[1:])
+    p.add_argument("--category", choices=get_args(Category), help="the assessed category (changes the deadline)")
     p.add_argument("--note", required=True, help="what was decided and why")
     p.add_argument("--by", required=True, metavar="NAME")
     p.add_argument("--json", action="store_true", help="the incident as JSON on stdout")

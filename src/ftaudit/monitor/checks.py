@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftaudit.data.spans import Span
 from ftaudit.monitor.reference import TrainingReference
 
 FLAGS = ("personal_data", "secret", "canary", "regurgitation", "refusal", "empty", "truncated", "repetition",
@@ -86,7 +87,7 @@ def is_loop(text: str) -> bool:
     return m is not None and m.end() - m.start() >= LOOP_MIN_CHARS
 
 
-def flags(prompt: str, answer: str, spans: list[tuple[str, int, int]], finish_reason: str | None, ctx: Context,
+def flags(prompt: str, answer: str, spans: list[Span], finish_reason: str | None, ctx: Context,
           output_format: str, *, complete: bool = True) -> list[str]:
     from ftaudit.data.secrets import SECRET_TYPES
     from ftaudit.evaluation.memorisation import reproduced
@@ -94,10 +95,10 @@ def flags(prompt: str, answer: str, spans: list[tuple[str, int, int]], finish_re
 
     out: set[str] = set()
     squashed_prompt = _squash(prompt)
-    for kind, start, end in spans:
-        if kind in SECRET_TYPES:
+    for sp in spans:
+        if sp.type in SECRET_TYPES:
             out.add("secret")
-        elif kind not in NOT_COUNTED_AS_PERSONAL and _squash(answer[start:end]) not in squashed_prompt:
+        elif sp.type not in NOT_COUNTED_AS_PERSONAL and _squash(answer[sp.start:sp.end]) not in squashed_prompt:
             out.add("personal_data")
     if any(reproduced(secret, answer) for secret in ctx.canary_secrets):
         out.add("canary")

@@ -19,6 +19,7 @@ from ftaudit.data.stats import detect_language
 from ftaudit.monitor import checks
 from ftaudit.monitor.content import ContentPolicy, count_types, findings
 from ftaudit.monitor.otlp import Span, span_fields
+from ftaudit.monitor.terms import OutputFormat
 from ftaudit.strict import Strict
 
 # Decoding parameters kept on every event (Art. 12(2)(a): situations that may lead to a risk include the settings
@@ -52,7 +53,7 @@ class Deployment(Strict):
     run_id: str | None = None
     weights_sha256: str | None = Field(None, description="sha256 of the served adapter or model weights file.")
     weights_path: str | None = None
-    output_format: Literal["text", "json"] = "text"
+    output_format: OutputFormat = "text"
 
 
 class RequestEvent(Strict):

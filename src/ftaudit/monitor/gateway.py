@@ -9,6 +9,7 @@ checks, hashing, storage — happens on the event log's writer thread.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import time
 import uuid
@@ -75,7 +76,7 @@ class Gateway:
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors])
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors, self.authenticate])
         app.router.add_post("/v1/chat/completions", self.proxy)
         app.router.add_post("/v1/completions", self.proxy)
         app.router.add_get("/v1/models", self.proxy)
@@ -113,8 +114,13 @@ class Gateway:
                 continue
 
     # -- handlers ------------------------------------------------------------------------------------------
-    def _authorised(self, request: web.Request) -> bool:
-        return self.api_key is None or request.headers.get("authorization") == f"Bearer {self.api_key}"
+    @web.middleware
+    async def authenticate(self, request: web.Request, handler):
+        """With an API key, every route needs it but the health check, which load balancers call without one."""
+        if self.api_key is None or request.path == "/healthz" or hmac.compare_digest(
+                request.headers.get("authorization", ""), f"Bearer {self.api_key}"):
+            return await handler(request)
+        return error(401, "missing or wrong API key (Authorization: Bearer ...)", "authentication_error")
 
     async def health(self, request: web.Request) -> web.Response:
         s = self.log.stats
@@ -127,8 +133,6 @@ class Gateway:
         t0 = time.perf_counter()
         received = datetime.now(timezone.utc)
         rid = uuid.uuid4().hex
-        if not self._authorised(request):
-            return error(401, "missing or wrong API key (Authorization: Bearer ...)", "authentication_error", rid)
         body = await request.read()  # before the reservation: a body over the limit ends here with a 413
         if not self.log.reserve():
             return error(503, "the event log is full or its writer stopped (the database is slow or down); "
@@ -201,8 +205,6 @@ class Gateway:
         """OTLP/HTTP: GenAI spans from an application or a server that emits them, as request events."""
         from ftaudit.monitor import otlp
 
-        if not self._authorised(request):
-            return error(401, "missing or wrong API key (Authorization: Bearer ...)", "authentication_error")
         kind = request.headers.get("content-type", "application/x-protobuf")
         try:
             spans, _ignored = otlp.parse(await request.read(), kind)
@@ -223,8 +225,6 @@ class Gateway:
     async def feedback(self, request: web.Request) -> web.Response:
         """POST /v1/feedback {"request_id", "label": "correct"|"incorrect" and/or "score" in [0, 1],
         "correction"}: a user's or reviewer's judgement of one answer, the accuracy signal of live traffic."""
-        if not self._authorised(request):
-            return error(401, "missing or wrong API key (Authorization: Bearer ...)", "authentication_error")
         try:
             data = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -267,10 +267,9 @@ def deployment_for_run(run_dir: str | Path, name: str | None, output_format: str
         raise BadInput(f"{run_dir}: no {RECORD_FILENAME} here; pass the run directory of the model being served "
                        "(the output_dir of `ftaudit train`)")
     record = RunRecord.load(run_dir)
-    weights = [a for a in record.artefacts if a.kind in ("adapter", "model")
-               and Path(a.path).name in ("adapter_model.safetensors", "model.safetensors")]
+    weights = record.weights()
     metrics = {m.metric for f in (record.evaluation.families if record.evaluation else []) for m in f.metrics}
     fmt = output_format or ("json" if "quality.task.json_validity" in metrics else "text")
     return Deployment(name=name or record.model.output_name or record.run_id, run_id=record.run_id,
-                      weights_sha256=weights[0].sha256 if weights else None,
-                      weights_path=weights[0].path if weights else None, output_format=fmt)
+                      weights_sha256=weights.sha256 if weights else None,
+                      weights_path=weights.path if weights else None, output_format=fmt)

@@ -16,19 +16,16 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Literal
 
 from pydantic import Field
 
 from ftaudit.errors import BadInput
 from ftaudit.ledger.core import Ledger
 from ftaudit.monitor.events import Deployment
+from ftaudit.monitor.terms import Category, Severity, Status
 from ftaudit.regulation import citations
 from ftaudit.strict import Strict
 
-Category = Literal["serious_incident", "death", "widespread", "systemic_risk", "not_serious"]
-Status = Literal["open", "assessed", "reported", "closed"]
-Severity = Literal["low", "medium", "high", "critical"]
 DEADLINE_DAYS: dict[str, tuple[int | None, str]] = {
     "serious_incident": (15, citations.SERIOUS_INCIDENT),
     "death": (10, citations.SERIOUS_INCIDENT_DEATH),
@@ -89,12 +86,8 @@ def open_incident(ledger: Ledger, deployment: Deployment, *, title: str, severit
 
 def register(ledger: Ledger, run_id: str | None = None) -> list[Incident]:
     """Every incident (of one run, or all), replayed from the ledger."""
-    sql, params = "SELECT content FROM entries WHERE kind = 'event'", ()
-    if run_id:
-        sql, params = sql + " AND run_id = ?", (run_id,)
     found: dict[str, Incident] = {}
-    for (content,) in ledger.store.query(sql + " ORDER BY seq", params):
-        c = json.loads(content)
+    for c in ledger.events(run_id=run_id, prefix="monitor.incident."):
         if c["event"] == OPENED:
             found[c["data"]["incident_id"]] = Incident.model_validate(c["data"])
         elif c["event"] == UPDATED and c["data"]["incident_id"] in found:

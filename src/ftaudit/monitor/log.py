@@ -63,6 +63,33 @@ def event_header(writer_id: str, seq: int, time_: str, kind: str, request_id: st
             "content_sha256": content_sha256, "prev_hash": prev_hash}
 
 
+@dataclass
+class WriterRecord:
+    """What the signed ledger says of one writer's chain: its checkpoints and what retention deleted."""
+
+    run_id: str
+    deployment: str
+    checkpoints: list[tuple[int, str]] = field(default_factory=list)  # (seq, event hash)
+    through: int = 0  # events up to this seq were deleted by retention
+    through_hash: str = chain.GENESIS_HASH  # the hash of event `through`: where the remaining chain starts
+    deleted: int = 0
+
+
+def writer_records(ledger: Ledger) -> dict[str, WriterRecord]:
+    """Every writer the ledger registered, replayed from its monitor.writer/checkpoint/retention events."""
+    writers: dict[str, WriterRecord] = {}
+    for c in ledger.events(prefix="monitor."):
+        data = c["data"]
+        if c["event"] == WRITER:
+            writers[data["writer_id"]] = WriterRecord(run_id=c["run_id"], deployment=data["deployment"])
+        elif c["event"] == CHECKPOINT:
+            writers[data["writer_id"]].checkpoints.append((data["seq"], data["event_hash"]))
+        elif c["event"] == RETENTION:
+            w = writers[data["writer_id"]]
+            w.through, w.through_hash, w.deleted = data["seq"], data["event_hash"], w.deleted + data["deleted"]
+    return writers
+
+
 def create_tables(ledger: Ledger) -> None:
     with ledger.store.transaction(write=True):  # the ledger lock: two gateways starting at once create them once
         for stmt in (PARTITIONED if ledger.store.partitions else PLAIN) + INDEXES:
@@ -341,21 +368,11 @@ def apply_retention(ledger: Ledger, *, days: int, force: bool = False, now: date
     if not has_tables(ledger):
         return []
     cutoff = ((now or datetime.now(timezone.utc)) - timedelta(days=days)).isoformat()
-    writers: dict[str, dict] = {}
-    for (content,) in ledger.store.stream("SELECT content FROM entries WHERE kind = 'event' ORDER BY seq"):
-        c = json.loads(content)
-        data = c.get("data") or {}
-        if c.get("event") == WRITER:
-            writers[data["writer_id"]] = {"run_id": c["run_id"], "deployment": data["deployment"], "cps": [],
-                                          "through": 0}
-        elif c.get("event") == CHECKPOINT:
-            writers[data["writer_id"]]["cps"].append((data["seq"], data["event_hash"]))
-        elif c.get("event") == RETENTION:
-            writers[data["writer_id"]]["through"] = data["seq"]
+    writers = writer_records(ledger)
     done = []
     for writer_id, w in writers.items():
-        for seq, event_hash in sorted(w["cps"], reverse=True):
-            if seq <= w["through"]:
+        for seq, event_hash in sorted(w.checkpoints, reverse=True):
+            if seq <= w.through:
                 break
             row = ledger.store.one("SELECT time FROM monitor_events WHERE writer_id = ? AND seq = ?",
                                    (writer_id, seq))
@@ -364,9 +381,9 @@ def apply_retention(ledger: Ledger, *, days: int, force: bool = False, now: date
             with ledger.store.transaction(write=True):
                 (deleted,) = ledger.store.one("SELECT COUNT(*) FROM monitor_events WHERE writer_id = ? AND seq <= ?",
                                               (writer_id, seq))
-                data = {"writer_id": writer_id, "deployment": w["deployment"], "seq": seq, "event_hash": event_hash,
+                data = {"writer_id": writer_id, "deployment": w.deployment, "seq": seq, "event_hash": event_hash,
                         "deleted": int(deleted), "cutoff": cutoff, "days": days}
-                ledger.record_event(w["run_id"], RETENTION, data)
+                ledger.record_event(w.run_id, RETENTION, data)
                 ledger.store.execute("DELETE FROM monitor_events WHERE writer_id = ? AND seq <= ?", (writer_id, seq))
             done.append(data)
             break

@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError
 
 from ftaudit.errors import BadInput
 from ftaudit.monitor.alerts import Rule
+from ftaudit.monitor.terms import ContentPolicy
 from ftaudit.regulation.citations import LOG_RETENTION_MIN_DAYS
 from ftaudit.strict import Strict
 
@@ -30,7 +31,7 @@ class Responsibilities(Strict):
 
 
 class MonitorPlan(Strict):
-    content: str = Field("hash", pattern="^(hash|redacted|full)$")
+    content: ContentPolicy = "hash"
     retention_days: int = Field(LOG_RETENTION_MIN_DAYS, ge=1)
     probe_schedule: str | None = None
     rules: list[Rule] = Field(default_factory=list)

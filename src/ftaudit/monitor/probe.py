@@ -157,7 +157,4 @@ def _bias_probe(record, gateway: str, model: str, api_key: str | None, parallel:
 
 def latest_probes(ledger, run_id: str, last: int = 5) -> list[dict]:
     """The run's last probe results, oldest first, from its signed ledger events."""
-    rows = ledger.store.query("SELECT content FROM entries WHERE run_id = ? AND kind = 'event' ORDER BY seq",
-                              (run_id,))
-    found = [c["data"] for c in map(lambda r: json.loads(r[0]), rows) if c["event"] == PROBE]
-    return found[-last:]
+    return [c["data"] for c in ledger.events(run_id=run_id, prefix=PROBE)][-last:]

@@ -19,7 +19,7 @@ SERVED_FILE = "ftaudit_served.json"
 
 def write_servable(run_dir: str | Path, out: str | Path) -> dict:
     from ftaudit.evaluation.models import load_model, load_pair
-    from ftaudit.record import RunRecord
+    from ftaudit.record import WEIGHTS_FILES, RunRecord
 
     run_dir, out = Path(run_dir), Path(out)
     record = RunRecord.load(run_dir)
@@ -46,8 +46,7 @@ def write_servable(run_dir: str | Path, out: str | Path) -> dict:
         # A .gguf base is de-quantised when loaded: the weights in memory are plain floats, saved as such.
         model.hf_quantizer = None
         del model.config.quantization_config
-    weights = next((p for p in (source / "adapter_model.safetensors", source / "model.safetensors") if p.is_file()),
-                   None)
+    weights = next((source / name for name in WEIGHTS_FILES if (source / name).is_file()), None)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:  # written beside the target, renamed when complete: a failure leaves no half-written model

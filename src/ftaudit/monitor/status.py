@@ -71,6 +71,15 @@ def baselines(record) -> dict[str, float]:
             if m.tuned.value is not None}
 
 
+def flag_baseline(flag: str, base: dict[str, float]) -> tuple[str | None, float | None]:
+    """(evaluation metric, its value as a rate of the flag) where the run's evaluation measured the same thing."""
+    metric, complement = BASELINES.get(flag, (None, False))
+    value = base.get(metric) if metric else None
+    if value is None:
+        return None, None
+    return metric, 1 - value if complement else value
+
+
 def live_status(events: Iterable[dict], *, deployment: str, run_id: str | None, record=None,
                 baseline_n: int = 200, recent_n: int = 200, training=None) -> LiveStatus:
     base = baselines(record)
@@ -111,10 +120,8 @@ def live_status(events: Iterable[dict], *, deployment: str, run_id: str | None, 
             flags[f] += 1
     figures = [_rate("errors", errors, requests - suspended)]
     for name, hits in flags.items():
-        metric, complement = BASELINES.get(name, (None, False))
-        b = base.get(metric) if metric else None
-        figures.append(_rate(f"output.{name}", hits, answered, baseline=(1 - b if complement else b)
-                             if b is not None else None, baseline_metric=metric if b is not None else None))
+        metric, value = flag_baseline(name, base)
+        figures.append(_rate(f"output.{name}", hits, answered, baseline=value, baseline_metric=metric))
     figures.append(_rate("feedback.correct", correct, labelled, baseline=base.get("quality.task.exact_match"),
                          baseline_metric="quality.task.exact_match" if "quality.task.exact_match" in base else None))
     return LiveStatus(deployment=deployment, run_id=run_id, requests=requests, answered=answered, errors=errors,

@@ -4,8 +4,6 @@ and, while suspended, answers 503 with the reason instead of forwarding."""
 
 from __future__ import annotations
 
-import json
-
 from ftaudit.ledger.core import Entry, Ledger
 
 SUSPENDED, RESUMED = "monitor.suspended", "monitor.resumed"
@@ -14,10 +12,7 @@ SUSPENDED, RESUMED = "monitor.suspended", "monitor.resumed"
 def state(ledger: Ledger, run_id: str, deployment: str) -> dict | None:
     """The latest suspension of the deployment still in force (its ledger data), or None when it is serving."""
     current = None
-    rows = ledger.store.query("SELECT content FROM entries WHERE run_id = ? AND kind = 'event' ORDER BY seq",
-                              (run_id,))
-    for (content,) in rows:
-        c = json.loads(content)
+    for c in ledger.events(run_id=run_id, prefix="monitor."):
         if c["event"] in (SUSPENDED, RESUMED) and c["data"].get("deployment") == deployment:
             current = c["data"] if c["event"] == SUSPENDED else None
     return current

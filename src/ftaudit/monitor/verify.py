@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from ftaudit.errors import VerificationFailed
 from ftaudit.ledger import chain
 from ftaudit.ledger.core import Ledger
-from ftaudit.monitor.log import CHECKPOINT, EVENT_COLUMNS, RETENTION, WRITER, event_header, has_tables
+from ftaudit.monitor.log import EVENT_COLUMNS, event_header, has_tables, writer_records
 
 
 class EventsReport(BaseModel):
@@ -26,31 +26,14 @@ class EventsReport(BaseModel):
     deleted_by_retention: int
 
 
-def _monitor_entries(ledger: Ledger) -> tuple[set[str], dict[str, list[tuple[int, str]]], dict[str, tuple]]:
-    writers: set[str] = set()
-    checkpoints: dict[str, list[tuple[int, str]]] = {}
-    retention: dict[str, tuple[int, str, int]] = {}
-    for (content,) in ledger.store.stream("SELECT content FROM entries WHERE kind = 'event' ORDER BY seq"):
-        c = json.loads(content)
-        data = c.get("data") or {}
-        if c.get("event") == WRITER:
-            writers.add(data["writer_id"])
-        elif c.get("event") == CHECKPOINT:
-            checkpoints.setdefault(data["writer_id"], []).append((data["seq"], data["event_hash"]))
-        elif c.get("event") == RETENTION:
-            old = retention.get(data["writer_id"], (0, "", 0))
-            retention[data["writer_id"]] = (data["seq"], data["event_hash"], old[2] + data["deleted"])
-    return writers, checkpoints, retention
-
-
 def verify_events(ledger: Ledger) -> EventsReport | None:
     """None when the ledger has no event log."""
     if not has_tables(ledger):
         return None
     where = f"event log in {ledger.location}"
-    writers, checkpoints, retention = _monitor_entries(ledger)
+    writers = writer_records(ledger)
     hashes: dict[str, dict[int, str]] = {}  # only the checkpointed seqs are kept
-    wanted = {w: {s for s, _ in cps} for w, cps in checkpoints.items()}
+    wanted = {w: {s for s, _ in r.checkpoints} for w, r in writers.items()}
     last_seq: dict[str, int] = {}
     events = 0
     writer, expected, prev = None, 0, ""
@@ -61,10 +44,9 @@ def verify_events(ledger: Ledger) -> EventsReport | None:
             writer = row["writer_id"]
             if writer not in writers:
                 raise VerificationFailed(f"{where}: events of writer {writer}, which the ledger never registered")
-            through, through_hash, _ = retention.get(writer, (0, chain.GENESIS_HASH, 0))
-            expected, prev = through + 1, through_hash
+            expected, prev = writers[writer].through + 1, writers[writer].through_hash
         label = f"{where}: writer {writer[:12]} event {seq}"
-        if seq < expected and seq <= retention.get(writer, (0, "", 0))[0]:
+        if seq < expected and seq <= writers[writer].through:
             continue  # recorded as deleted by retention in the same transaction that deletes it
         if seq != expected:
             raise VerificationFailed(f"{label}: events {expected}–{seq - 1} are missing (deleted)"
@@ -88,8 +70,8 @@ def verify_events(ledger: Ledger) -> EventsReport | None:
         expected += 1
         events += 1
     anchored = 0
-    for w, cps in checkpoints.items():
-        through = retention.get(w, (0, "", 0))[0]
+    for w, r in writers.items():
+        through, cps = r.through, r.checkpoints
         for seq, h in cps:
             if seq <= through:
                 continue
@@ -101,4 +83,4 @@ def verify_events(ledger: Ledger) -> EventsReport | None:
                                          "(the chain was rewritten)")
         anchored += max(0, max(s for s, _ in cps) - through) if cps else 0
     return EventsReport(writers=len(last_seq), events=events, anchored=anchored,
-                        deleted_by_retention=sum(v[2] for v in retention.values()))
+                        deleted_by_retention=sum(r.deleted for r in writers.values()))

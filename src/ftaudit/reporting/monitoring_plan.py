@@ -22,8 +22,7 @@ def post_market_monitoring_plan(ctx: Ctx) -> Document:
                    run_id=r.run_id, record_updated_at=r.updated_at, ftaudit_version=r.ftaudit_version,
                    scope="For the fine-tuned model once deployed behind `ftaudit monitor gateway`. Reading: Art. 72 "
                          "binds providers of high-risk systems; for other uses the plan is voluntary.")
-    weights = next((a for a in r.artefacts if a.path.endswith(("adapter_model.safetensors", "model.safetensors"))),
-                   None)
+    weights = r.weights()
     s1 = Section(id="1", title="System monitored", citation=A72)
     s1.items.append(f.item("1.model", "Model version", A72, value=ctx.model_name, source="record.model.output_name"))
     s1.items.append(f.item("1.weights", "Weights it serves (sha256)", A72, value=weights.sha256 if weights else None,
@@ -51,10 +50,9 @@ def post_market_monitoring_plan(ctx: Ctx) -> Document:
     base = status.baselines(r)
     rows = []
     for flag in checks.FLAGS:
-        metric, complement = status.BASELINES.get(flag, (None, False))
-        value = base.get(metric) if metric else None
-        rows.append([f"output.{flag}", metric or "—",
-                     sig2(1 - value if complement else value) if value is not None else "—"])
+        _, value = status.flag_baseline(flag, base)
+        metric = status.BASELINES.get(flag, ("—",))[0]
+        rows.append([f"output.{flag}", metric, sig2(value) if value is not None else "—"])
     s3 = Section(id="3", title="Figures watched and their baselines", citation=f"{A72}(2)",
                  note="Live rates over answered requests (95 % Wilson intervals), beside the tuned model's figure "
                       "in this run's evaluation where one measures the same thing.")
