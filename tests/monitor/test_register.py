@@ -188,3 +188,15 @@ def test_export_to_parquet_and_json_answers(filled, run_dir, monitor_env, tmp_pa
     done = ftaudit(monitor_env, "monitor", "suspend", "--run", str(run_dir), "--ledger", ledger, "--reason", "r",
                    "--by", "b", "--json")
     assert json.loads(done.stdout)["state"] == "suspended"
+
+
+def test_a_ledger_that_fails_verification_is_refused_with_exit_7(filled, run_dir, monitor_env):
+    ledger, _ = filled
+    con = sqlite3.connect(ledger)
+    con.execute("UPDATE entries SET content = replace(content, 'monitor.writer', 'monitor.wrlter') WHERE seq = 1")
+    con.commit()
+    con.close()
+    for args in (["monitor", "status", "--run", str(run_dir)],
+                 ["monitor", "gateway", "--upstream", "http://127.0.0.1:9", "--run", str(run_dir)]):
+        done = ftaudit(monitor_env, *args, "--ledger", ledger)
+        assert done.returncode == 7 and "entry 1" in done.stderr and "Traceback" not in done.stderr, done.stderr

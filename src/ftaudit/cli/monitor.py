@@ -134,6 +134,14 @@ def register(sub) -> None:
     mon.set_defaults(handler=None)
 
 
+def _verified(ledger) -> None:
+    """The monitor builds on the ledger's signed entries (checkpoints, suspensions, incidents): a ledger that fails
+    verification is refused with exit 7, never read as if it were sound (`ftaudit verify` names what is wrong)."""
+    from ftaudit.ledger.verify import load_trust, verify_ledger
+
+    verify_ledger(ledger, load_trust())
+
+
 def _listen(text: str) -> tuple[str, int]:
     from ftaudit.errors import BadInput
 
@@ -171,7 +179,8 @@ def gateway(args) -> int:
     salt = load_salt()
     policy = ContentPolicy(args.content, salt)
     checks.Context.for_run(args.run_dir, reference=False)  # a damaged canary manifest: bad input now, not later
-    open_ledger(args.ledger, key_path=args.key).close()  # the ledger must open before we listen
+    with open_ledger(args.ledger, key_path=args.key) as ledger:  # it must open, and verify, before we listen
+        _verified(ledger)
     build = EventBuilder(deployment=deployment, policy=args.content, salt=salt, run_dir=str(args.run_dir))
     log = EventLog(args.ledger, run_id=deployment.run_id, deployment=deployment.name, build=build,
                    flush_ms=args.flush_ms, queue_max=args.queue_max, key_path=args.key)
@@ -213,6 +222,7 @@ def _live(args, window: int = 200):
     if window < 2:
         raise BadInput("--window must be at least 2")
     with open_ledger(args.ledger, create=False) as ledger:
+        _verified(ledger)
         events = read_events(ledger, deployment=dep.name, since=args.since) if has_tables(ledger) else iter(())
         live = live_status(events, deployment=dep.name, run_id=dep.run_id, record=record, baseline_n=window,
                            recent_n=window, training=TrainingReference.for_run(record))
