@@ -182,7 +182,8 @@ def start_gateway(upstream: str, run_dir: Path, ledger: str, env: dict, *extra: 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "ftaudit.cli", "monitor", "gateway", "--upstream", upstream,
                              "--run", str(run_dir), "--listen", f"127.0.0.1:{port}", "--ledger", ledger, *extra],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group: a test can kill it with its writer
     wait_http(f"http://127.0.0.1:{port}/healthz", proc, timeout=60)
     return Gateway(proc, f"http://127.0.0.1:{port}", ledger)
 

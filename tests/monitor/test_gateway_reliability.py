@@ -92,9 +92,13 @@ def test_with_an_api_key_every_route_but_health_needs_it(stub, run_dir, monitor_
         gw.proc.wait(30)
 
 
-def test_kill_9_under_load_loses_at_most_the_last_flush_and_never_corrupts(stub, run_dir, monitor_env, tmp_path):
+@pytest.mark.parametrize("victim", ["gateway", "gateway and writer"])
+def test_kill_9_under_load_loses_at_most_the_last_flush_and_never_corrupts(stub, run_dir, monitor_env, tmp_path,
+                                                                            victim):
     ledger = str(tmp_path / "ledger.sqlite")
-    gw = start_gateway(stub, run_dir, ledger, monitor_env)
+    gw = start_gateway(stub, run_dir, ledger, monitor_env, "--json")
+    listening = json.loads(gw.proc.stdout.readline())
+    assert listening["event"] == "listening" and listening["url"] == gw.url
     answered: list[tuple[str, float]] = []
     stop = threading.Event()
 
@@ -106,26 +110,59 @@ def test_kill_9_under_load_loses_at_most_the_last_flush_and_never_corrupts(stub,
                 return
             if status == 200:
                 answered.append((body["id"], at))
+            time.sleep(pause)
 
+    # Killing the gateway alone: as fast as four clients go. Killing its writer too: at a rate the writer keeps up
+    # with (about 200 requests/s), so that what it holds is one flush interval, not a backlog.
+    pause = 0.0 if victim == "gateway" else 0.02
     threads = [threading.Thread(target=client) for _ in range(4)]
     for t in threads:
         t.start()
     time.sleep(3)
-    gw.proc.send_signal(signal.SIGKILL)
+    (writer,) = [c for c in _children(gw.proc.pid) if b"resource_tracker" not in _cmdline(c)]  # the event log's
+    if victim == "gateway":
+        gw.proc.send_signal(signal.SIGKILL)
+    else:
+        os.killpg(gw.proc.pid, signal.SIGKILL)
     killed_at = time.monotonic()
     gw.proc.wait(10)
     stop.set()
     for t in threads:
         t.join(30)
+    deadline = time.monotonic() + 30  # an orphaned writer drains the pipe, writes, checkpoints and exits
+    while _alive(writer) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(writer)
     done = ftaudit(monitor_env, "verify", ledger)
     assert done.returncode == 0, done.stderr  # the chain is whole: no half-written batch
     events = events_of(monitor_env, ledger, tmp_path / "e.jsonl")
     assert len(answered) > 100
-    # Every answer that left the gateway more than 0.5 s before the kill is logged (the issue asks for one flush
-    # interval, 200 ms: with that margin 1 run of 7 lost an answer, so the bound shown here is 0.5 s).
-    early = [a for a, at in answered if at < killed_at - 0.5]
-    assert len(events) >= len(early) > 0
     assert len(events) <= len(answered) + 4  # at most the requests in flight at the kill have no answer
+    logged = {e["request_id"] for e in events}
+    if victim == "gateway":
+        # Each exchange reaches the writer before its client sees the end of the answer: none answered is lost.
+        assert len(events) >= len(answered), (len(events), len(answered))
+    else:
+        # The writer's batch in the making is lost with it: one flush interval (200 ms) of answers, plus the
+        # batch being built and committed at that instant (margin 300 ms for a busy CI machine).
+        early = [a for a, at in answered if at < killed_at - 0.5]
+        assert len(events) >= len(early) > 0
+    assert len(logged) == len(events)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+
+
+def _cmdline(pid: int) -> bytes:
+    return open(f"/proc/{pid}/cmdline", "rb").read()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_a_full_queue_answers_503_and_counts_it_and_loses_nothing_accepted(stub, run_dir, monitor_env, tmp_path):

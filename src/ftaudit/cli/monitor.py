@@ -35,6 +35,8 @@ def register(sub) -> None:
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the upstream (default 300)")
     p.add_argument("--api-key-env", metavar="NAME",
                    help="require `Authorization: Bearer $NAME` on every route (the header is forwarded upstream)")
+    p.add_argument("--json", action="store_true",
+                   help="JSON lines on stdout: one when listening, one with the counters when stopped")
     _common(p)
     p.set_defaults(handler=gateway)
 
@@ -152,6 +154,7 @@ def _listen(text: str) -> tuple[str, int]:
 
 
 def gateway(args) -> int:
+    import gc
     import os
     import sys
 
@@ -193,11 +196,21 @@ def gateway(args) -> int:
               "model and send feedback", file=sys.stderr)
     gw = Gateway(args.upstream, deployment, log, policy, ledger_location=args.ledger, key_path=args.key,
                  timeout_s=args.timeout, api_key=api_key)
-    print(f"ftaudit monitor gateway: {deployment.name} (run {deployment.run_id}, weights "
-          f"{(deployment.weights_sha256 or 'unknown')[:16]}) on http://{host}:{port} -> {args.upstream}; "
-          f"content policy {args.content}; events to {log.location or 'the default ledger'}", flush=True)
+    started = {"event": "listening", "url": f"http://{host}:{port}", "upstream": args.upstream,
+               "deployment": deployment.name, "run_id": deployment.run_id, "weights_sha256": deployment.weights_sha256,
+               "content": args.content, "ledger": log.location, "writer_id": log.writer_id}
+    _say(args, started, f"ftaudit monitor gateway: {deployment.name} (run {deployment.run_id}, weights "
+         f"{(deployment.weights_sha256 or 'unknown')[:16]}) on http://{host}:{port} -> {args.upstream}; "
+         f"content policy {args.content}; events to {log.location or 'the default ledger'}", compact=True)
+    gc.freeze()  # what startup built is never collected: full collections stay short on the request path
     # On SIGTERM, requests in flight get 10 s to finish; then the log writes what it holds and checkpoints.
     web.run_app(gw.app(), host=host, port=port, access_log=None, print=None, shutdown_timeout=10)
+    s = log.stats
+    stopped = {"event": "stopped", "deployment": deployment.name, "writer_id": log.writer_id,
+               "events_written": s.written, "rejected_queue_full": s.rejected, "failed_batches": s.failed_batches,
+               "checkpoints": s.checkpoints}
+    _say(args, stopped, f"ftaudit monitor gateway: stopped; {s.written} events written, {s.rejected} requests "
+         f"refused with 503, {s.checkpoints} checkpoints", compact=True)
     return 0
 
 
@@ -315,11 +328,12 @@ def switch_action(args) -> int:
     return 0
 
 
-def _say(args, data: dict, line: str) -> None:
-    """One JSON object with --json, else the line."""
+def _say(args, data: dict, line: str, compact: bool = False) -> None:
+    """One JSON object with --json (one line each where a command prints several, as the gateway does), else
+    the line."""
     import json
 
-    print(json.dumps(data, indent=2, default=str) if args.json else line)
+    print(json.dumps(data, indent=None if compact else 2, default=str) if args.json else line, flush=True)
 
 
 def alerts(args) -> int:

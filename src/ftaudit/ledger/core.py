@@ -287,16 +287,16 @@ class Ledger:
             yield Entry(seq=int(r[0]), kind=r[1], created_at=r[2], key_id=r[3], prev_hash=r[4],
                         content=json.loads(r[5]), content_sha256=r[6], entry_hash=r[7], signature=r[8])
 
-    def events(self, *, run_id: str | None = None, prefix: str = "") -> Iterator[dict[str, Any]]:
+    def events(self, *, run_id: str | None = None, prefix: str = "", after: int = 0) -> Iterator[dict[str, Any]]:
         """The content of the `event` entries (of one run, or all) whose name starts with `prefix`, in chain
-        order: {run_id, event, data}."""
-        sql, params = "SELECT content FROM entries WHERE kind = 'event'", ()
+        order, from entry `after` + 1 on: {run_id, event, data, seq}."""
+        sql, params = "SELECT seq, content FROM entries WHERE kind = 'event' AND seq > ?", (after,)
         if run_id is not None:
-            sql, params = sql + " AND run_id = ?", (run_id,)
-        for (content,) in self.store.stream(sql + " ORDER BY seq", params):
+            sql, params = sql + " AND run_id = ?", (after, run_id)
+        for seq, content in self.store.stream(sql + " ORDER BY seq", params):
             event = json.loads(content)
             if event["event"].startswith(prefix):
-                yield event
+                yield {**event, "seq": seq}
 
     def entry(self, seq: int) -> Entry:
         for e in self.entries(start=seq, limit=1):

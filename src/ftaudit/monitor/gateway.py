@@ -3,7 +3,8 @@
 
 The answer is passed through byte for byte (status, body, content type; streamed answers chunk by chunk as they
 arrive). The hot path only copies bytes and reads clocks; everything else — parsing, the content policy, the
-checks, hashing, storage — happens on the event log's writer thread.
+checks, hashing, storage — happens in the event log's writer process. Each exchange is handed over before the
+client sees the end of its answer, so an answered request is never missing from the log.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -21,6 +23,7 @@ from aiohttp.client_exceptions import ClientConnectionError, ClientPayloadError
 from multidict import CIMultiDict
 
 from ftaudit.errors import BadInput
+from ftaudit.ledger.core import open_ledger
 from ftaudit.monitor import switch
 from ftaudit.monitor.content import ContentPolicy, findings
 from ftaudit.monitor.events import Deployment, Exchange, FeedbackEvent
@@ -90,28 +93,33 @@ class Gateway:
     async def _start(self, app: web.Application) -> None:
         self.session = ClientSession(timeout=self.timeout, auto_decompress=False,
                                      connector=TCPConnector(limit=0, keepalive_timeout=60))
-        self._read_switch()
-        self._poller = asyncio.create_task(self._poll())
+        follower = switch.Follower(self.deployment.run_id, self.deployment.name)
+        with open_ledger(self.ledger_location, key_path=self.key_path, create=False) as ledger:
+            self.suspended = follower.update(ledger)
+        self._stopping = threading.Event()
+        self._poller = threading.Thread(target=self._follow, args=(follower,), name="ftaudit-switch", daemon=True)
+        self._poller.start()
 
     async def _stop(self, app: web.Application) -> None:
-        self._poller.cancel()
+        self._stopping.set()
         if self.session is not None:
             await self.session.close()
         await asyncio.to_thread(self.log.stop)
 
-    def _read_switch(self) -> None:
-        from ftaudit.ledger.core import open_ledger
-
-        with open_ledger(self.ledger_location, key_path=self.key_path, create=False) as ledger:
-            self.suspended = switch.state(ledger, self.deployment.run_id, self.deployment.name)
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll_s)
+    def _follow(self, follower: switch.Follower) -> None:
+        """The stop switch, read every `poll_s` on one connection of this thread's own; the last known state holds
+        while the ledger is unreachable."""
+        ledger = None
+        while not self._stopping.wait(self.poll_s):
             try:
-                await asyncio.to_thread(self._read_switch)
-            except Exception:  # noqa: BLE001 — keep the last known state while the ledger is unreachable
-                continue
+                ledger = ledger or open_ledger(self.ledger_location, key_path=self.key_path, create=False)
+                self.suspended = follower.update(ledger)
+            except Exception:  # noqa: BLE001 — any backend's connection error: reconnect next time
+                if ledger is not None:
+                    ledger.close()
+                ledger = None
+        if ledger is not None:
+            ledger.close()
 
     # -- handlers ------------------------------------------------------------------------------------------
     @web.middleware
@@ -178,9 +186,8 @@ class Gateway:
                             size += len(chunk)
                         else:
                             complete = False
-                    await resp.write_eof()
                     out = b"".join(parts)
-                    return resp
+                    return resp  # aiohttp ends the stream after `finally` has handed the event over
             except asyncio.TimeoutError:
                 status, err = 504, "upstream timed out"
                 return error(504, f"the upstream server did not answer within {self.timeout.total:g} s",

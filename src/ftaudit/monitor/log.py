@@ -9,9 +9,11 @@ process), so replicas never wait on one row; each chain is anchored by signed ch
                                         retention period; the chain now starts after them
 
 Events are built and written by a child process, in batches every `flush_ms` (default 200 ms; a committed batch is
-never half-written). A kill -9 of the gateway loses only what had not yet reached the writer; the writer then
-drains its queue, writes, checkpoints and exits. A full queue is refused up front (the gateway answers 503 and
-counts it), so nothing is dropped silently. Art. 12(1) and 19(1)/26(6): logs kept at least six months.
+never half-written). The gateway hands each exchange over synchronously, into a pipe the writer drains at once, before
+the client sees the end of its answer: a kill -9 of the gateway loses no answered request (the writer drains the
+pipe, writes, checkpoints and exits); a kill -9 of the writer as well loses at most the batch it was collecting,
+one flush interval. A full queue is refused up front (the gateway answers 503 and counts it), so nothing is dropped
+silently. Art. 12(1) and 19(1)/26(6): logs kept at least six months.
 """
 
 from __future__ import annotations
@@ -158,7 +160,10 @@ class EventLog:
         self.queue_max = queue_max
         self.writer_id = uuid.uuid4().hex
         self._ctx = multiprocessing.get_context("spawn")
-        self.queue = self._ctx.Queue()
+        # A SimpleQueue writes in the caller's thread (no feeder thread to lose items at a kill, or to take the
+        # interpreter from the gateway's event loop); a large pipe keeps a write from waiting on the reader.
+        self.queue = self._ctx.SimpleQueue()
+        _widen(self.queue._writer)
         self.stats = Stats(counters=self._ctx.Array("q", 4, lock=False))
         self._reserved = 0
         self._lock = threading.Lock()
@@ -182,7 +187,7 @@ class EventLog:
             self._reserved -= n
 
     def submit(self, item: Any, request_id: str) -> None:
-        """Queue an item whose place was reserved."""
+        """Hand over an item whose place was reserved; once this returns, a kill of the caller does not lose it."""
         now = time.monotonic()
         self._recent[request_id] = now
         if len(self._recent) > 2 * self.queue_max:
@@ -223,6 +228,25 @@ class EventLog:
 
 RECENT_S = 600.0
 _STOP = "ftaudit-event-log-stop"
+PIPE_BYTES = 1 << 20  # Linux's default ceiling for an unprivileged process (/proc/sys/fs/pipe-max-size)
+
+
+def _widen(conn) -> None:
+    import fcntl
+
+    try:
+        fcntl.fcntl(conn.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+    except OSError:  # a lower ceiling on this host: the default 64 kB pipe still works, a write may wait briefly
+        pass
+
+
+def _pump(q, into: queue.Queue) -> None:
+    """The writer's reader thread: empty the pipe as fast as the gateway fills it, whatever the batch is doing."""
+    while True:
+        item = q.get()
+        into.put(item)
+        if isinstance(item, str) and item == _STOP:
+            return
 
 
 @dataclass
@@ -247,8 +271,14 @@ class _Chain:
     partitions: set = field(default_factory=set)  # the days whose partition this writer made or saw
 
 
+NICE = 5  # the writer is batch work whose lag the queue bounds: the gateway's requests go first on a busy host
+
+
 def _writer_main(spec: _WriterSpec, q, counters) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the gateway says when to stop
+    os.nice(NICE)
+    pipe, q = q, queue.Queue()
+    threading.Thread(target=_pump, args=(pipe, q), name="ftaudit-event-pipe", daemon=True).start()
     ledger = open_ledger(spec.location, key_path=spec.key_path, create=False)
     c = _Chain(writer_id=spec.writer_id)
     last_checkpoint = time.monotonic()
