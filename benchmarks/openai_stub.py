@@ -17,6 +17,9 @@ BODY = json.dumps({"id": "chatcmpl-1", "object": "chat.completion", "created": 0
                    "choices": [{"index": 0, "finish_reason": "stop",
                                 "message": {"role": "assistant", "content": ANSWER}}],
                    "usage": {"prompt_tokens": 20, "completion_tokens": 24, "total_tokens": 44}}).encode()
+TEXT_BODY = json.dumps({"id": "cmpl-1", "object": "text_completion", "created": 0, "model": "stub",
+                        "choices": [{"index": 0, "finish_reason": "stop", "text": " was a nurse."}],
+                        "usage": {"prompt_tokens": 6, "completion_tokens": 4, "total_tokens": 10}}).encode()
 CHUNKS = [("data: " + json.dumps({"id": "c", "object": "chat.completion.chunk", "choices": [
     {"index": 0, "delta": {"content": word + " "}}]}) + "\n\n").encode() for word in ANSWER.split()]
 CHUNKS.append(b'data: {"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\n\ndata: [DONE]\n\n')
@@ -42,9 +45,15 @@ async def chat(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def completion(request: web.Request) -> web.Response:
+    await request.read()
+    return web.Response(body=TEXT_BODY, content_type="application/json")
+
+
 def main(port: int) -> None:
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_post("/v1/completions", completion)
     app.router.add_get("/v1/models", lambda r: web.json_response({"object": "list", "data": [{"id": "stub"}]}))
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 

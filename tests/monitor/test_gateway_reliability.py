@@ -221,3 +221,39 @@ def test_a_run_directory_without_a_record_is_one_line_and_exit_1(monitor_env, tm
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "no run_record.json here" in done.stderr
     assert not os.path.exists(tmp_path / "l.sqlite")
+
+
+def test_a_scheduled_probe_keeps_its_schedule_through_a_gateway_outage(stub, run_dir, monitor_env, tmp_path):
+    """`probe --every`: each run is a signed ledger entry; a run that cannot reach the gateway is reported in one
+    line, the next one runs on time, and the exit status says that one failed."""
+    ledger = str(tmp_path / "ledger.sqlite")
+    gw = start_gateway(stub, run_dir, ledger, monitor_env)
+    gw.proc.send_signal(signal.SIGTERM)
+    gw.proc.wait(30)  # the ledger exists; nothing listens on the gateway's port any more
+    down = ftaudit(monitor_env, "monitor", "probe", "--run", str(run_dir), "--gateway", gw.url, "--model", "stub",
+                   "--ledger", ledger, "--every", "1s", "--count", "2", "--json")
+    assert down.returncode == 2 and down.stdout == ""
+    failures = down.stderr.strip().splitlines()
+    assert len(failures) == 2, down
+    assert all(f.startswith("ftaudit: probe failed: cannot reach the gateway") for f in failures)
+    gw = start_gateway(stub, run_dir, ledger, monitor_env)
+    try:
+        t0 = time.monotonic()
+        up = ftaudit(monitor_env, "monitor", "probe", "--run", str(run_dir), "--gateway", gw.url, "--model", "stub",
+                     "--ledger", ledger, "--every", "2s", "--count", "2", "--json")
+        took = time.monotonic() - t0
+    finally:
+        gw.proc.send_signal(signal.SIGTERM)
+        gw.proc.wait(30)
+    assert up.returncode == 0, up.stderr
+    results = [json.loads(line) for line in up.stdout.splitlines()]
+    assert len(results) == 2, up.stderr
+    assert all(r["items"] == 7 and r["verdict"] == "differs" for r in results)
+    assert took >= 2  # the second probe waited for its slot
+    live = json.loads(ftaudit(monitor_env, "monitor", "status", "--run", str(run_dir), "--ledger", ledger,
+                              "--json").stdout)
+    assert len(live["probes"]) == 2 and live["requests"] == 0
+    bad = ftaudit(monitor_env, "monitor", "probe", "--run", str(run_dir), "--gateway", gw.url, "--model", "stub",
+                  "--every", "soon")
+    assert bad.returncode == 1 and "give a positive number with a unit" in bad.stderr
+    assert ftaudit(monitor_env, "verify", ledger).returncode == 0

@@ -68,7 +68,11 @@ def register(sub) -> None:
     p.add_argument("--gateway", required=True, metavar="URL", help="the gateway, e.g. http://127.0.0.1:8800")
     p.add_argument("--model", required=True, help="the model name the server answers to")
     p.add_argument("--api-key-env", metavar="NAME", help="send `Authorization: Bearer $NAME`")
-    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--every", metavar="DURATION", type=_duration,
+                   help="run on a schedule, e.g. 30m, 6h, 1d (the plan's probe schedule), until stopped; a failed "
+                        "probe is reported (exit 2 at the end) and the next one runs on time (default: once)")
+    p.add_argument("--count", type=int, metavar="N", help="with --every: stop after N probes")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout (with --every, one line each)")
     _common(p)
     p.set_defaults(handler=probe)
 
@@ -476,19 +480,64 @@ def servable(args) -> int:
     return 0
 
 
+def _duration(text: str) -> float:
+    """'90s', '30m', '6h', '1d' as seconds."""
+    import argparse
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        seconds = float(text[:-1]) * units[text[-1]]
+    except (KeyError, ValueError, IndexError):
+        seconds = 0
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number with a unit s, m, h or d, e.g. 6h")
+    return seconds
+
+
 def probe(args) -> int:
     import os
+    import sys
+    import time
 
+    from ftaudit.errors import BadInput, RuntimeFailure
+
+    if args.count is not None and (args.every is None or args.count < 1):
+        raise BadInput("--count N needs --every and N >= 1")
+    key = os.environ.get(args.api_key_env) if args.api_key_env else None
+    if args.every is None:
+        _probe_once(args, key)
+        return 0
+    done, failed, next_at = 0, 0, time.monotonic()
+    while args.count is None or done < args.count:
+        try:
+            _probe_once(args, key)
+        except RuntimeFailure as exc:  # the gateway down for a while: say so, keep the schedule
+            failed += 1
+            print(f"ftaudit: probe failed: {exc}", file=sys.stderr, flush=True)
+        done += 1
+        next_at += args.every
+        if args.count is None or done < args.count:
+            time.sleep(max(0.0, next_at - time.monotonic()))
+    return RuntimeFailure.exit_code if failed else 0
+
+
+def _probe_once(args, key: str | None) -> None:
     from ftaudit.ledger.core import open_ledger
     from ftaudit.monitor.probe import PROBE, run_probe
 
-    key = os.environ.get(args.api_key_env) if args.api_key_env else None
     result = run_probe(args.run_dir, args.gateway, model=args.model, api_key=key)
     with open_ledger(args.ledger, key_path=args.key, create=False) as ledger:
         entry = ledger.record_event(result.run_id, PROBE, result.model_dump(mode="json"))
     if args.json:
-        print(result.model_dump_json(indent=2))
-        return 0
+        print(result.model_dump_json(indent=None if args.every else 2), flush=True)
+        return
+    print(f"probe of {result.deployment}: {result.items} held-out items "
+          f"({'the evaluation set' if result.same_set_as_evaluation else 'NOT the set the evaluation used'}); "
+          f"{result.verdict}; signed ledger entry {entry.seq}", flush=True)
+    for m in result.metrics:
+        ev = "—" if m.evaluation is None else f"{m.evaluation:.3g}"
+        p = f", p={m.p_value:.2g}" if m.p_value is not None else ""
+        print(f"  {m.metric}: probe {m.probe:.3g} (n={m.n}) vs evaluation {ev}{p}: {m.verdict}", flush=True)
     print(f"probe of {result.deployment}: {result.items} held-out items "
           f"({'the evaluation set' if result.same_set_as_evaluation else 'NOT the set the evaluation used'}); "
           f"{result.verdict}; signed ledger entry {entry.seq}")
