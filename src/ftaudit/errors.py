@@ -13,6 +13,7 @@ DATA_POLICY_BLOCKED = 5
 EVALUATION_GATE_FAILED = 6
 VERIFICATION_FAILED = 7
 RUN_INCOMPLETE = 8
+NOT_APPROVED = 9
 INTERRUPTED = 130
 
 EXIT_CODES: dict[int, str] = {
@@ -30,6 +31,8 @@ EXIT_CODES: dict[int, str] = {
                          "files the ledger does not know (`--allow-extra` lists them instead)",
     RUN_INCOMPLETE: "run incomplete: `verify` on a run directory whose run stopped before its record stage (no "
                     "ledger entry yet); finish it with `ftaudit train --resume`",
+    NOT_APPROVED: "release refused: no reviewer's signed approval of the run's current evidence (sign it off in "
+                  "`ftaudit dashboard`; an approval older than the last evidence change no longer counts)",
     INTERRUPTED: "interrupted",
 }
 

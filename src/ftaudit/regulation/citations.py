@@ -77,3 +77,10 @@ SERIOUS_INCIDENT = act("Art. 73(2)")
 SERIOUS_INCIDENT_WIDESPREAD = act("Art. 73(3)")
 SERIOUS_INCIDENT_DEATH = act("Art. 73(4)")
 SYSTEMIC_RISK_INCIDENT = act("Art. 55(1)(c)")
+# The dashboard. Release sign-off: a reading — Art. 16(a) and 17(1) ask providers of high-risk systems for a
+# quality-management system with procedures for the design, verification and release of the system; a signed
+# approval of the exact evidence is that release decision. Briefings: Art. 4 (AI literacy) and Art. 13(3)
+# (instructions for use); records of who read which version are the usual evidence.
+RELEASE_APPROVAL = act("Art. 16(a), Art. 17(1)(a)–(d)")
+AI_LITERACY = act("Art. 4")
+INSTRUCTIONS_FOR_USE = act("Art. 13(3)")

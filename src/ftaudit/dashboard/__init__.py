@@ -1,0 +1,1 @@
+"""The compliance officer's web app over the ledger (`ftaudit dashboard`)."""

@@ -1,0 +1,136 @@
+"""What each page shows, read from the ledger: plain data for the templates and the JSON API alike (counts and
+figures only — never a finding's value, a prompt or an answer's text from live traffic)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ftaudit.dashboard import questions, signoff
+from ftaudit.ledger.core import Ledger
+from ftaudit.record import RunRecord
+
+PAGE = 25
+
+
+def _record(ledger: Ledger, run_id: str) -> RunRecord | None:
+    raw = ledger.run_record(run_id)
+    return RunRecord.model_validate(raw) if raw else None
+
+
+def documents(ledger: Ledger, run_id: str, record: RunRecord):
+    """The run's documents as rendered now: its ledger record with the answers given in the dashboard."""
+    from ftaudit.reporting.context import Ctx
+    from ftaudit.reporting.render import build_documents
+
+    ctx = Ctx(record=record, run_dir=Path("/nonexistent-run-dir"), answers=questions.answers_for(ledger, run_id),
+              monitor_plan=None)
+    return ctx, build_documents(ctx)
+
+
+def completeness(ledger: Ledger, run_id: str, record: RunRecord) -> dict[str, int]:
+    """Fields filled, in all, and awaiting a human answer over all documents; kept per evidence state (an answer
+    or a new record of the run changes it), so the overview renders no document twice."""
+    ev = signoff.evidence(ledger, run_id)
+    key = (ledger.ledger_id, run_id, ev.seq)
+    hit = _CACHE.get(key)
+    if hit is None:
+        _, docs = documents(ledger, run_id, record)
+        hit = {"filled": sum(d.completeness.filled for d in docs), "total": sum(d.completeness.total for d in docs),
+               "awaiting_human": sum(len(d.completeness.awaiting_human) for d in docs)}
+        if len(_CACHE) > 20_000:
+            _CACHE.clear()
+        _CACHE[key] = hit
+    return hit
+
+
+_CACHE: dict[tuple, dict[str, int]] = {}
+
+
+def compute_bar(record: RunRecord) -> dict[str, Any] | None:
+    """Positions (0–100 %) on a log axis from 1e12 FLOP to 10× the threshold: the lineage's compute with its ±30 %
+    band, and the threshold."""
+    d = record.decision
+    if d is None or not d.threshold_flops:
+        return None
+    flops = d.cumulative_model_flops if d.base_is_gpai is False and d.cumulative_model_flops else d.modification_flops
+    lo, hi = 12.0, math.log10(d.threshold_flops) + 1
+
+    def pos(x: float | None) -> float:
+        if not x or x <= 0:
+            return 0.0
+        return max(0.0, min(100.0, (math.log10(x) - lo) / (hi - lo) * 100))
+
+    return {"flops": flops, "threshold": d.threshold_flops, "at": pos(flops),
+            "band_low": pos(d.margin_low_flops), "band_high": pos(d.margin_high_flops),
+            "threshold_at": pos(d.threshold_flops), "exceeds": d.exceeds_threshold,
+            "headroom": d.display.get("headroom_fraction") if d.display else None}
+
+
+def overview(ledger: Ledger, *, page: int, query: str | None) -> dict[str, Any]:
+    """One page of model versions, newest first, filtered by name (a bound parameter, never SQL text)."""
+    from ftaudit.monitor import incidents as inc
+
+    where, params = "", []
+    if query:
+        where = " WHERE output_name LIKE ? OR base_model LIKE ? OR run_id LIKE ?"
+        like = f"%{query}%"
+        params = [like, like, like]
+    (total,) = ledger.store.one("SELECT COUNT(*) FROM runs" + where, params)
+    rows = ledger.store.query("SELECT run_id FROM runs" + where + " ORDER BY last_seq DESC LIMIT ? OFFSET ?",
+                              [*params, PAGE, (page - 1) * PAGE])
+    now = datetime.now(timezone.utc)
+    items = []
+    for (run_id,) in rows:
+        record = _record(ledger, run_id)
+        if record is None:
+            continue
+        ok, why, _ = signoff.release_state(ledger, run_id)
+        open_incidents = [i for i in inc.register(ledger, run_id) if i.status != "closed"]
+        dues = [i.due_in(now) for i in open_incidents if i.due_in(now) is not None]
+        d = record.decision
+        items.append({"run_id": run_id, "name": record.model.output_name or run_id[:12],
+                      "base": record.model.base_model, "status": record.status,
+                      "role": d.role if d else None, "bar": compute_bar(record),
+                      "obligations": len(d.obligations) if d else 0,
+                      "documents": completeness(ledger, run_id, record), "approved": ok, "approval": why,
+                      "incidents": len(open_incidents), "nearest_due": min(dues) if dues else None})
+    return {"items": items, "total": int(total), "page": page, "pages": max(1, math.ceil(int(total) / PAGE)),
+            "query": query or ""}
+
+
+def run_page(ledger: Ledger, run_id: str) -> dict[str, Any] | None:
+    record = _record(ledger, run_id)
+    if record is None:
+        return None
+    from ftaudit.monitor import incidents as inc
+
+    _, docs = documents(ledger, run_id, record)
+    ok, why, latest = signoff.release_state(ledger, run_id)
+    data = record.data
+    findings = []
+    if data and data.findings:
+        findings = [{"type": t.type, "category": t.category, "count": t.count, "records": t.records}
+                    for t in data.findings.by_type]
+    return {"record": record, "bar": compute_bar(record), "documents": docs, "findings": findings,
+            "answered": questions.answered(ledger, run_id), "approved": ok, "approval": why, "latest": latest,
+            "decisions": signoff.decisions(ledger, run_id), "artefacts": ledger.artefacts(run_id),
+            "incidents": inc.register(ledger, run_id)}
+
+
+def open_questions(ledger: Ledger, run_id: str, record: RunRecord) -> list[dict[str, Any]]:
+    """The questions the documents still await (and those already answered here), once each, in form order."""
+    _, docs = documents(ledger, run_id, record)
+    asked: dict[str, list[str]] = {}
+    for d in docs:
+        for item in d.items():
+            if item.question and item.status in ("awaiting_human", "answered"):
+                asked.setdefault(item.question, []).append(d.title)
+    given = questions.answered(ledger, run_id)
+    out = []
+    for name, f in questions.FIELDS.items():
+        if name in asked or name in given:
+            out.append({"field": f, "documents": sorted(set(asked.get(name, []))), "answer": given.get(name)})
+    return out
