@@ -18,7 +18,8 @@ from ftaudit import __version__
 from ftaudit.errors import BAD_INPUT, EXIT_CODES, INTERRUPTED, FtauditError
 
 # Modules that define `register(subparsers)`; one per area.
-COMMAND_MODULES = ["estimate", "status", "record", "data", "train", "evaluate", "docs", "ledger", "monitor", "dashboard"]
+COMMAND_MODULES = ["estimate", "status", "record", "data", "train", "evaluate", "docs", "ledger", "monitor",
+                   "dashboard"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -57,7 +57,7 @@ class Verification:
 
         try:
             with open_ledger(self.settings.ledger, key_path=self.settings.key_path, create=False) as ledger:
-                report = verify_ledger(ledger, load_trust())
+                report = verify_ledger(ledger, load_trust(key_path=self.settings.key_path))
             ok, message = True, f"ledger verified: {report.entries} entries"
         except FtauditError as exc:
             ok, message = False, str(exc)
@@ -88,8 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         stop.set()
 
-    app = FastAPI(title="ftaudit dashboard", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
-                  lifespan=lifespan)
+    app = FastAPI(title="ftaudit dashboard", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="ftaudit_session",
                        max_age=settings.session_s, same_site="strict", https_only=settings.https)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
@@ -101,8 +100,8 @@ def create_app(settings: Settings) -> FastAPI:
         if length and length.isdigit() and int(length) > MAX_FORM:
             return _error(request, 413, f"request over {MAX_FORM // 1024} kB")
         response = await call_next(request)
-        response.headers["content-security-policy"] = ("default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                                                       "frame-ancestors 'self'; form-action 'self'; base-uri 'none'")
+        response.headers.setdefault("content-security-policy", "default-src 'self'; img-src 'self' data:; "
+                                    "style-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'")
         response.headers["x-content-type-options"] = "nosniff"
         response.headers["referrer-policy"] = "no-referrer"
         response.headers["cache-control"] = "no-store"
@@ -207,7 +206,7 @@ def create_app(settings: Settings) -> FastAPI:
             resp.status_code = 401
             return resp
         request.session.clear()
-        request.session.update(user=found.username, issued=int(time.time()), csrf=secrets.token_urlsafe(32))
+        request.session.update(user=found.username, issued=time.time(), csrf=secrets.token_urlsafe(32))
         return RedirectResponse(_safe_next(form.get("next", "/")), status_code=303)
 
     @app.post("/logout", include_in_schema=False)
@@ -305,6 +304,10 @@ def create_app(settings: Settings) -> FastAPI:
         return resp
 
     # -- JSON API --------------------------------------------------------------------------------------------
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def openapi(user: Viewer) -> dict:
+        return app.openapi()
+
     @app.get("/api/runs", tags=["runs"])
     def api_runs(user: Viewer, ledger: LedgerDep, page_no: int = 1, q: str = "") -> dict:
         """One page of model versions with role, compute against the threshold, documents and approval."""

@@ -64,7 +64,7 @@ def compute_bar(record: RunRecord) -> dict[str, Any] | None:
         return max(0.0, min(100.0, (math.log10(x) - lo) / (hi - lo) * 100))
 
     return {"flops": flops, "threshold": d.threshold_flops, "at": pos(flops),
-            "band_low": pos(d.margin_low_flops), "band_high": pos(d.margin_high_flops),
+            "band_low": pos(flops * (1 - d.margin_fraction)), "band_high": pos(flops * (1 + d.margin_fraction)),
             "threshold_at": pos(d.threshold_flops), "exceeds": d.exceeds_threshold,
             "headroom": d.display.get("headroom_fraction") if d.display else None}
 
