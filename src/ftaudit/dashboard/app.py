@@ -281,6 +281,58 @@ def create_app(settings: Settings) -> FastAPI:
             return resp
         return RedirectResponse(f"/runs/{run_id}#sign-off", status_code=303)
 
+    def approved_briefing(ledger: Ledger, run_id: str):
+        from ftaudit.dashboard import briefing
+
+        record = record_or_404(ledger, run_id)
+        ok, why, _ = signoff.release_state(ledger, run_id)
+        if not ok:
+            raise HTTPException(409, f"the briefing is for approved versions; this one is not: {why}")
+        return briefing.build(ledger, run_id, record)
+
+    @app.get("/runs/{run_id}/briefing", response_class=HTMLResponse, include_in_schema=False)
+    def briefing_page(request: Request, run_id: str, user: Viewer, ledger: LedgerDep, done: int | None = None):
+        from ftaudit.dashboard.briefing import CITATIONS
+
+        return page(request, "briefing.html", user, b=approved_briefing(ledger, run_id), done=done, error=None,
+                    citations=CITATIONS)
+
+    @app.post("/runs/{run_id}/briefing", include_in_schema=False)
+    async def briefing_read(request: Request, run_id: str, user: Viewer, ledger: LedgerDep):
+        from ftaudit.dashboard.briefing import CITATIONS, acknowledge
+
+        b = approved_briefing(ledger, run_id)
+        form = await form_of(request)
+        try:
+            receipt = acknowledge(ledger, b, user, form)
+        except BadInput as exc:
+            resp = page(request, "briefing.html", user, b=b, done=None, error=str(exc), citations=CITATIONS)
+            resp.status_code = 400
+            return resp
+        return RedirectResponse(f"/runs/{run_id}/briefing?done={receipt['score']}", status_code=303)
+
+    @app.get("/briefings", response_class=HTMLResponse, include_in_schema=False)
+    def briefings(request: Request, user: Reviewer, ledger: LedgerDep):
+        from ftaudit.dashboard.briefing import receipts
+
+        return page(request, "briefings.html", user, rows=receipts(ledger))
+
+    @app.get("/briefings.csv", include_in_schema=False)
+    def briefings_csv(user: Reviewer, ledger: LedgerDep):
+        import csv
+        import io
+
+        from ftaudit.dashboard.briefing import receipts
+
+        out = io.StringIO()
+        cols = ["at", "username", "role", "run_id", "version", "evidence_seq", "score", "questions"]
+        writer = csv.DictWriter(out, fieldnames=cols, extrasaction="ignore")
+        writer.writeheader()
+        for row in receipts(ledger):  # a cell a spreadsheet would run as a formula is quoted as text
+            writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in row.items()})
+        return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"content-disposition": 'attachment; filename="briefings.csv"'})
+
     @app.get("/monitoring", response_class=HTMLResponse, include_in_schema=False)
     def monitoring(request: Request, user: Viewer, ledger: LedgerDep):
         from ftaudit.monitor.incidents import NEXT
@@ -359,6 +411,13 @@ def create_app(settings: Settings) -> FastAPI:
                 "documents": views.completeness(ledger, run_id, record),
                 "answers": questions.answered(ledger, run_id), "release": {"allowed": ok, "why": why},
                 "decisions": [d.model_dump(mode="json") for d in signoff.decisions(ledger, run_id)]}
+
+    @app.get("/api/briefings", tags=["briefings"])
+    def api_briefings(user: Reviewer, ledger: LedgerDep) -> list[dict]:
+        """Who read which version's briefing when, with their quiz score (evidence of Art. 4 AI literacy)."""
+        from ftaudit.dashboard.briefing import receipts
+
+        return receipts(ledger)
 
     @app.post("/api/runs/{run_id}/answers", tags=["runs"])
     async def api_answers(request: Request, run_id: str, user: Engineer,
