@@ -19,6 +19,7 @@ BENCHMARKS = [
     "ledger_query",
     "documents_render",
     "gateway_overhead",
+    "dashboard_pages",
 ]
 
 

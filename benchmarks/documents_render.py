@@ -38,7 +38,7 @@ def _ratio(x: float) -> str:
 
 
 def main() -> None:
-    sys.path.insert(0, str(ROOT / "tests" / "reporting"))
+    sys.path.insert(0, str(ROOT / "tests"))
     from reporting_records import full_record, write_run
 
     from ftaudit.record import RunRecord

@@ -334,10 +334,11 @@ def create_app(settings: Settings) -> FastAPI:
                         headers={"content-disposition": 'attachment; filename="briefings.csv"'})
 
     @app.get("/monitoring", response_class=HTMLResponse, include_in_schema=False)
-    def monitoring(request: Request, user: Viewer, ledger: LedgerDep):
+    def monitoring(request: Request, user: Viewer, ledger: LedgerDep, page_no: int = 1):
         from ftaudit.monitor.incidents import NEXT
 
-        return page(request, "monitoring.html", user, view=views.monitoring(ledger), next_steps=NEXT, error=None)
+        return page(request, "monitoring.html", user, view=views.monitoring(ledger, page=max(1, page_no)),
+                    next_steps=NEXT, error=None)
 
     @app.post("/monitoring/switch", include_in_schema=False)
     async def stop_switch(request: Request, user: Reviewer, ledger: LedgerDep):
@@ -347,7 +348,10 @@ def create_app(settings: Settings) -> FastAPI:
         run_id, name, reason = form.get("run_id", ""), form.get("deployment", ""), form.get("reason", "").strip()
         if len(reason) < 3:
             raise BadInput("give the reason for the switch (3 characters or more)")
-        if (run_id, name) not in {(d["run_id"], d["name"]) for d in views.monitoring(ledger)["deployments"]}:
+        from ftaudit.monitor.log import has_tables, writer_records
+
+        known = {(w.run_id, w.deployment) for w in writer_records(ledger).values()} if has_tables(ledger) else set()
+        if (run_id, name) not in known:
             raise HTTPException(404, "no such monitored deployment")
         act = {"suspend": switch.suspend, "resume": switch.resume}.get(form.get("action", ""))
         if act is None:
@@ -408,7 +412,7 @@ def create_app(settings: Settings) -> FastAPI:
         ok, why, _ = signoff.release_state(ledger, run_id)
         return {"run_id": run_id, "name": record.model.output_name, "status": record.status,
                 "decision": record.decision.model_dump(mode="json") if record.decision else None,
-                "documents": views.completeness(ledger, run_id, record),
+                "documents": views.completeness(ledger, run_id),
                 "answers": questions.answered(ledger, run_id), "release": {"allowed": ok, "why": why},
                 "decisions": [d.model_dump(mode="json") for d in signoff.decisions(ledger, run_id)]}
 

@@ -48,13 +48,18 @@ class Approval(Strict):
 
 
 def evidence(ledger: Ledger, run_id: str) -> Evidence:
-    last = None
-    for e in ledger.entries(run_id=run_id):
-        if e.kind != "event" or e.content.get("event") in EVIDENCE_EVENTS:
-            last = e
-    if last is None:
-        raise BadInput(f"run {run_id}: not in this ledger")
-    return Evidence(seq=last.seq, entry_hash=last.entry_hash)
+    """The run's last evidence entry, newest first in the database: records and artefacts, and the events whose
+    name the content prefilter matches (confirmed on the parsed content)."""
+    import json
+
+    rows = ledger.store.stream(
+        "SELECT seq, entry_hash, kind, content FROM entries WHERE run_id = ? AND (kind <> 'event' OR "
+        + " OR ".join("content LIKE ?" for _ in EVIDENCE_EVENTS) + ") ORDER BY seq DESC",
+        (run_id, *(f'%"event":"{name}"%' for name in EVIDENCE_EVENTS)))
+    for seq, entry_hash, kind, content in rows:
+        if kind != "event" or json.loads(content)["event"] in EVIDENCE_EVENTS:
+            return Evidence(seq=int(seq), entry_hash=entry_hash)
+    raise BadInput(f"run {run_id}: not in this ledger")
 
 
 def decide(ledger: Ledger, run_id: str, *, decision: str, reason: str, reviewer, password: str) -> Approval:
@@ -78,15 +83,17 @@ def decisions(ledger: Ledger, run_id: str) -> list[Approval]:
     return [Approval.model_validate(c["data"]) for c in ledger.events(run_id=run_id, prefix=DECISION)]
 
 
-def release_state(ledger: Ledger, run_id: str) -> tuple[bool, str, Approval | None]:
-    """(released may go ahead, why, the decision it rests on)."""
+def release_state(ledger: Ledger, run_id: str, *, keys: dict[str, str] | None = None,
+                  ) -> tuple[bool, str, Approval | None]:
+    """(released may go ahead, why, the decision it rests on); `keys`: the ledger's anchored user keys, when the
+    caller already read them."""
     from ftaudit.dashboard.accounts import anchored_keys
 
     made = decisions(ledger, run_id)
     if not made:
         return False, "no reviewer has approved this version (sign it off in `ftaudit dashboard`)", None
     latest = made[-1]
-    key = anchored_keys(ledger).get(latest.reviewer)
+    key = (keys if keys is not None else anchored_keys(ledger)).get(latest.reviewer)
     if key is None or not verify_signature(bytes.fromhex(key), latest.signature, latest.message()):
         return False, f"the decision by {latest.reviewer} does not verify against their ledger-anchored key", latest
     if latest.decision != "approve":

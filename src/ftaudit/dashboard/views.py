@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ftaudit.dashboard import questions, signoff
+from ftaudit.dashboard import accounts, questions, signoff
 from ftaudit.ledger.core import Ledger
 from ftaudit.record import RunRecord
 
@@ -18,6 +18,16 @@ PAGE = 25
 def _record(ledger: Ledger, run_id: str) -> RunRecord | None:
     raw = ledger.run_record(run_id)
     return RunRecord.model_validate(raw) if raw else None
+
+
+def _summary(ledger: Ledger, run_id: str) -> RunRecord | None:
+    """The parts of a run's record the overview shows (identity, status, decision), validated without the data
+    and evaluation evidence, which the overview does not read."""
+    raw = ledger.run_record(run_id)
+    if not raw:
+        return None
+    return RunRecord.model_validate({k: raw[k] for k in ("run_id", "status", "model", "decision", "created_at",
+                                                         "updated_at") if k in raw})
 
 
 def documents(ledger: Ledger, run_id: str, record: RunRecord):
@@ -30,14 +40,14 @@ def documents(ledger: Ledger, run_id: str, record: RunRecord):
     return ctx, build_documents(ctx)
 
 
-def completeness(ledger: Ledger, run_id: str, record: RunRecord) -> dict[str, int]:
+def completeness(ledger: Ledger, run_id: str) -> dict[str, int]:
     """Fields filled, in all, and awaiting a human answer over all documents; kept per evidence state (an answer
     or a new record of the run changes it), so the overview renders no document twice."""
     ev = signoff.evidence(ledger, run_id)
     key = (ledger.ledger_id, run_id, ev.seq)
     hit = _CACHE.get(key)
     if hit is None:
-        _, docs = documents(ledger, run_id, record)
+        _, docs = documents(ledger, run_id, _record(ledger, run_id))
         hit = {"filled": sum(d.completeness.filled for d in docs), "total": sum(d.completeness.total for d in docs),
                "awaiting_human": sum(len(d.completeness.awaiting_human) for d in docs)}
         if len(_CACHE) > 20_000:
@@ -89,12 +99,13 @@ def overview(ledger: Ledger, *, page: int, query: str | None) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     day_ago = (now - timedelta(days=1)).isoformat()
     monitored = has_tables(ledger)
+    keys = accounts.anchored_keys(ledger)
     items = []
     for (run_id,) in rows:
-        record = _record(ledger, run_id)
+        record = _summary(ledger, run_id)
         if record is None:
             continue
-        ok, why, _ = signoff.release_state(ledger, run_id)
+        ok, why, _ = signoff.release_state(ledger, run_id, keys=keys)
         open_incidents = [i for i in inc.register(ledger, run_id) if i.status != "closed"]
         dues = [i.due_in(now) for i in open_incidents if i.due_in(now) is not None]
         d = record.decision
@@ -108,7 +119,7 @@ def overview(ledger: Ledger, *, page: int, query: str | None) -> dict[str, Any]:
                       "base": record.model.base_model, "status": record.status,
                       "role": d.role if d else None, "bar": compute_bar(record),
                       "obligations": len(d.obligations) if d else 0,
-                      "documents": completeness(ledger, run_id, record), "approved": ok, "approval": why,
+                      "documents": completeness(ledger, run_id), "approved": ok, "approval": why,
                       "incidents": len(open_incidents), "nearest_due": min(dues) if dues else None})
     return {"items": items, "total": int(total), "page": page, "pages": max(1, math.ceil(int(total) / PAGE)),
             "query": query or ""}
@@ -149,10 +160,14 @@ def open_questions(ledger: Ledger, run_id: str, record: RunRecord) -> list[dict[
     return out
 
 
-def monitoring(ledger: Ledger, *, days: int = 30, window_h: int = 24) -> dict[str, Any]:
-    """Every monitored deployment (from `ftaudit monitor`): events per day, the live figures of the last
-    `window_h` hours against the run's evaluation, alerts, probes, the switch, and the incident register. Before
-    anything was monitored the page says so."""
+MONITOR_PAGE = 10
+LIVE_MAX = 2000
+
+
+def monitoring(ledger: Ledger, *, page: int = 1, days: int = 30, window_h: int = 24) -> dict[str, Any]:
+    """The monitored deployments (from `ftaudit monitor`), ten a page: events per day, the live figures of the last
+    `window_h` hours (at most the latest LIVE_MAX requests) against the run's evaluation, alerts, probes, the
+    switch; and the incident register. Before anything was monitored the page says so."""
     from datetime import timedelta
 
     from ftaudit.monitor import incidents as inc
@@ -165,17 +180,22 @@ def monitoring(ledger: Ledger, *, days: int = 30, window_h: int = 24) -> dict[st
     if not has_tables(ledger):
         return {"deployments": [], "incidents": inc.register(ledger), "monitored": False}
     now = datetime.now(timezone.utc)
-    pairs = sorted({(w.run_id, w.deployment) for w in writer_records(ledger).values()})
+    every = sorted({(w.run_id, w.deployment) for w in writer_records(ledger).values()})
+    pairs = every[(page - 1) * MONITOR_PAGE:page * MONITOR_PAGE]
     out = []
     for run_id, name in pairs:
         per_day = ledger.store.query(
             "SELECT substr(time, 1, 10), COUNT(*) FROM monitor_events WHERE deployment = ? AND time >= ? "
             "GROUP BY substr(time, 1, 10) ORDER BY 1", (name, (now - timedelta(days=days)).date().isoformat()))
         top = max([n for _, n in per_day] or [1])
-        events = read_events(ledger, deployment=name, since=(now - timedelta(hours=window_h)).isoformat())
+        since = (now - timedelta(hours=window_h)).isoformat()
+        nth = ledger.store.one("SELECT time FROM monitor_events WHERE deployment = ? AND time >= ? "
+                               "ORDER BY time DESC LIMIT 1 OFFSET ?", (name, since, LIVE_MAX - 1))
+        events = read_events(ledger, deployment=name, since=max(since, nth[0]) if nth else since)
         live = live_status(events, deployment=name, run_id=run_id, record=_record(ledger, run_id))
         live.probes = latest_probes(ledger, run_id)
         out.append({"run_id": run_id, "name": name, "live": live, "suspended": switch.state(ledger, run_id, name),
                     "per_day": [{"day": d, "events": int(n), "height": int(n) / top * 100} for d, n in per_day],
                     "alerts": [c["data"] for c in ledger.events(run_id=run_id, prefix=ALERT)][-10:]})
-    return {"deployments": out, "incidents": inc.register(ledger), "monitored": True, "window_h": window_h}
+    return {"deployments": out, "incidents": inc.register(ledger), "monitored": True, "window_h": window_h,
+            "live_max": LIVE_MAX, "page": page, "pages": max(1, math.ceil(len(every) / MONITOR_PAGE))}

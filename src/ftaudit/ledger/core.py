@@ -290,9 +290,13 @@ class Ledger:
     def events(self, *, run_id: str | None = None, prefix: str = "", after: int = 0) -> Iterator[dict[str, Any]]:
         """The content of the `event` entries (of one run, or all) whose name starts with `prefix`, in chain
         order, from entry `after` + 1 on: {run_id, event, data, seq}."""
-        sql, params = "SELECT seq, content FROM entries WHERE kind = 'event' AND seq > ?", (after,)
+        sql, params = "SELECT seq, content FROM entries WHERE kind = 'event' AND seq > ?", [after]
         if run_id is not None:
-            sql, params = sql + " AND run_id = ?", (after, run_id)
+            sql += " AND run_id = ?"
+            params.append(run_id)
+        if prefix:  # a prefilter in the database (content is canonical JSON); the name is checked again below
+            sql += " AND content LIKE ? ESCAPE '!'"
+            params.append('%"event":"' + prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%")
         for seq, content in self.store.stream(sql + " ORDER BY seq", params):
             event = json.loads(content)
             if event["event"].startswith(prefix):
