@@ -33,14 +33,13 @@ PASSWORD = "benchmark password 1"
 
 def _build(location: str, key: Path, tmp: Path, n_runs: int, n_events: int) -> list[str]:
     sys.path.insert(0, str(ROOT / "tests"))
-    from reporting_records import full_record
-
     from ftaudit.dashboard import accounts, signoff
     from ftaudit.dashboard.questions import ANSWER
     from ftaudit.ledger import chain
     from ftaudit.ledger.core import open_ledger, run_content
     from ftaudit.monitor.events import RequestEvent
     from ftaudit.monitor.log import EVENT_COLUMNS, WRITER, create_tables, event_header
+    from reporting_records import full_record
 
     template = full_record(tmp)
     rng = random.Random(3)

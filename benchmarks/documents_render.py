@@ -39,11 +39,10 @@ def _ratio(x: float) -> str:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT / "tests"))
-    from reporting_records import full_record, write_run
-
     from ftaudit.record import RunRecord
     from ftaudit.reporting.context import Ctx
     from ftaudit.reporting.render import render_all, render_files
+    from reporting_records import full_record, write_run
 
     tmp = Path(tempfile.mkdtemp(prefix="ftaudit-bench-docs-"))
     run = write_run(tmp / "run", full_record(tmp))

@@ -125,8 +125,8 @@ def _quiz(b: Briefing, by: dict, rng: random.Random) -> list[Question]:
         v = task.tuned.value
         wrong = sorted({min(1.0, round(v + 0.2, 2)), 1.0, max(0.0, round(v - 0.3, 2))} - {round(v, 2)})[:2]
         opts, i = _options(rng, _pct(v), [_pct(w) for w in wrong])
-        quiz.append(Question(f"On held-out messages, what share did it get right ({task.description.lower()})?",
-                             opts, i))
+        what = task.description.lower().rstrip(".")
+        quiz.append(Question(f"On held-out messages, what share did it get right ({what})?", opts, i))
     opts, i = _options(rng, "Check it against the source message and escalate it as this briefing says",
                        list(WRONG_ACTIONS[:2]))
     quiz.append(Question("An answer looks wrong or holds personal data it was not given. What do you do?", opts, i))
