@@ -156,3 +156,22 @@ def test_open_redirects_and_headers(dash):
     assert r.headers["x-content-type-options"] == "nosniff"
     cookie = c.post("/login", data={"username": "vic", "password": PASSWORD}).headers["set-cookie"]
     assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+
+
+def test_names_from_the_evidence_are_escaped_everywhere(dash, tmp_path):
+    """A run name and a dataset name are whatever the engineer's config said: they come back as text."""
+    from reporting_records import full_record
+
+    (tmp_path / "evil").mkdir()
+    record = full_record(tmp_path / "evil")
+    record.model.output_name = '<script>alert("run")</script>'
+    record.config["datasets"][0]["name"] = '<img src=x onerror=alert("dataset")>'
+    with dash.ledger() as ledger:
+        ledger.record_run(record)
+    c = dash.client_as("vic")
+    pages = [c.get("/").text, c.get(f"/runs/{record.run_id}").text,
+             c.get(f"/runs/{record.run_id}/documents/report.html").text,
+             c.get(f"/runs/{record.run_id}/documents/model_card.md").text]
+    for page in pages[:3]:
+        assert '<script>alert("run")' not in page and '<img src=x onerror' not in page
+    assert "&lt;script&gt;alert(" in pages[0] and "&lt;script&gt;alert(" in pages[1]
