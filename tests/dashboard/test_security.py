@@ -142,7 +142,7 @@ def test_every_login_is_an_audit_entry_and_a_wrong_one_says_little(dash):
     assert r.status_code == 401
     dash.client_as("ada")
     with dash.ledger() as ledger:
-        logins = [e["data"] for e in ledger.events(prefix="dashboard.login")]
+        logins = [e["data"] for e in ledger.events(run_id="ftaudit.dashboard", prefix="dashboard.login")]
     assert [(x["username"], x["ok"]) for x in logins] == [("ada", False), ("nobody", False), ("ada", True)]
     assert all("password" not in x for x in logins)
 

@@ -8,6 +8,7 @@ current evidence.
 from __future__ import annotations
 
 from ftaudit.cli.ledger import _common
+from ftaudit.dashboard.roles import ROLES
 
 
 def register(sub) -> None:
@@ -25,7 +26,7 @@ def register(sub) -> None:
     usub = u.add_subparsers(dest="user_command", metavar="ACTION")
     a = usub.add_parser("add", help="add a user (the first one: --role admin)")
     a.add_argument("username")
-    a.add_argument("--role", required=True, choices=("viewer", "engineer", "reviewer", "admin"))
+    a.add_argument("--role", required=True, choices=ROLES)
     a.add_argument("--password-env", metavar="NAME",
                    help="read the password from this environment variable (default: ask on the terminal)")
     a.add_argument("--json", action="store_true", help="one JSON object on stdout")

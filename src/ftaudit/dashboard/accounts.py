@@ -18,14 +18,15 @@ import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal, get_args
 
+from ftaudit.dashboard.roles import ROLES
 from ftaudit.errors import BadInput
 from ftaudit.ledger.core import Ledger
 
-Role = Literal["viewer", "engineer", "reviewer", "admin"]
-ROLES: tuple[str, ...] = get_args(Role)
 USER_EVENT = "dashboard.user"
+# Dashboard events that belong to no run (users, logins) are filed under this run id, so reading them back is an
+# indexed lookup rather than a scan of every entry.
+SCOPE = "ftaudit.dashboard"
 SCRYPT = {"n": 2 ** 15, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024, "dklen": 32}
 MIN_PASSWORD = 12
 TABLES = ["""CREATE TABLE IF NOT EXISTS dashboard_users (
@@ -42,7 +43,9 @@ TABLES = ["""CREATE TABLE IF NOT EXISTS dashboard_users (
                username TEXT NOT NULL,
                label TEXT NOT NULL,
                created_at TEXT NOT NULL)""",
-          """CREATE TABLE IF NOT EXISTS dashboard_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)"""]
+          """CREATE TABLE IF NOT EXISTS dashboard_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+          # the overview lists versions newest first, a page at a time
+          "CREATE INDEX IF NOT EXISTS dashboard_runs_by_last_seq ON runs (last_seq)"]
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def add_user(ledger: Ledger, username: str, role: str, password: str, *, by: str
         ledger.store.execute("INSERT INTO dashboard_users (username, role, password, key_salt, sealed_key, "
                              "public_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                              (username, role, _hash_password(password), key_salt.hex(), sealed.hex(), public, now))
-        ledger.record_event(None, USER_EVENT, {"username": username, "role": role, "public_key": public, "by": by})
+        ledger.record_event(SCOPE, USER_EVENT, {"username": username, "role": role, "public_key": public, "by": by})
     return User(username, role, public)
 
 
@@ -166,7 +169,7 @@ def sign_as(ledger: Ledger, username: str, password: str, message: bytes) -> str
 
 def anchored_keys(ledger: Ledger) -> dict[str, str]:
     """username -> public key, as the signed ledger recorded them (not as the mutable users table says)."""
-    return {c["data"]["username"]: c["data"]["public_key"] for c in ledger.events(prefix=USER_EVENT)}
+    return {c["data"]["username"]: c["data"]["public_key"] for c in ledger.events(run_id=SCOPE, prefix=USER_EVENT)}
 
 
 def new_token(ledger: Ledger, username: str, label: str) -> str:

@@ -198,7 +198,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def login(request: Request, ledger: LedgerDep):
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         found = accounts.authenticate(ledger, form.get("username", "")[:64], form.get("password", "")[:1024])
-        ledger.record_event(None, LOGIN, {"username": form.get("username", "")[:64], "ok": found is not None,
+        ledger.record_event(accounts.SCOPE, LOGIN, {"username": form.get("username", "")[:64], "ok": found is not None,
                                           "client": request.client.host if request.client else None})
         if found is None:
             request.session.clear()
