@@ -132,7 +132,8 @@ def main() -> None:
     print("| page | baseline median / p95 | large median / p95 | ratio (p95) | weight | goal |")
     print("|---|---|---|---|---|---|")
     for name in ("overview", "overview, page 2", "run page", "monitoring"):
-        bm, bp, _ = small[name]
+        # the small ledger has one page of versions: its first page is the baseline of both overview rows
+        bm, bp, _ = small["overview" if name.startswith("overview") else name]
         lm, lp, size = large[name]
         goal = "" if name == "monitoring" else ("met" if lp <= GOAL_MS and size <= GOAL_KB * 1024 else "NOT met")
         print(f"| {name} | {bm:.1f} / {bp:.1f} ms | {lm:.1f} / {lp:.1f} ms | {lp / bp:.1f} | {size / 1024:.0f} kB "

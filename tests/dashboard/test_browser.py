@@ -1,6 +1,7 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright against `ftaudit dashboard` serving a
 ledger. A viewer reads and cannot sign off; an engineer answers an open question and the documents change; a
-reviewer approves with their password; `ftaudit release` then passes. Screenshots of each page are saved
+reviewer approves with their password; `ftaudit release` then passes; the viewer takes the version's briefing and
+the reviewer sees the read-receipt. Screenshots of each page are saved
 (to $FTAUDIT_SCREENSHOTS when set, else the test's directory)."""
 
 from __future__ import annotations
@@ -120,5 +121,21 @@ def test_see_complete_approve_and_release_in_a_browser(dash, server, browser, tm
     assert done.returncode == 0, done.stderr
     reviewer.goto(server + "/")
     assert "approved" in reviewer.inner_text("table.overview")
-    for name in ("overview", "run", "complete", "sign-off"):
+
+    # The approved version's briefing: the viewer reads it, answers the quiz, confirms; the reviewer sees the record.
+    viewer.goto(f"{server}/runs/{dash.run_id}/briefing")
+    assert "What it is for" in viewer.inner_text("main")
+    for n in range(viewer.locator("form.quiz fieldset").count()):
+        viewer.locator(f"input[name=q{n}]").first.check()
+    viewer.check("input[name=read]")
+    viewer.screenshot(path=str(shots / "briefing.png"), full_page=True)
+    viewer.click("form.quiz button[type=submit]")
+    assert "Recorded: you scored" in viewer.inner_text("main")
+    reviewer.goto(server + "/briefings")
+    assert "vic" in reviewer.inner_text("table")
+    reviewer.screenshot(path=str(shots / "briefings.png"), full_page=True)
+    reviewer.goto(server + "/monitoring")
+    assert "No deployment is monitored yet" in reviewer.inner_text("main")
+    reviewer.screenshot(path=str(shots / "monitoring.png"), full_page=True)
+    for name in ("overview", "run", "complete", "sign-off", "briefing", "briefings", "monitoring"):
         assert (shots / f"{name}.png").stat().st_size > 10_000
