@@ -32,7 +32,7 @@ def test_a_briefing_for_an_approved_version_with_a_quiz_and_read_receipts(dash):
     assert "ml-compliance@example.com" in page and "Regulation (EU) 2024/1689, Art. 4" in page
     assert "JSON fields reproduced</td><td>80 %" in page and "JSON fields reproduced — language de</td><td>61 %" in page
     with dash.ledger() as ledger:
-        b = briefing.build(ledger, dash.run_id, views._record(ledger, dash.run_id))
+        b = briefing.build(ledger, dash.run_id, views.load_record(ledger, dash.run_id))
     assert len(b.quiz) == 3 and all(len(q.options) == 3 for q in b.quiz)
     assert 'value="' + str(b.quiz[0].correct) + '"' in page and "correct" not in page.split("Check your")[1]
 

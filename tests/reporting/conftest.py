@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from reporting_records import full_record, write_run
 
 from ftaudit.record import RunRecord
+from reporting_records import full_record, write_run
 
 
 @pytest.fixture(scope="session")

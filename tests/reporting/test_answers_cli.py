@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from reporting_records import full_record, write_run
 
 from ftaudit.cli import main
 from ftaudit.reporting.answers import load_answers, template
 from ftaudit.reporting.context import Ctx
 from ftaudit.reporting.render import render_files
+from reporting_records import full_record, write_run
 
 GOOD = {
     "licence": "apache-2.0",

@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from reporting_records import FLOPS, PLANTED, full_record, write_run
 
 from ftaudit.errors import RuntimeFailure
 from ftaudit.record import RunRecord
@@ -18,6 +17,7 @@ from ftaudit.reporting.answers import Answers
 from ftaudit.reporting.bom import validate_bom
 from ftaudit.reporting.context import Ctx
 from ftaudit.reporting.render import render_files
+from reporting_records import FLOPS, PLANTED, full_record, write_run
 
 ALL_FILES = ["model_card.md", "annex_xi.json", "annex_xi.md", "annex_xii.json", "annex_xii.md",
              "training_content_summary.json", "training_content_summary.md", "copyright_policy.json",

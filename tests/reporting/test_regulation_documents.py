@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 
-from reporting_records import full_record
-
 from ftaudit.data import tdm
 from ftaudit.regulation import decide, lookup
 from ftaudit.reporting.answers import Answers, template
 from ftaudit.reporting.context import Ctx
 from ftaudit.reporting.render import render_files
+from reporting_records import full_record
 
 
 def _docs(record, tmp_path, answers=None) -> dict:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from reporting_records import full_record
 
 from ftaudit.reporting.answers import parse_answers
 from ftaudit.reporting.context import Ctx
 from ftaudit.reporting.risk import band, risk_assessment
+from reporting_records import full_record
 
 
 @pytest.fixture(scope="module")

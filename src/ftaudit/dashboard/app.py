@@ -163,15 +163,16 @@ def create_app(settings: Settings) -> FastAPI:
     Reviewer = Annotated[User, Depends(role("reviewer"))]
     Admin = Annotated[User, Depends(role("admin"))]
 
+    def check_csrf(request: Request, sent: str) -> None:
+        """A session's request carries the session's CSRF token; a token caller sends no cookie, so needs none."""
+        if not getattr(request.state, "token", False) and not hmac.compare_digest(
+                sent, request.session.get("csrf", "\0")):
+            raise HTTPException(403, "the form's CSRF token is missing or stale; reload the page and try again")
+
     async def form_of(request: Request) -> dict[str, str]:
-        """The posted form, CSRF checked (a token caller sends no cookie, so it needs none)."""
+        """The posted form, CSRF checked."""
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-        if not getattr(request.state, "token", False):
-            sent = form.pop("csrf", "") or request.headers.get("x-csrf-token", "")
-            if not hmac.compare_digest(sent, request.session.get("csrf", "\0")):
-                raise HTTPException(403, "the form's CSRF token is missing or stale; reload the page and try again")
-        else:
-            form.pop("csrf", None)
+        check_csrf(request, form.pop("csrf", "") or request.headers.get("x-csrf-token", ""))
         return form
 
     def page(request: Request, name: str, user: User | None, **ctx: Any) -> HTMLResponse:
@@ -180,7 +181,7 @@ def create_app(settings: Settings) -> FastAPI:
                                                           "csrf": request.session["csrf"], **ctx})
 
     def record_or_404(ledger: Ledger, run_id: str):
-        record = views._record(ledger, run_id)
+        record = views.load_record(ledger, run_id)
         if record is None:
             raise HTTPException(404, f"no run {run_id} in this ledger")
         return record
@@ -429,9 +430,7 @@ def create_app(settings: Settings) -> FastAPI:
         """Answer document questions: a JSON object {question: text}; validated like `ftaudit docs --answers`."""
         record_or_404(ledger, run_id)
         body = await _json_body(request)
-        if not getattr(request.state, "token", False):
-            if not hmac.compare_digest(request.headers.get("x-csrf-token", ""), request.session.get("csrf", "\0")):
-                raise HTTPException(403, "send the session's CSRF token in x-csrf-token")
+        check_csrf(request, request.headers.get("x-csrf-token", ""))
         changed = questions.record_answers(ledger, run_id, {k: str(v) for k, v in body.items()}, by=user.username,
                                            at=_now())
         return {"changed": changed}

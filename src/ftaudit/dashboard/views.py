@@ -15,7 +15,8 @@ from ftaudit.record import RunRecord
 PAGE = 25
 
 
-def _record(ledger: Ledger, run_id: str) -> RunRecord | None:
+def load_record(ledger: Ledger, run_id: str) -> RunRecord | None:
+    """The run's latest record from the ledger, validated whole."""
     raw = ledger.run_record(run_id)
     return RunRecord.model_validate(raw) if raw else None
 
@@ -47,7 +48,7 @@ def completeness(ledger: Ledger, run_id: str) -> dict[str, int]:
     key = (ledger.ledger_id, run_id, ev.seq)
     hit = _CACHE.get(key)
     if hit is None:
-        _, docs = documents(ledger, run_id, _record(ledger, run_id))
+        _, docs = documents(ledger, run_id, load_record(ledger, run_id))
         hit = {"filled": sum(d.completeness.filled for d in docs), "total": sum(d.completeness.total for d in docs),
                "awaiting_human": sum(len(d.completeness.awaiting_human) for d in docs)}
         if len(_CACHE) > 20_000:
@@ -126,7 +127,7 @@ def overview(ledger: Ledger, *, page: int, query: str | None) -> dict[str, Any]:
 
 
 def run_page(ledger: Ledger, run_id: str) -> dict[str, Any] | None:
-    record = _record(ledger, run_id)
+    record = load_record(ledger, run_id)
     if record is None:
         return None
     from ftaudit.monitor import incidents as inc
@@ -192,7 +193,7 @@ def monitoring(ledger: Ledger, *, page: int = 1, days: int = 30, window_h: int =
         nth = ledger.store.one("SELECT time FROM monitor_events WHERE deployment = ? AND time >= ? "
                                "ORDER BY time DESC LIMIT 1 OFFSET ?", (name, since, LIVE_MAX - 1))
         events = read_events(ledger, deployment=name, since=max(since, nth[0]) if nth else since)
-        live = live_status(events, deployment=name, run_id=run_id, record=_record(ledger, run_id))
+        live = live_status(events, deployment=name, run_id=run_id, record=load_record(ledger, run_id))
         live.probes = latest_probes(ledger, run_id)
         out.append({"run_id": run_id, "name": name, "live": live, "suspended": switch.state(ledger, run_id, name),
                     "per_day": [{"day": d, "events": int(n), "height": int(n) / top * 100} for d, n in per_day],
