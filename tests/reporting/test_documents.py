@@ -213,3 +213,9 @@ def test_the_monitoring_plan_takes_its_choices_from_monitor_yaml(full_run, tmp_p
     assert rules["rows"] == [["leak", "output.canary", "> 0", "1", "critical", "serious_incident"]]
     plan.write_text("retention_days: 0\n")
     assert main(["docs", str(run), "--monitor", str(plan)]) == 1
+
+
+def test_the_file_list_is_what_the_renderer_writes(full_run):
+    from ftaudit.reporting.render import DOCS_DIR, FILES
+
+    assert {p.name for p in (full_run / DOCS_DIR).iterdir()} == set(FILES)

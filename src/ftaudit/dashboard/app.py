@@ -27,6 +27,7 @@ from ftaudit.dashboard import accounts, questions, signoff, views
 from ftaudit.dashboard.accounts import User
 from ftaudit.errors import BadInput, FtauditError
 from ftaudit.ledger.core import Ledger, open_ledger
+from ftaudit.reporting.render import FILES
 
 HERE = Path(__file__).parent
 PUBLIC = {"/login", "/healthz"}  # and /static: nothing else is reachable without a session or a token
@@ -349,10 +350,7 @@ def create_app(settings: Settings) -> FastAPI:
         run_id, name, reason = form.get("run_id", ""), form.get("deployment", ""), form.get("reason", "").strip()
         if len(reason) < 3:
             raise BadInput("give the reason for the switch (3 characters or more)")
-        from ftaudit.monitor.log import has_tables, writer_records
-
-        known = {(w.run_id, w.deployment) for w in writer_records(ledger).values()} if has_tables(ledger) else set()
-        if (run_id, name) not in known:
+        if (run_id, name) not in views.deployments(ledger):
             raise HTTPException(404, "no such monitored deployment")
         act = {"suspend": switch.suspend, "resume": switch.resume}.get(form.get("action", ""))
         if act is None:
@@ -438,12 +436,8 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-DOC_FILES = {"report.html": "html", "model_card.md": "md", "annex_xi.json": "json", "annex_xi.md": "md",
-             "annex_xii.json": "json", "annex_xii.md": "md", "training_content_summary.json": "json",
-             "training_content_summary.md": "md", "copyright_policy.json": "json", "copyright_policy.md": "md",
-             "risk_assessment.json": "json", "risk_assessment.md": "md", "instructions_for_use.md": "md",
-             "post_market_monitoring_plan.json": "json", "post_market_monitoring_plan.md": "md",
-             "ml_bom.cdx.json": "json", "completeness.json": "json"}
+# The files a run page offers: what the renderer writes, less the PDF (a download of minutes on a busy server).
+DOC_FILES = {name: fmt for name, fmt in FILES.items() if fmt != "pdf"}
 
 
 async def _json_body(request: Request) -> dict:

@@ -4,7 +4,6 @@ documents are rendered with (latest answer per question wins; an empty one withd
 
 from __future__ import annotations
 
-import types
 import typing
 from dataclasses import dataclass
 from datetime import date
@@ -37,9 +36,7 @@ def _kind(annotation: Any) -> tuple[str, tuple[str, ...]] | None:
     simple = {str: "text", int: "integer", float: "number", bool: "boolean", date: "date"}
     if isinstance(inner, type) and inner in simple:
         return simple[inner], ()
-    if isinstance(inner, types.UnionType) or typing.get_origin(inner) in (dict, list):
-        return None  # the risk register's nested answers: answers.yaml and `ftaudit docs --answers`
-    return None
+    return None  # the risk register's nested answers: answers.yaml and `ftaudit docs --answers`
 
 
 FIELDS: dict[str, Field] = {}

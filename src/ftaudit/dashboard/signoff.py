@@ -15,7 +15,7 @@ from typing import Literal
 from ftaudit.dashboard.questions import ANSWER
 from ftaudit.errors import NOT_APPROVED, BadInput, FtauditError
 from ftaudit.ledger import chain
-from ftaudit.ledger.core import Ledger
+from ftaudit.ledger.core import EVENT_NAME_LIKE, Ledger, event_name_pattern
 from ftaudit.ledger.keys import verify_signature
 from ftaudit.strict import Strict
 
@@ -54,8 +54,8 @@ def evidence(ledger: Ledger, run_id: str) -> Evidence:
 
     rows = ledger.store.stream(
         "SELECT seq, entry_hash, kind, content FROM entries WHERE run_id = ? AND (kind <> 'event' OR "
-        + " OR ".join("content LIKE ?" for _ in EVIDENCE_EVENTS) + ") ORDER BY seq DESC",
-        (run_id, *(f'%"event":"{name}"%' for name in EVIDENCE_EVENTS)))
+        + " OR ".join(EVENT_NAME_LIKE for _ in EVIDENCE_EVENTS) + ") ORDER BY seq DESC",
+        (run_id, *(event_name_pattern(name, whole=True) for name in EVIDENCE_EVENTS)))
     for seq, entry_hash, kind, content in rows:
         if kind != "event" or json.loads(content)["event"] in EVIDENCE_EVENTS:
             return Evidence(seq=int(seq), entry_hash=entry_hash)

@@ -161,6 +161,13 @@ def open_questions(ledger: Ledger, run_id: str, record: RunRecord) -> list[dict[
     return out
 
 
+def deployments(ledger: Ledger) -> list[tuple[str, str]]:
+    """(run id, deployment name) of every deployment a gateway or the Python API registered, sorted."""
+    from ftaudit.monitor.log import has_tables, writer_records
+
+    return sorted({(w.run_id, w.deployment) for w in writer_records(ledger).values()}) if has_tables(ledger) else []
+
+
 MONITOR_PAGE = 10
 LIVE_MAX = 2000
 
@@ -174,14 +181,14 @@ def monitoring(ledger: Ledger, *, page: int = 1, days: int = 30, window_h: int =
     from ftaudit.monitor import incidents as inc
     from ftaudit.monitor import switch
     from ftaudit.monitor.alerts import ALERT
-    from ftaudit.monitor.log import has_tables, read_events, writer_records
+    from ftaudit.monitor.log import has_tables, read_events
     from ftaudit.monitor.probe import latest_probes
     from ftaudit.monitor.status import live_status
 
     if not has_tables(ledger):
         return {"deployments": [], "incidents": inc.register(ledger), "monitored": False}
     now = datetime.now(timezone.utc)
-    every = sorted({(w.run_id, w.deployment) for w in writer_records(ledger).values()})
+    every = deployments(ledger)
     pairs = every[(page - 1) * MONITOR_PAGE:page * MONITOR_PAGE]
     out = []
     for run_id, name in pairs:

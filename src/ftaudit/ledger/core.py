@@ -102,6 +102,16 @@ class SignedHead(_Model):
                                   updated_at=self.updated_at, key_id=self.key_id)
 
 
+EVENT_NAME_LIKE = "content LIKE ? ESCAPE '!'"
+
+
+def event_name_pattern(prefix: str, *, whole: bool = False) -> str:
+    """The LIKE pattern of an event entry whose name starts with `prefix` (or is it, `whole`): entry content is
+    canonical JSON, so the name is stored as "event":"NAME"."""
+    escaped = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return '%"event":"' + escaped + ('"%' if whole else "%")
+
+
 def run_content(record: RunRecord) -> dict[str, Any]:
     """The content of a `run` entry: a summary (what queries use) and the whole record, as its JSON file holds it."""
     rec = json.loads(record.model_dump_json())
@@ -294,9 +304,9 @@ class Ledger:
         if run_id is not None:
             sql += " AND run_id = ?"
             params.append(run_id)
-        if prefix:  # a prefilter in the database (content is canonical JSON); the name is checked again below
-            sql += " AND content LIKE ? ESCAPE '!'"
-            params.append('%"event":"' + prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%")
+        if prefix:  # a prefilter in the database; the name is checked again below
+            sql += " AND " + EVENT_NAME_LIKE
+            params.append(event_name_pattern(prefix))
         for seq, content in self.store.stream(sql + " ORDER BY seq", params):
             event = json.loads(content)
             if event["event"].startswith(prefix):

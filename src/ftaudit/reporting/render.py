@@ -34,6 +34,15 @@ JSON_DOCS = ("annex_xi", "annex_xii", "training_content_summary", "copyright_pol
              "post_market_monitoring_plan")
 
 
+# Every document's machine name, in the order build_documents returns them (the Markdown files' stems).
+DOCUMENTS = ("model_card", "annex_xi", "annex_xii", "training_content_summary", "copyright_policy", "risk_assessment",
+             "instructions_for_use", "post_market_monitoring_plan")
+# Every file render_files can write, with the format that writes it.
+FILES: dict[str, str] = {**{f"{n}.json": "json" for n in JSON_DOCS}, "ml_bom.cdx.json": "json",
+                         "completeness.json": "json", **{f"{n}.md": "md" for n in DOCUMENTS},
+                         "report.html": "html", "report.pdf": "pdf"}
+
+
 def _dump(obj) -> bytes:
     return (json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
 
