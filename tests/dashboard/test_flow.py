@@ -25,6 +25,8 @@ def _release(dash):
 
 def test_an_answer_fills_the_documents_and_a_signed_approval_releases(dash):
     engineer, reviewer = dash.client_as("erik"), dash.client_as("rita")
+    run_page = engineer.get(f"/runs/{dash.run_id}").text  # evaluation: base and tuned, each with its interval
+    assert "0.26–0.36" in run_page and "0.75–0.85" in run_page  # field accuracy 0.31 and 0.8, ±0.05
     before = engineer.get(f"/api/runs/{dash.run_id}").json()["documents"]
     page = engineer.get(f"/runs/{dash.run_id}/complete").text
     assert 'name="licence"' in page and 'name="known_limitations"' in page
