@@ -146,8 +146,9 @@ def test_cpu_only_statement_and_energy_for_real():
     assert not check.available and "no GPU counters on this machine" in check.statement
     meter = energy.CpuEnergyMeter().start()
     sum(i * i for i in range(200_000))
-    joules, kind = meter.reading()
-    assert joules > 0 and kind in ("measured", "estimated")
+    r = meter.reading()
+    joules, kind = r.cpu_joules, "estimated" if r.cpu_estimated else "measured"
+    assert r.gpu.n_gpus == 0 and joules > 0 and kind in ("measured", "estimated")
     e = energy.cpu_energy(joules, kind, meter.seconds())
     assert e.kwh == pytest.approx(joules / 3.6e6)
     assert ("RAPL" in e.method) if kind == "measured" else ("assumption" in e.method)
@@ -162,5 +163,6 @@ def test_rapl_counter_with_wrap(tmp_path):
     (zone / "energy_uj").write_text("999000000")
     meter = energy.CpuEnergyMeter(root=tmp_path).start()
     (zone / "energy_uj").write_text("2000000")  # wrapped: 1e9 - 999e6 + 2e6 = 3e6 µJ
-    assert meter.reading() == (pytest.approx(3.0), "measured")
-    assert energy.CpuEnergyMeter(root=tmp_path, read_rapl=False).start().reading()[1] == "estimated"
+    r = meter.reading()
+    assert r.cpu_joules == pytest.approx(3.0) and not r.cpu_estimated
+    assert energy.CpuEnergyMeter(root=tmp_path, read_rapl=False).start().reading().cpu_estimated

@@ -9,11 +9,11 @@ from meter_tiny import tiny_model
 from ftaudit.compute.evidence import LineageRun, MeterCounts
 from ftaudit.compute.flops import TrainingSetup, build_flop_model
 from ftaudit.compute.meter import FlopRates, add_counts, cumulative, meter_flops
-from ftaudit.integrations.hf import _BatchCounter, counts_from_vector
+from ftaudit.compute.counting import BatchCounter, counts_from_vector
 
 
 def counted(batches, varlen=False) -> MeterCounts:
-    c = _BatchCounter(varlen_kernel=varlen)
+    c = BatchCounter(varlen_kernel=varlen)
     for kw in batches:
         c.count((), kw)
     size = c.hist_size()
@@ -74,7 +74,7 @@ def test_varlen_kernel_skips_padding_in_attention_only():
 
 
 def test_positional_input_ids_and_embeds_and_unknown():
-    c = _BatchCounter(False)
+    c = BatchCounter(False)
     c.count((torch.ones(2, 5, dtype=torch.long),), {})
     c.count((), {"inputs_embeds": torch.zeros(3, 4, 8)})
     c.count((), {"pixel_values": torch.zeros(1)})
@@ -117,8 +117,8 @@ def test_rates_flash_and_derived_per_token():
     derived = FlopRates(NoCoefficients())
     eager = build_flop_model(tiny_model().config.to_dict(), TrainingSetup(method="full"))
     d = FlopRates(type("E", (), {"sequence": lambda self, n: eager.sequence(n)})())
-    assert math.isclose(d.figures(100, {100: 1}).total, eager.sequence(100).training, rel_tol=1e-12)
-    assert derived.figures(9, {4: 1, 5: 1}).total == pytest.approx(fm.batch([4, 5]).training, rel=1e-12)
+    assert math.isclose(d.figures(MeterCounts(tokens_executed=100, lengths_executed={100: 1})).total, eager.sequence(100).training, rel_tol=1e-12)
+    assert derived.figures(MeterCounts(tokens_executed=9, lengths_executed={4: 1, 5: 1})).total == pytest.approx(fm.batch([4, 5]).training, rel=1e-12)
 
 
 def test_gradient_checkpointing_recompute_reported_apart():
@@ -140,7 +140,7 @@ def test_add_counts_and_lineage_sum():
 
 
 def test_setup_from_live_model_partial_checkpointing_and_4bit():
-    from ftaudit.integrations.hf import _quant_bits, live_parameter_counts, setup_from_model
+    from ftaudit.compute.live_model import _quant_bits, live_parameter_counts, setup_from_model
 
     model = tiny_model()
     for name, p in model.named_parameters():

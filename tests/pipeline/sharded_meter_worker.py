@@ -1,6 +1,6 @@
 """Run under `torchrun --nproc_per_node 2` (gloo, CPU) by test_distributed.py: shard the tiny llama with torch's
 FSDP1 (FlatParameters, and use_orig_params views) and FSDP2 (DTensors), and read it the way FlopsMeterCallback does
-when the Trainer hands it a sharded model (on GPUs). Rank 0 prints one JSON object: per case, what the meter reads
+when the Trainer hands it a sharded model (FlopMeter) (on GPUs). Rank 0 prints one JSON object: per case, what the meter reads
 from the unsharded model and from the sharded one.
 
 Accelerate runs FSDP only on GPUs, so `ftaudit train` cannot shard on CPU; torch's FSDP itself runs on gloo.
@@ -59,28 +59,27 @@ def read(model, out_dir: str) -> dict:
     """What the meter reads from `model`: parameter table, setup, model counts, warnings, FLOPs of fixed counts,
     and the counts its forward pre-hook takes from one padded micro-batch."""
     from ftaudit.compute.evidence import MeterCounts
+    from ftaudit.compute.flop_meter import FlopMeter
+    from ftaudit.compute.live_model import parameter_table, setup_from_model
     from ftaudit.compute.meter import meter_flops
-    from ftaudit.integrations.hf import FlopsMeterCallback, _BatchCounter, parameter_table, setup_from_model
 
-    meter = FlopsMeterCallback(output_dir=out_dir, write_meter_file=False)
-    counts, rates, warnings = meter._flop_model(model)
+    meter = FlopMeter(model, output_dir=out_dir)  # hooks the LM module inside the wrappers; saves get wrapped
+    counts, rates, warnings = meter._policy_rates(model)
     fixed = MeterCounts(micro_batches=2, optimizer_steps=1, tokens_executed=40, tokens_effective=33,
                         sequences_executed=4, sequences_effective=4, lengths_executed={10: 4},
                         lengths_effective={10: 1, 9: 2, 5: 1})
     flops = meter_flops(fixed, rates)
-    meter._counter = _BatchCounter(varlen_kernel=False)
-    hook = model.register_forward_pre_hook(meter._count, with_kwargs=True)
+    meter.start()
     ids = torch.randint(4, 500, (4, 10))
     mask = torch.ones_like(ids)
     mask[1, 9:] = mask[2, 9:] = 0
     mask[3, 5:] = 0
     model.train()
     model(input_ids=ids, attention_mask=mask, labels=ids).loss.backward()
-    hook.remove()
-    c = meter._counter.vector(16, torch.device("cpu")).tolist()
+    c = meter._streams["policy"].counter.vector(16, torch.device("cpu")).tolist()
+    meter.close()
     # the lineage files go into every dir saved from the model; the Trainer saves an FSDP1 model through the
     # module inside the wrapper it hands to callbacks
-    meter._wrap_save_pretrained(model)
     saves_through = getattr(model, "_fsdp_wrapped_module", model)
     return {
         "table": sorted([list(row) for row in parameter_table(model)]),

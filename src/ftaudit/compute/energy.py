@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ftaudit.compute.evidence import EnergyEvidence
+from ftaudit.compute.hardware import Reading
 
 POWERCAP = Path("/sys/class/powercap")
 # Assumption, not a measurement: a server core under load draws roughly 5–15 W (package TDP / cores); we take the
@@ -67,12 +68,15 @@ class CpuEnergyMeter:
     def cpu_seconds(self) -> float:
         return time.process_time() - self._cpu0
 
-    def reading(self) -> tuple[float, str]:
-        """(joules, 'measured'|'estimated') for this process (or node, for RAPL)."""
+    def reading(self, dtype: str = "fp32", peak_override: float | None = None) -> Reading:
+        """This process's CPU energy (the node's, for RAPL): measured, or estimated from CPU time."""
         rapl = self.rapl_joules()
         if rapl is not None:
-            return rapl, "measured"
-        return self.cpu_seconds() * CPU_WATTS_PER_CORE, "estimated"
+            return Reading(cpu_joules=rapl)
+        return Reading(cpu_joules=self.cpu_seconds() * CPU_WATTS_PER_CORE, cpu_estimated=True)
+
+    def stop(self) -> None:
+        return None
 
     def seconds(self) -> float:
         return time.monotonic() - self._t0

@@ -38,6 +38,11 @@ class MeterCounts(Strict):
         "or per-sequence for variable-length kernels).")
     lengths_effective: dict[int, int] = Field(
         default_factory=dict, description="Histogram length→count of real (unpadded, unpacked) sequences.")
+    head_positions: int | None = Field(None, description="Positions the LM head ran on (logits_to_keep, TRL's "
+                                       "fused head); None: every token.")
+    decode_keys: dict[int, int] = Field(
+        default_factory=dict, description="KV-cached generation: key length→query rows that attended that many "
+        "cached keys (prefill is in the length histograms).")
 
 
 class MeterFlops(Strict):
@@ -45,6 +50,22 @@ class MeterFlops(Strict):
     effective: FlopFigures = Field(default_factory=FlopFigures)
     regulatory: float = Field(0.0, description="The larger of executed and effective totals (docs/design.md).")
     method: str = ""
+
+
+Role = Literal["policy", "reference", "generation", "policy_no_grad", "reward", "value"]
+
+
+class ComputeLine(Strict):
+    """Compute beyond the policy's own training passes, one line per role (docs/regulation.md §1, Annex A.1)."""
+
+    role: Role
+    counted: bool = Field(description="Part of the regulatory figure.")
+    basis: str = Field(description="Why it is counted or not: the citation and, where it is ours, the reading.")
+    method: str = Field("", description="How the FLOPs were obtained.")
+    model: str | None = Field(None, description="The model that ran (name or class).")
+    calls: int = 0
+    counts: MeterCounts = Field(default_factory=MeterCounts)
+    flops: MeterFlops = Field(default_factory=MeterFlops)
 
 
 class ModelCounts(Strict):
@@ -130,6 +151,9 @@ class ComputeEvidence(BaseModel):
     lineage: LineageTotals | None = None
     training_seconds: float | None = None
     world_size: int | None = None
+    objective: str | None = Field(None, description="sft | dpo | grpo (the training objective).")
+    breakdown: list[ComputeLine] = Field(default_factory=list, description="Compute beyond the policy's training "
+                                         "passes: reference, generation, reward and value models.")
     regulatory_flops: float | None = Field(None, description="This run's figure for the decision, FLOP.")
     regulatory_flops_method: str | None = Field(None, description="How regulatory_flops was chosen.")
     warnings: list[str] = Field(default_factory=list)

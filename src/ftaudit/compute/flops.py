@@ -125,10 +125,12 @@ class FlopModel:
 
     def __init__(self, arch: Architecture, setup: TrainingSetup, *, per_token: SequenceFlops,
                  attention: tuple[AttentionGroup, ...], n_parameters: int, n_trainable_parameters: int,
-                 method: str, warnings: list[str], lora_modules: tuple[str, ...] = ()):
+                 method: str, warnings: list[str], lora_modules: tuple[str, ...] = (),
+                 head: SequenceFlops = SequenceFlops()):
         self.architecture = arch
         self.setup = setup
-        self.per_token = per_token  # linear (sequence-length-independent) FLOP per token
+        self.per_token = per_token  # linear (sequence-length-independent) FLOP per token, LM head included
+        self.head = head  # the LM head's share of per_token: it runs only where logits are computed
         self.attention = attention
         self.n_parameters = n_parameters
         self.n_trainable_parameters = n_trainable_parameters
@@ -174,6 +176,15 @@ class FlopModel:
             raise ValueError("from_sums is exact only for eager/sdpa attention; use batch(seq_lens) with flash")
         return self.per_token.scaled(n_tokens) + self.per_pair.scaled(sum_sq_seq_lens)
 
+    def decode_step(self, keys: int) -> SequenceFlops:
+        """Attention of one query against `keys` cached keys (KV-cached generation): eager/SDPA run every key,
+        a flash kernel only those inside the sliding window."""
+        total = SequenceFlops()
+        for g in self.attention:
+            n = keys if self.setup.attention_kernel != "flash" or g.window is None else min(keys, g.window)
+            total = total + g.per_pair.scaled(n)
+        return total
+
     def forward_flops_per_token(self, seq_len: int) -> float:
         return self.sequence(seq_len).forward / seq_len if seq_len > 0 else 0.0
 
@@ -202,6 +213,7 @@ class _Walk:
     tok: _Tally = field(default_factory=_Tally)
     layer_fwd_tok: float = 0.0  # forward FLOP/token inside decoder layers (for the recompute figure)
     att: dict = field(default_factory=dict)  # window -> _Tally per pair
+    before_head: tuple[float, float] = (0.0, 0.0)  # the per-token tally before the LM head
     n_params: int = 0
     n_trainable: int = 0
     lora_hits: list = field(default_factory=list)
@@ -442,6 +454,7 @@ class _Walk:
             if a.layout in ("pre", "parallel", "parallel2") and not a.residual_dropout and not moe_layer:
                 self.layer_fwd_tok -= self._last_mm
         h = self.norm(n.final_norm, rg, a.hidden)
+        self.before_head = (self.tok.fwd, self.tok.bwd)
         if a.tied_embeddings:
             self.linear(n.lm_head, h, a.hidden, a.vocab, a.lm_head_bias, is_lm_head=True, count_params=False,
                         tied_to=n.embed + ".weight")
@@ -510,7 +523,8 @@ def build_flop_model(config_or_arch: dict | Architecture, setup: TrainingSetup =
         )
     return FlopModel(arch, setup, per_token=per_token, attention=tuple(groups), n_parameters=walk.n_params,
                      n_trainable_parameters=walk.n_trainable, method=describe_method(arch, setup, walk.lora_hits),
-                     warnings=warnings, lora_modules=tuple(walk.lora_hits))
+                     warnings=warnings, lora_modules=tuple(walk.lora_hits),
+                     head=SequenceFlops(walk.tok.fwd - walk.before_head[0], walk.tok.bwd - walk.before_head[1]))
 
 
 def describe_method(arch: Architecture, setup: TrainingSetup, lora_hits: Sequence[str] = ()) -> str:

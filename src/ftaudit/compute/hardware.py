@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from ftaudit.compute.evidence import EnergyEvidence, GpuUsage, HardwareCrossCheck
 from ftaudit.io import load_yaml
@@ -174,6 +174,9 @@ class NvmlSampler:
                 pass
         return self.readings()
 
+    def reading(self, dtype: str, peak_override: float | None) -> "Reading":
+        return Reading(gpu=local_totals(self.readings(), dtype, peak_override))
+
     def readings(self) -> list[GpuReading]:
         end = self.stopped if self.stopped is not None else time.monotonic()
         seconds = end - (self.started or end)
@@ -218,6 +221,26 @@ class HardwareTotals:
 
     def with_vector(self, values: list[float]) -> "HardwareTotals":
         return HardwareTotals(**dict(zip(self.FIELDS, values, strict=True)), gpus=self.gpus)
+
+
+@dataclass
+class Reading:
+    """One sampler's figures for this rank since it started: what the meter sums over samplers and ranks."""
+
+    gpu: HardwareTotals = field(default_factory=lambda: HardwareTotals())
+    cpu_joules: float = 0.0
+    cpu_estimated: bool = False
+
+
+class Sampler(Protocol):
+    """A hardware sampler (NVML GPUs, the CPU's RAPL counters or the CPU-time estimate): started with the meter,
+    read at every sync, stopped at the end."""
+
+    def start(self) -> "Sampler": ...
+
+    def reading(self, dtype: str, peak_override: float | None) -> Reading: ...
+
+    def stop(self) -> object: ...
 
 
 def local_totals(readings: list[GpuReading], dtype: str, override_tflops: float | None) -> HardwareTotals:

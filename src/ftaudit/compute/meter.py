@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ftaudit.compute.evidence import (
     ComputeEvidence,
+    ComputeLine,
     EnergyEvidence,
     FlopFigures,
     HardwareCrossCheck,
@@ -66,14 +67,15 @@ def _triple(sf: _SequenceFlops) -> Triple:
 
 
 class FlopRates:
-    """Splits the estimator's per-sequence FLOPs into a per-token part and an attention part of the length.
+    """Splits the estimator's per-sequence FLOPs into a per-token part, the LM head and an attention part.
 
     FLOP(sequence of length L) = a·L + attn(L): the matmuls of projections, MLP and head scale with tokens, the
     attention scores and weighted values with the sequence length (S² dense, capped by sliding windows). We take
     a and attn(2) from L = 1 and 2 (attention is quadratic up to any window ≥ 2): a = 2·f(1) − f(2)/2 with
     attn(1) = c, attn(2) = 4c; then attn(L) = f(L) − a·L for every L, which is exact for whatever attention
     shape the estimator models (when the estimator exposes `per_token` we use it and skip the solve). Padded
-    rows run the per-token part on B×S tokens and the attention part on the lengths the kernel executes.
+    rows run the per-token part on B×S tokens and the attention part on the lengths the kernel executes; the
+    head runs only on the positions that get logits; a KV-cached decoding step attends its cached keys.
     """
 
     def __init__(self, flop_model: _FlopModel):
@@ -83,40 +85,58 @@ class FlopRates:
         else:
             f1, f2 = _triple(flop_model.sequence(1)), _triple(flop_model.sequence(2))
             self.per_token = tuple(2 * a - b / 2 for a, b in zip(f1, f2, strict=True))  # type: ignore[assignment]
+        head = getattr(flop_model, "head", None)
+        self.head: Triple = _triple(head) if head is not None else (0.0, 0.0, 0.0)
+        self.body: Triple = tuple(t - h for t, h in zip(self.per_token, self.head, strict=True))  # type: ignore
         self._attention = lru_cache(maxsize=65536)(self._attention_uncached)
+        self._decode = lru_cache(maxsize=65536)(self._decode_uncached)
 
     def _attention_uncached(self, length: int) -> Triple:
         f = _triple(self._fm.sequence(length))
         return tuple(max(0.0, x - t * length) for x, t in zip(f, self.per_token, strict=True))  # type: ignore[return-value]
 
-    def attention(self, length: int) -> Triple:
-        return self._attention(int(length))
+    def _decode_uncached(self, keys: int) -> Triple:
+        step = getattr(self._fm, "decode_step", None)
+        if step is not None:
+            return _triple(step(keys))
+        a1, a0 = self.attention(keys), self.attention(keys - 1)  # the causal row added by one more position
+        return tuple(x - y for x, y in zip(a1, a0, strict=True))  # type: ignore[return-value]
 
-    def figures(self, tokens: int, lengths: dict[int, int]) -> FlopFigures:
-        fwd, bwd, rec = (t * tokens for t in self.per_token)
-        for length, n in lengths.items():
-            af, ab, ar = self.attention(length)
-            fwd, bwd, rec = fwd + n * af, bwd + n * ab, rec + n * ar
+    def attention(self, length: int) -> Triple:
+        return self._attention(int(length)) if length > 0 else (0.0, 0.0, 0.0)
+
+    def figures(self, counts: MeterCounts, *, effective: bool = False, backward: bool = True) -> FlopFigures:
+        tokens = counts.tokens_effective if effective else counts.tokens_executed
+        heads = tokens if counts.head_positions is None else counts.head_positions
+        heads = min(heads, tokens) if effective else heads
+        parts = [(self.body, tokens), (self.head, heads)]
+        parts += [(self.attention(n), c) for n, c in
+                  (counts.lengths_effective if effective else counts.lengths_executed).items()]
+        parts += [(self._decode(int(k)), c) for k, c in counts.decode_keys.items()]
+        fwd = math.fsum(r[0] * n for r, n in parts)
+        bwd = math.fsum(r[1] * n for r, n in parts) if backward else 0.0
+        rec = math.fsum(r[2] * n for r, n in parts) if backward else 0.0
         return FlopFigures(forward=fwd, backward=bwd, recompute=rec, total=fwd + bwd)
 
 
-def meter_flops(counts: MeterCounts, rates: FlopRates | None) -> MeterFlops | None:
+TRAINING_METHOD = (
+    "architecture-based (guidelines Annex A.2): the estimator's per-token, LM-head and per-sequence-length matmul "
+    "FLOPs applied to the tokens, logit positions and sequence lengths counted on every micro-batch of every rank; "
+    "regulatory = the larger of executed (padding included) and effective (non-padding) = {basis}; "
+    "gradient-checkpointing recompute excluded (guidelines Annex A.1)")
+FORWARD_METHOD = (
+    "architecture-based (guidelines Annex A.2): forward FLOPs only (no gradient), from the tokens, logit positions, "
+    "sequence lengths and KV-cached key lengths counted on every call of every rank")
+
+
+def meter_flops(counts: MeterCounts, rates: FlopRates | None, *, backward: bool = True) -> MeterFlops | None:
     if rates is None:
         return None
-    executed = rates.figures(counts.tokens_executed, counts.lengths_executed)
-    effective = rates.figures(counts.tokens_effective, counts.lengths_effective)
+    executed = rates.figures(counts, backward=backward)
+    effective = rates.figures(counts, effective=True, backward=backward)
     basis = "executed" if executed.total >= effective.total else "effective"
-    return MeterFlops(
-        executed=executed,
-        effective=effective,
-        regulatory=max(executed.total, effective.total),
-        method=(
-            "architecture-based (guidelines Annex A.2): the estimator's per-token and per-sequence-length matmul "
-            "FLOPs applied to the tokens and sequence lengths counted on every micro-batch of every rank; "
-            f"regulatory = the larger of executed (padding included) and effective (non-padding) = {basis}; "
-            "gradient-checkpointing recompute excluded (guidelines Annex A.1)"
-        ),
-    )
+    return MeterFlops(executed=executed, effective=effective, regulatory=max(executed.total, effective.total),
+                      method=TRAINING_METHOD.format(basis=basis) if backward else FORWARD_METHOD)
 
 
 def add_counts(a: MeterCounts, b: MeterCounts) -> MeterCounts:
@@ -135,6 +155,10 @@ def add_counts(a: MeterCounts, b: MeterCounts) -> MeterCounts:
         sequences_effective=a.sequences_effective + b.sequences_effective,
         lengths_executed=merge(a.lengths_executed, b.lengths_executed),
         lengths_effective=merge(a.lengths_effective, b.lengths_effective),
+        head_positions=(None if a.head_positions is None and b.head_positions is None else
+                        (a.head_positions if a.head_positions is not None else a.tokens_executed)
+                        + (b.head_positions if b.head_positions is not None else b.tokens_executed)),
+        decode_keys=merge(a.decode_keys, b.decode_keys),
     )
 
 
@@ -167,7 +191,10 @@ class MeterState(BaseModel):
     training_seconds: float = 0.0
     model: ModelCounts = Field(default_factory=ModelCounts)
     counts: MeterCounts = Field(default_factory=MeterCounts)
-    flops: MeterFlops | None = None
+    flops: MeterFlops | None = Field(None, description="The policy's training passes (forward and backward).")
+    objective: str = Field("sft", description="sft | dpo | grpo")
+    breakdown: list[ComputeLine] = Field(default_factory=list, description="Reference, generation, reward and "
+                                         "value compute, each with what counts and why.")
     lineage: LineageTotals
     hardware: HardwareCrossCheck | None = None
     energy: EnergyEvidence | None = None
@@ -179,10 +206,11 @@ class MeterState(BaseModel):
 
     @property
     def regulatory_flops(self) -> float:
-        return self.flops.regulatory if self.flops else 0.0
+        return math.fsum([self.flops.regulatory if self.flops else 0.0,
+                          *(line.flops.regulatory for line in self.breakdown if line.counted)])
 
     def to_evidence(self, estimate: dict[str, Any] | None = None) -> ComputeEvidence:
-        reg = self.flops.regulatory if self.flops else None
+        reg = self.regulatory_flops if self.flops else None
         return ComputeEvidence(
             estimate=estimate,
             model=self.model,
@@ -193,10 +221,23 @@ class MeterState(BaseModel):
             lineage=self.lineage,
             training_seconds=self.training_seconds,
             world_size=self.world_size,
+            objective=self.objective,
+            breakdown=[line.model_copy(deep=True) for line in self.breakdown],
             regulatory_flops=reg,
-            regulatory_flops_method=(self.flops.method if self.flops else None),
+            regulatory_flops_method=(self.regulatory_method() if self.flops else None),
             warnings=list(self.warnings),
         )
+
+
+    def regulatory_method(self) -> str:
+        counted = [line.role for line in self.breakdown if line.counted]
+        left = [line.role for line in self.breakdown if not line.counted]
+        text = self.flops.method if self.flops else ""
+        if counted:
+            text += "; plus " + ", ".join(counted) + " compute (forward only; see the breakdown)"
+        if left:
+            text += "; not counted: " + ", ".join(left) + " (auxiliary models, guidelines Annex A.1)"
+        return text
 
 
 def save_state(directory: str | Path, state: MeterState) -> Path:

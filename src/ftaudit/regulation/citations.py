@@ -84,3 +84,17 @@ SYSTEMIC_RISK_INCIDENT = act("Art. 55(1)(c)")
 RELEASE_APPROVAL = act("Art. 16(a), Art. 17(1)(a)–(d)")
 AI_LITERACY = act("Art. 4")
 INSTRUCTIONS_FOR_USE = act("Art. 13(3)")
+
+# Which compute of a fine-tune counts (ftaudit.compute.flop_meter, one line per role of the breakdown).
+COMPUTE_COUNTS = guidelines("Annex A.1")
+COMPUTE_ROLE_BASIS = {
+    "policy": f"{COMPUTE_COUNTS}: forward and backward passes directly contributing to the parameter update",
+    "reference": reading(f"{COMPUTE_COUNTS}: the reference model's log-probabilities enter the loss of every update "
+                         "(DPO, KTO, ORPO, the KL term of GRPO/PPO), so its forward passes directly contribute"),
+    "generation": f"{COMPUTE_COUNTS}: generating non-public synthetic training data (the rollouts), samples later "
+                  "discarded included",
+    "policy_no_grad": reading(f"{COMPUTE_COUNTS}: forward passes of the policy without gradient whose outputs enter "
+                              "the loss (old-policy log-probabilities of GRPO/PPO)"),
+    "reward": reading(f"{COMPUTE_COUNTS}: auxiliary models (reward models) are excluded; reported apart"),
+    "value": reading(f"{COMPUTE_COUNTS}: auxiliary models (value functions) are excluded; reported apart"),
+}

@@ -1,0 +1,130 @@
+"""TRL trainers (SFT, DPO, GRPO) on a tiny Llama, measured twice: by the meter, and by PyTorch's FlopCounterMode
+around the same trainer's construction and `train()`.
+
+FlopCounterMode counts every matmul the run executes, with two adjustments that the FLOP convention asks for:
+TRL's fused LM head accumulates its backward with in-place `addmm_`, which FlopCounterMode does not count by
+default (added here), and it recomputes the logits in its backward to save memory (subtracted: recomputation is
+not counted, guidelines Annex A.1). Eager attention, no gradient checkpointing: every matmul is visible.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from meter_tiny import VOCAB, tiny_model
+from torch.utils.flop_counter import FlopCounterMode
+
+from ftaudit.compute.meter import MeterState, load_state
+
+
+def tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    t = Tokenizer(models.WordLevel({f"t{i}": i for i in range(VOCAB)}, unk_token="t1"))
+    t.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=t, pad_token="t0", eos_token="t2", bos_token="t3")
+
+
+def _words(rng: random.Random, lo: int, hi: int) -> str:
+    return " ".join(f"t{rng.randrange(4, VOCAB)}" for _ in range(rng.randint(lo, hi)))
+
+
+def _addmm_(self_shape, a_shape, b_shape, *args, out_shape=None, **kw) -> int:
+    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+
+
+class _FusedHeadRecompute:
+    """Σ 2·N·d·V over the backward calls of TRL's chunked log-prob function: the logits it recomputes."""
+
+    def __init__(self):
+        from trl.kernels.chunked_logprob import ChunkedLogProbFunction
+
+        self.cls, self.original, self.flops = ChunkedLogProbFunction, ChunkedLogProbFunction.backward, 0
+
+    def __enter__(self):
+        original = self.original
+
+        def backward(ctx, *grads):
+            hidden, weight = ctx.saved_tensors[:2]
+            self.flops += 2 * hidden.shape[0] * hidden.shape[1] * weight.shape[0]
+            return original(ctx, *grads)
+
+        self.cls.backward = staticmethod(backward)
+        return self
+
+    def __exit__(self, *exc):
+        self.cls.backward = staticmethod(self.original)
+
+
+@dataclass
+class Measured:
+    counted: float  # FlopCounterMode, fused-head recompute subtracted
+    state: MeterState
+
+    @property
+    def error(self) -> float:
+        return self.state.regulatory_flops / self.counted - 1
+
+    def line(self, role: str) -> float:
+        return sum(line.flops.regulatory for line in self.state.breakdown if line.role == role)
+
+
+def run(kind: str, out: Path, *, lora: bool = False, steps: int = 3, model_dir: Path | None = None,
+        **config) -> Measured:
+    """kind: sft | dpo (reference: TRL's own copy, or adapters off with LoRA) | dpo-explicit | dpo-precomputed |
+    grpo (config beta=, num_generations=, max_completion_length=)."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+
+    from ftaudit.integrations.hf import FlopsMeterCallback
+
+    torch.set_num_threads(1)
+    rng = random.Random(0)
+    model_dir = model_dir or out / "base"
+    tiny_model().save_pretrained(model_dir)  # TRL builds its live reference from the policy's path
+    tokenizer().save_pretrained(model_dir)
+    common = dict(output_dir=str(out), per_device_train_batch_size=4, max_steps=steps, report_to=[], use_cpu=True,
+                  save_strategy="no", logging_steps=100, disable_tqdm=True, gradient_checkpointing=False, seed=0)
+    peft = None
+    if lora:
+        from peft import LoraConfig
+
+        peft = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0)
+    with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.addmm_: _addmm_}) as counter, \
+            _FusedHeadRecompute() as recompute:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager")
+        cb = FlopsMeterCallback(output_dir=out)
+        if kind == "sft":
+            from trl import SFTConfig, SFTTrainer
+
+            data = Dataset.from_list([{"text": _words(rng, 4, 20)} for _ in range(4 * steps)])
+            trainer = SFTTrainer(model=model, args=SFTConfig(**common, max_length=64, **config), train_dataset=data,
+                                 processing_class=tokenizer(), callbacks=[cb], peft_config=peft)
+        elif kind.startswith("dpo"):
+            from trl import DPOConfig, DPOTrainer
+
+            data = Dataset.from_list([{"prompt": _words(rng, 3, 8), "chosen": _words(rng, 2, 9),
+                                       "rejected": _words(rng, 2, 9)} for _ in range(4 * steps)])
+            kw = {"ref_model": AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager")} \
+                if kind == "dpo-explicit" else {}
+            args = DPOConfig(**common, precompute_ref_log_probs=kind == "dpo-precomputed", **config)
+            trainer = DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer(),
+                                 callbacks=[cb], peft_config=peft, **kw)
+        else:
+            from trl import GRPOConfig, GRPOTrainer
+
+            data = Dataset.from_list([{"prompt": _words(rng, 3, 8)} for _ in range(4 * steps)])
+
+            def length_reward(completions, **kw):
+                return [float(len(c)) for c in completions]
+
+            config = {"num_generations": 2, "max_completion_length": 8, "beta": 0.0, **config}
+            trainer = GRPOTrainer(model=model, reward_funcs=length_reward, args=GRPOConfig(**common, **config),
+                                  train_dataset=data, processing_class=tokenizer(), callbacks=[cb],
+                                  peft_config=peft)
+        trainer.train()
+    return Measured(counted=counter.get_total_flops() - recompute.flops, state=load_state(out))
