@@ -18,10 +18,11 @@ from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainerCallback
 VOCAB = 256
 
 
-def tiny_model(seed: int = 0, attn: str = "eager") -> LlamaForCausalLM:
+def tiny_model(seed: int = 0, attn: str = "eager", kv_heads: int = 2) -> LlamaForCausalLM:
+    """Grouped-query attention by default (2 key/value heads for 4 query heads); kv_heads=4 is dense MHA."""
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      num_attention_heads=4, num_key_value_heads=kv_heads, max_position_embeddings=512,
                       tie_word_embeddings=False)
     cfg._attn_implementation = attn
     return LlamaForCausalLM(cfg)

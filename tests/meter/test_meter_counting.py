@@ -6,10 +6,10 @@ import pytest
 import torch
 from meter_tiny import tiny_model
 
+from ftaudit.compute.counting import BatchCounter, counts_from_vector
 from ftaudit.compute.evidence import LineageRun, MeterCounts
 from ftaudit.compute.flops import TrainingSetup, build_flop_model
 from ftaudit.compute.meter import FlopRates, add_counts, cumulative, meter_flops
-from ftaudit.compute.counting import BatchCounter, counts_from_vector
 
 
 def counted(batches, varlen=False) -> MeterCounts:
@@ -117,8 +117,10 @@ def test_rates_flash_and_derived_per_token():
     derived = FlopRates(NoCoefficients())
     eager = build_flop_model(tiny_model().config.to_dict(), TrainingSetup(method="full"))
     d = FlopRates(type("E", (), {"sequence": lambda self, n: eager.sequence(n)})())
-    assert math.isclose(d.figures(MeterCounts(tokens_executed=100, lengths_executed={100: 1})).total, eager.sequence(100).training, rel_tol=1e-12)
-    assert derived.figures(MeterCounts(tokens_executed=9, lengths_executed={4: 1, 5: 1})).total == pytest.approx(fm.batch([4, 5]).training, rel=1e-12)
+    one = MeterCounts(tokens_executed=100, lengths_executed={100: 1})
+    assert math.isclose(d.figures(one).total, eager.sequence(100).training, rel_tol=1e-12)
+    two = MeterCounts(tokens_executed=9, lengths_executed={4: 1, 5: 1})
+    assert derived.figures(two).total == pytest.approx(fm.batch([4, 5]).training, rel=1e-12)
 
 
 def test_gradient_checkpointing_recompute_reported_apart():

@@ -8,9 +8,9 @@ from meter_tiny import PackCollator, PadCollator, examples, lora, tiny_model, tr
 from transformers import AutoModelForCausalLM, Trainer
 
 from ftaudit.compute.flops import TrainingSetup, build_flop_model
+from ftaudit.compute.live_model import setup_from_model
 from ftaudit.compute.meter import LINEAGE_FILENAME, METER_FILENAME, load_state, read_lineage
 from ftaudit.errors import BadInput
-from ftaudit.compute.live_model import setup_from_model
 from ftaudit.integrations.hf import FlopsMeterCallback
 
 pytestmark = pytest.mark.slow

@@ -73,10 +73,11 @@ class Measured:
         return sum(line.flops.regulatory for line in self.state.breakdown if line.role == role)
 
 
-def run(kind: str, out: Path, *, lora: bool = False, steps: int = 3, model_dir: Path | None = None,
-        **config) -> Measured:
+def run(kind: str, out: Path, *, lora: bool = False, steps: int = 3, kv_heads: int = 2,
+        reward_model: bool = False, **config) -> Measured:
     """kind: sft | dpo (reference: TRL's own copy, or adapters off with LoRA) | dpo-explicit | dpo-precomputed |
-    grpo (config beta=, num_generations=, max_completion_length=)."""
+    grpo (config beta=, num_generations=, max_completion_length=; reward_model: a classifier scores as well).
+    kv_heads=4: dense multi-head attention instead of grouped-query."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
 
@@ -84,8 +85,8 @@ def run(kind: str, out: Path, *, lora: bool = False, steps: int = 3, model_dir: 
 
     torch.set_num_threads(1)
     rng = random.Random(0)
-    model_dir = model_dir or out / "base"
-    tiny_model().save_pretrained(model_dir)  # TRL builds its live reference from the policy's path
+    model_dir = out / "base"
+    tiny_model(kv_heads=kv_heads).save_pretrained(model_dir)  # TRL builds its live reference from the policy's path
     tokenizer().save_pretrained(model_dir)
     common = dict(output_dir=str(out), per_device_train_batch_size=4, max_steps=steps, report_to=[], use_cpu=True,
                   save_strategy="no", logging_steps=100, disable_tqdm=True, gradient_checkpointing=False, seed=0)
@@ -122,8 +123,14 @@ def run(kind: str, out: Path, *, lora: bool = False, steps: int = 3, model_dir: 
             def length_reward(completions, **kw):
                 return [float(len(c)) for c in completions]
 
+            funcs = [length_reward]
+            if reward_model:
+                from transformers import AutoModelForSequenceClassification
+
+                funcs.append(AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1,
+                                                                                attn_implementation="eager"))
             config = {"num_generations": 2, "max_completion_length": 8, "beta": 0.0, **config}
-            trainer = GRPOTrainer(model=model, reward_funcs=length_reward, args=GRPOConfig(**common, **config),
+            trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=GRPOConfig(**common, **config),
                                   train_dataset=data, processing_class=tokenizer(), callbacks=[cb],
                                   peft_config=peft)
         trainer.train()

@@ -1,7 +1,7 @@
 """Run under `torchrun --nproc_per_node 2` (gloo, CPU) by test_distributed.py: shard the tiny llama with torch's
-FSDP1 (FlatParameters, and use_orig_params views) and FSDP2 (DTensors), and read it the way FlopsMeterCallback does
-when the Trainer hands it a sharded model (FlopMeter) (on GPUs). Rank 0 prints one JSON object: per case, what the meter reads
-from the unsharded model and from the sharded one.
+FSDP1 (FlatParameters, and use_orig_params views) and FSDP2 (DTensors), and read it the way FlopMeter does when
+the Trainer hands it a sharded model (on GPUs). Rank 0 prints one JSON object: per case, what the meter reads from
+the unsharded model and from the sharded one.
 
 Accelerate runs FSDP only on GPUs, so `ftaudit train` cannot shard on CPU; torch's FSDP itself runs on gloo.
 """

@@ -2,9 +2,9 @@
 
 A forward pre-hook hands every call's `(args, kwargs)` to `count`. It reads `input_ids` / `inputs_embeds`,
 `attention_mask`, `position_ids`, `cu_seq_lens_q` / `cu_seqlens` (packed rows), `logits_to_keep` and TRL's
-`fused_lm_head` (where the LM head runs) and `cache` / `past_key_values` (KV-cached generation). Counters stay on the device
-and never synchronise with it: what the shapes tell is a host integer, what depends on the data is a device tensor
-read only when the meter synchronises (`vector`). Plain `input_ids` batches do no device work at all.
+`fused_lm_head` (where the LM head runs) and `cache` / `past_key_values` (KV-cached generation). Counters stay on
+the device and never synchronise with it: what the shapes tell is a host integer, what depends on the data is a
+device tensor read only when the meter synchronises (`vector`). Plain `input_ids` batches do no device work at all.
 
 Attention is kept as histograms: sequence length → attention units executed (padded rows, or each packed
 sequence under a variable-length kernel) and → real sequences; cached key length → decoding query rows.

@@ -1,0 +1,59 @@
+"""SFT, DPO and GRPO under TRL: the meter against FlopCounterMode around the same run (tests/meter/trl_runs.py).
+
+Exact means to float rounding: every matmul the run executes is one the meter counts, and nothing else."""
+
+import pytest
+from trl_runs import run
+
+pytestmark = pytest.mark.slow
+EXACT = 1e-9
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_sft_exact_with_the_fused_head_on_one_position_fewer(tmp_path, lora):
+    m = run("sft", tmp_path, lora=lora)
+    assert abs(m.error) < EXACT, m.error
+    assert m.state.objective == "sft" and m.state.breakdown == []
+    counts = m.state.counts
+    assert counts.head_positions == counts.tokens_executed - counts.sequences_executed  # hidden[:, :-1]
+
+
+@pytest.mark.parametrize(("kind", "lora"), [("dpo", False), ("dpo-explicit", False), ("dpo-precomputed", False),
+                                            ("dpo", True)],
+                         ids=["live", "explicit", "precomputed", "lora-adapters-off"])
+def test_dpo_exact_reference_counted_as_its_own_line(tmp_path, kind, lora):
+    m = run(kind, tmp_path, lora=lora)
+    assert abs(m.error) < EXACT, m.error
+    (ref,) = m.state.breakdown
+    assert ref.role == "reference" and ref.counted and "(reading)" in ref.basis and "Annex A.1" in ref.basis
+    assert ref.flops.executed.backward == 0 and ref.flops.regulatory > 0
+    # chosen and rejected in one forward each: the reference runs once per policy micro-batch (and over the
+    # whole dataset once when precomputed, before training starts)
+    assert ref.calls == m.state.counts.micro_batches
+    assert m.state.objective == "dpo"
+    assert 0.2 < ref.flops.regulatory / m.state.regulatory_flops < 0.4  # forward only, vs forward + backward
+
+
+@pytest.mark.parametrize(("beta", "lora", "generations", "kv_heads"),
+                         [(0.0, False, 2, 2), (0.04, False, 4, 4), (0.04, True, 2, 2)],
+                         ids=["beta0-full-gqa", "beta0.04-full-dense", "beta0.04-lora-gqa"])
+def test_grpo_exact_with_rollouts_and_reference(tmp_path, beta, lora, generations, kv_heads):
+    m = run("grpo", tmp_path, lora=lora, beta=beta, num_generations=generations, kv_heads=kv_heads)
+    assert abs(m.error) < EXACT, m.error
+    roles = {line.role: line for line in m.state.breakdown}
+    gen = roles["generation"]
+    assert gen.counted and gen.counts.decode_keys, "KV-cached decoding steps were counted"
+    assert gen.counts.lengths_executed, "the prefill was counted"
+    assert ("reference" in roles) == (beta > 0)
+    assert m.state.objective == "grpo" and "generation" in m.state.regulatory_method()
+
+
+def test_grpo_reward_model_reported_not_counted(tmp_path):
+    m = run("grpo", tmp_path, reward_model=True)
+    roles = {line.role: line for line in m.state.breakdown}
+    reward = roles["reward"]
+    assert not reward.counted and "auxiliary" in reward.basis and reward.flops.regulatory > 0
+    # FlopCounterMode saw the reward model too: the regulatory figure plus the reward line is everything
+    total = m.state.regulatory_flops + reward.flops.regulatory
+    assert abs(total / m.counted - 1) < EXACT
+    assert "not counted: reward" in m.state.regulatory_method()
