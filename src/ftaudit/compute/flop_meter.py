@@ -191,6 +191,8 @@ class FlopMeter:
         """Count `model`'s forward calls: the trained policy, or a frozen reference / reward / value model."""
         if role not in COUNTED:
             raise BadInput(f"unknown role {role!r}; use one of {', '.join(COUNTED)}")
+        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            model = model.module  # its parameter names carry a "module." prefix the architecture walk does not know
         lm = causal_lm(model)
         for m in model.modules():
             self._modules.setdefault(id(m), None)
