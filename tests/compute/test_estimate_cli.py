@@ -165,3 +165,38 @@ def test_cli_never_imports_torch(config_dir):
     env = dict(os.environ)
     env.pop("PRETRAIN_FLOPS", None)
     subprocess.run([sys.executable, "-c", code, str(config_dir)], check=True, env=env, capture_output=True)
+
+
+def test_objectives_add_their_lines(config_dir, capsys):
+    base = ["--config", str(config_dir), "--tokens", "1000000", "--seq-len", "1024"]
+    sft = _json(capsys, *base)
+    assert sft["objective"] == "sft" and [line["role"] for line in sft["breakdown"]] == ["policy"]
+    live = _json(capsys, *base, "--objective", "dpo")
+    pre = _json(capsys, *base, "--objective", "dpo", "--reference", "precomputed", "--epochs", "3")
+    roles = {line["role"]: line for line in live["breakdown"]}
+    # the frozen reference runs forward only: one third of forward + backward, on the same tokens
+    assert roles["reference"]["flops"] == pytest.approx(roles["policy"]["flops"] / 3, rel=0.01)
+    assert live["training_flops"] == pytest.approx(sum(line["flops"] for line in live["breakdown"]))
+    assert "(reading)" in roles["reference"]["basis"]
+    pre_ref = {line["role"]: line for line in pre["breakdown"]}["reference"]["flops"]
+    assert pre_ref == pytest.approx(roles["reference"]["flops"])  # once, not once per epoch
+    grpo = _json(capsys, *base[:4], "--seq-len", "128", "--objective", "grpo", "--num-generations", "8",
+                 "--max-completion-length", "256", "--reference", "live")
+    g = {line["role"]: line for line in grpo["breakdown"]}
+    assert set(g) == {"policy", "generation", "reference"} and all(line["counted"] for line in g.values())
+    assert grpo["tokens"] == 8 * (1_000_000 // 128 + 1) * (128 + 256)  # policy tokens: prompts × G × (P + C)
+    assert grpo["training_flops"] == pytest.approx(sum(line["flops"] for line in g.values()))
+    assert grpo["decision"]["role"] in ("downstream_modifier", "provider")
+    assert main(["estimate", *base, "--objective", "grpo"]) == 0
+    assert "breakdown (planned)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--objective", "grpo", "--reference", "precomputed"], "cannot be precomputed"),
+    (["--objective", "grpo", "--num-generations", "0"], "--num-generations"),
+])
+def test_objective_bad_input(config_dir, capsys, extra, message):
+    code = main(["estimate", "--config", str(config_dir), "--tokens", "1000", "--seq-len", "100", *extra])
+    assert code in (1, 2)
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -57,3 +57,24 @@ def test_grpo_reward_model_reported_not_counted(tmp_path):
     total = m.state.regulatory_flops + reward.flops.regulatory
     assert abs(total / m.counted - 1) < EXACT
     assert "not counted: reward" in m.state.regulatory_method()
+
+
+def test_the_estimate_before_matches_the_meter_after(tmp_path):
+    """`ftaudit estimate --objective grpo` for the run that then trains: rollouts exactly; the reference and the
+    total from above, within 2 % (the estimate gives every position logits, an upper bound; TRL's fused head skips
+    one per row, and on GPUs every unlabelled one). Three steps of 4 completions
+    are 6 prompts."""
+    from meter_tiny import tiny_model
+
+    from ftaudit.compute.estimate import estimate_objective
+    from ftaudit.compute.flops import TrainingSetup, build_flop_model
+
+    m = run("grpo", tmp_path, beta=0.04, num_generations=2, max_completion_length=8, prompt_len=6)
+    fm = build_flop_model(tiny_model().config.to_dict(), TrainingSetup(method="full"))
+    est = estimate_objective(fm, fm, tokens=6 * 6, seq_len=6, objective="grpo", num_generations=2,
+                             max_completion_length=8, reference="live")
+    planned = {line.role: line.flops for line in est.breakdown}
+    measured = {line.role: line.flops.regulatory for line in m.state.breakdown}
+    assert planned["generation"] == pytest.approx(measured["generation"], rel=1e-12)
+    assert 1 <= planned["reference"] / measured["reference"] < 1.02
+    assert 1 <= est.training_flops / m.state.regulatory_flops < 1.02

@@ -24,13 +24,16 @@ def tokenizer():
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    t = Tokenizer(models.WordLevel({f"t{i}": i for i in range(VOCAB)}, unk_token="t1"))
+    # Special tokens that no word contains: a fast tokenizer matches them inside words ("t2" in "t231").
+    vocab = {"<pad>": 0, "<unk>": 1, "<eos>": 2, "<bos>": 3, **{f"w{i}": i for i in range(4, VOCAB)}}
+    t = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     t.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=t, pad_token="t0", eos_token="t2", bos_token="t3")
+    return PreTrainedTokenizerFast(tokenizer_object=t, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>",
+                                   unk_token="<unk>")
 
 
 def _words(rng: random.Random, lo: int, hi: int) -> str:
-    return " ".join(f"t{rng.randrange(4, VOCAB)}" for _ in range(rng.randint(lo, hi)))
+    return " ".join(f"w{rng.randrange(4, VOCAB)}" for _ in range(rng.randint(lo, hi)))
 
 
 def _addmm_(self_shape, a_shape, b_shape, *args, out_shape=None, **kw) -> int:
@@ -74,10 +77,10 @@ class Measured:
 
 
 def run(kind: str, out: Path, *, lora: bool = False, steps: int = 3, kv_heads: int = 2,
-        reward_model: bool = False, **config) -> Measured:
+        reward_model: bool = False, prompt_len: int | None = None, **config) -> Measured:
     """kind: sft | dpo (reference: TRL's own copy, or adapters off with LoRA) | dpo-explicit | dpo-precomputed |
     grpo (config beta=, num_generations=, max_completion_length=; reward_model: a classifier scores as well).
-    kv_heads=4: dense multi-head attention instead of grouped-query."""
+    kv_heads=4: dense multi-head attention instead of grouped-query; prompt_len: every GRPO prompt that long."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
 
@@ -118,7 +121,8 @@ def run(kind: str, out: Path, *, lora: bool = False, steps: int = 3, kv_heads: i
         else:
             from trl import GRPOConfig, GRPOTrainer
 
-            data = Dataset.from_list([{"prompt": _words(rng, 3, 8)} for _ in range(4 * steps)])
+            lo, hi = (prompt_len, prompt_len) if prompt_len else (3, 8)
+            data = Dataset.from_list([{"prompt": _words(rng, lo, hi)} for _ in range(4 * steps)])
 
             def length_reward(completions, **kw):
                 return [float(len(c)) for c in completions]

@@ -37,8 +37,17 @@ def register(sub) -> None:
     )
     p.add_argument("--config", required=True, metavar="PATH_OR_MODEL_ID",
                    help="config.json, a directory holding one, or a model id in the base-model registry")
-    p.add_argument("--tokens", required=True, metavar="N", help="training tokens per epoch (unpadded)")
-    p.add_argument("--seq-len", required=True, metavar="S", help="sequence length")
+    p.add_argument("--tokens", required=True, metavar="N",
+                   help="training tokens per epoch (unpadded); dpo: chosen and rejected together; grpo: prompt tokens")
+    p.add_argument("--seq-len", required=True, metavar="S", help="sequence length (grpo: prompt length)")
+    p.add_argument("--objective", choices=["sft", "dpo", "grpo"], default="sft",
+                   help="supervised (default), preference (DPO/KTO/ORPO) or RL (GRPO/RLOO) fine-tuning")
+    p.add_argument("--num-generations", default="8", metavar="G", help="grpo: completions per prompt (default 8)")
+    p.add_argument("--max-completion-length", default="256", metavar="C",
+                   help="grpo: tokens per completion (default 256; counted at the maximum)")
+    p.add_argument("--reference", choices=["live", "precomputed", "none"], default=None,
+                   help="reference model forwards: dpo default live (every epoch) or precomputed (once); grpo "
+                   "default none (beta 0) or live (beta > 0)")
     p.add_argument("--epochs", default="1", metavar="E", help="passes over the tokens (default 1)")
     p.add_argument("--method", choices=["full", "lora", "partial"], default=None,
                    help="fine-tuning method (default full; partial when --trainable is given)")
@@ -115,7 +124,7 @@ def run(args) -> int:
     import json
     import sys
 
-    from ftaudit.compute.estimate import estimate_from_model, resolve_config
+    from ftaudit.compute.estimate import estimate_objective, resolve_config
     from ftaudit.compute.flops import build_flop_model
     from ftaudit.errors import BadInput
     from ftaudit.regulation import decide, tokens_until_threshold
@@ -136,8 +145,19 @@ def run(args) -> int:
     quant = int(args.quant) if args.quant else None
     arch, source = resolve_config(args.config)
     original = _original(args, source)
+    reference_fm = build_flop_model(arch, _setup(args, "full", quant=quant))
+    objective = dict(objective=args.objective, reference=args.reference or ("none" if args.objective == "grpo"
+                                                                             else "live"),
+                     num_generations=_number(args.num_generations, "--num-generations", positive=True, integer=True),
+                     max_completion_length=_number(args.max_completion_length, "--max-completion-length",
+                                                   positive=True, integer=True))
+
+    def estimate_for(fm, tokens, seq_len, *, epochs, config_source):
+        return estimate_objective(fm, reference_fm, tokens, seq_len, epochs=epochs, config_source=config_source,
+                                  **objective)
+
     planned_setup = _setup(args, method, lora_targets=targets, quant=quant)
-    planned = estimate_from_model(build_flop_model(arch, planned_setup), tokens, seq_len, epochs=epochs,
+    planned = estimate_for(build_flop_model(arch, planned_setup), tokens, seq_len, epochs=epochs,
                                   config_source=source)
     modification = prior + planned.training_flops
     decision = decide(modification, original)
@@ -145,7 +165,7 @@ def run(args) -> int:
     # Side by side: full fine-tuning, LoRA (the given targets, else PEFT's default, else all-linear) and the plan.
     compare: dict[str, object] = {}
     if method != "full":
-        compare["full"] = estimate_from_model(build_flop_model(arch, _setup(args, "full", quant=quant)), tokens,
+        compare["full"] = estimate_for(build_flop_model(arch, _setup(args, "full", quant=quant)), tokens,
                                               seq_len, epochs=epochs, config_source=source)
     else:
         compare["full"] = planned
@@ -157,7 +177,7 @@ def run(args) -> int:
             fm = build_flop_model(arch, _setup(args, "lora", lora_targets=lora_targets, quant=quant))
         except BadInput:
             fm = build_flop_model(arch, _setup(args, "lora", lora_targets=("all-linear",), quant=quant))
-        compare["lora"] = estimate_from_model(fm, tokens, seq_len, epochs=epochs, config_source=source)
+        compare["lora"] = estimate_for(fm, tokens, seq_len, epochs=epochs, config_source=source)
     if method == "partial":
         compare["partial"] = planned
 
@@ -202,7 +222,8 @@ def run(args) -> int:
 
     out = sys.stdout.write
     out(f"ftaudit estimate — {args.config} ({arch.model_type}; {planned.flops_method} method)\n")
-    out(f"{tokens:,} tokens per epoch × {epochs:g} epoch(s), unpadded sequences of {seq_len} tokens\n\n")
+    out(f"{tokens:,} tokens per epoch × {epochs:g} epoch(s), unpadded sequences of {seq_len} tokens; objective "
+        f"{planned.objective}\n\n")
     cols = list(compare.items())
     header = ["", *[("▶ " if e is planned else "") + k for k, e in cols]]
     rows = [
@@ -216,6 +237,11 @@ def run(args) -> int:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
         out("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
+    if len(planned.breakdown) > 1:
+        out("\nbreakdown (planned):\n")
+        for line in planned.breakdown:
+            out(f"  {line.role:<11} {flops2(line.flops)} FLOP  {'counted' if line.counted else 'not counted'}: "
+                f"{line.assumption}\n")
     if planned.recompute_flops:
         out(f"\nrecompute (gradient checkpointing, excluded): {flops2(planned.recompute_flops)} FLOP\n")
     out(f"\nplanned: {planned.method}: {flops2(planned.training_flops)} FLOP"

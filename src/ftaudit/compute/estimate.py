@@ -58,10 +58,21 @@ class EstimateSetup(Strict):
         return cls(**d)
 
 
+class ComputeShare(Strict):
+    """One line of the estimate's breakdown (the meter reports the same lines, measured)."""
+
+    role: Literal["policy", "reference", "generation", "reward", "value"]
+    counted: bool = Field(description="Part of training_flops (the regulatory figure).")
+    flops: float
+    basis: str = Field(description="The citation, and the reading where it is ours.")
+    assumption: str
+
+
 class Estimate(Strict):
     """Training FLOPs planned for one run (one lineage step), before it starts."""
 
     model_type: str
+    objective: Literal["sft", "dpo", "grpo"] = "sft"
     config_source: str = Field(description="config.json path or registry:<model id>.")
     flops_method: Literal["architecture", "parameter-count"]
     method: str = Field(description="Human-readable fine-tuning method, e.g. 'LoRA r=16 on q_proj, v_proj'.")
@@ -79,7 +90,10 @@ class Estimate(Strict):
     backward_flops: float
     recompute_flops: float = Field(description="Gradient-checkpointing recompute: reported, excluded "
                                    "(guidelines Annex A.1).")
-    training_flops: float = Field(description="Regulatory figure: forward + backward over all epochs.")
+    training_flops: float = Field(description="Regulatory figure: the counted lines of the breakdown (for SFT, "
+                                  "forward + backward over all epochs).")
+    breakdown: list[ComputeShare] = Field(default_factory=list, description="Policy, reference and generation "
+                                          "compute, each with what counts and why.")
     attention_fraction: float = Field(description="Share of training_flops in the attention S² term.")
     convention: str = CONVENTION
     assumptions: list[str] = Field(default_factory=list)
@@ -175,3 +189,66 @@ def estimate(config_ref_or_dict: str | dict | Architecture, tokens: int, seq_len
     setup = setup or TrainingSetup()
     arch, source = resolve_config(config_ref_or_dict)
     return estimate_from_model(build_flop_model(arch, setup), tokens, seq_len, epochs=epochs, config_source=source)
+
+
+def _share(role: str, flops: float, assumption: str) -> ComputeShare:
+    from ftaudit.regulation.citations import COMPUTE_ROLE_BASIS
+
+    return ComputeShare(role=role, counted=role in ("policy", "reference", "generation"), flops=flops,
+                        basis=COMPUTE_ROLE_BASIS[role], assumption=assumption)
+
+
+def rollout_forward_flops(fm: FlopModel, prompt_len: int, completion_len: int) -> float:
+    """One completion by KV-cached generation, as `transformers` generate runs it: the prompt's prefill (logits on
+    its last position only), then completion_len − 1 decoding steps, each attending every cached key."""
+    body = fm.per_token.forward - fm.head.forward
+    prefill = fm.sequence(prompt_len).forward - (prompt_len - 1) * fm.head.forward
+    decode = sum(body + fm.head.forward + fm.decode_step(prompt_len + i).forward for i in range(1, completion_len))
+    return prefill + decode
+
+
+def estimate_objective(fm: FlopModel, reference_fm: FlopModel, tokens: int, seq_len: int, *, epochs: float = 1,
+                       objective: str = "sft", num_generations: int = 8, max_completion_length: int = 256,
+                       reference: str = "live", config_source: str = "") -> Estimate:
+    """The estimate for an objective. sft: `tokens` in sequences of `seq_len`. dpo: `tokens` of the chosen and the
+    rejected sequences together, reference `live` (every epoch) or `precomputed` (once) or `none`. grpo: `tokens`
+    are prompt tokens in prompts of `seq_len`, each completed `num_generations` times to `max_completion_length`
+    tokens; reference `live` (beta > 0) or `none`."""
+    if objective not in ("sft", "dpo", "grpo"):
+        raise BadInput(f"unknown objective {objective!r}; use sft, dpo or grpo")
+    if reference not in ("live", "precomputed", "none"):
+        raise BadInput(f"unknown reference {reference!r}; use live, precomputed or none")
+    if objective == "grpo" and reference == "precomputed":
+        raise BadInput("GRPO's reference scores the policy's own fresh completions: it cannot be precomputed; use "
+                       "--reference live (beta > 0) or none (beta = 0)")
+    if objective != "grpo":
+        e = estimate_from_model(fm, tokens, seq_len, epochs=epochs, config_source=config_source)
+        lines = [_share("policy", e.training_flops, "forward and backward over every token, every epoch")]
+        if objective == "dpo" and reference != "none":
+            passes = epochs if reference == "live" else 1.0
+            ref = reference_fm.training_flops(tokens, seq_len).forward * passes
+            lines.append(_share("reference", ref, f"one forward of the frozen reference over every token, "
+                                f"{'every epoch' if reference == 'live' else 'once, before training (precomputed)'}"))
+    else:
+        g = int(parse_number(num_generations, "--num-generations", integer=True))
+        c = int(parse_number(max_completion_length, "--max-completion-length", integer=True))
+        prompts = math.ceil(int(tokens) / int(seq_len))
+        length = int(seq_len) + c
+        e = estimate_from_model(fm, prompts * g * length, length, epochs=epochs, config_source=config_source)
+        rollouts = prompts * g * epochs
+        lines = [_share("policy", e.training_flops, f"forward and backward over {g} completions of every prompt "
+                        f"({seq_len} + {c} tokens each)"),
+                 _share("generation", rollouts * rollout_forward_flops(fm, int(seq_len), c),
+                        f"{g} rollouts per prompt of {c} tokens each (the maximum: an upper bound), KV-cached "
+                        "decoding, discarded completions included")]
+        if reference == "live":
+            lines.append(_share("reference", rollouts * reference_fm.sequence(length).forward,
+                                "one forward of the frozen reference over every completion (beta > 0)"))
+        e.assumptions.insert(0, f"GRPO: {prompts:,} prompts of {seq_len} tokens per epoch, {g} generations each; "
+                                f"policy tokens = prompts × generations × (prompt + completion)")
+    extra = math.fsum(line.flops for line in lines if line.role != "policy" and line.counted)
+    e.objective, e.breakdown = objective, lines  # type: ignore[assignment]
+    e.forward_flops += extra
+    e.training_flops += extra
+    e.training_flops_per_token = e.training_flops / (e.tokens * e.epochs)
+    return e
