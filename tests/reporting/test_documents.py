@@ -219,3 +219,25 @@ def test_the_file_list_is_what_the_renderer_writes(full_run):
     from ftaudit.reporting.render import DOCS_DIR, FILES
 
     assert {p.name for p in (full_run / DOCS_DIR).iterdir()} == set(FILES)
+
+
+def test_objective_and_breakdown_in_annex_xi_and_the_model_card(tmp_path):
+    """A GRPO run: Annex XI 2(b) names the objective, 2(d) lists what counted and why; the model card too."""
+    from ftaudit.compute.evidence import ComputeLine, MeterFlops
+
+    record = full_record(tmp_path)
+    lines = [ComputeLine(role=role, counted=counted, basis=f"{role} basis (reading)", model="m", calls=3,
+                         flops=MeterFlops(regulatory=flops))
+             for role, counted, flops in [("generation", True, 2e15), ("reward", False, 5e14)]]
+    record.compute = record.compute.model_copy(update={"objective": "grpo", "breakdown": lines})
+    ctx = Ctx(record=record, run_dir=tmp_path)
+    files = render_files(ctx, ["json", "md"])
+    xi = {i["id"]: i for s in json.loads(files["annex_xi.json"])["sections"] for i in s["items"]}
+    assert xi["1.2.b.objective"]["value"].startswith("reinforcement learning (GRPO family)")
+    breakdown = xi["1.2.d.flops_breakdown"]
+    assert [line["role"] for line in breakdown["value"]] == ["policy", "generation", "reward"]
+    assert "generation 2.0e15 FLOP (counted: generation basis (reading))" in breakdown["display"]
+    assert "reward 5.0e14 FLOP (not counted: reward basis (reading))" in breakdown["display"]
+    assert "Annex A.1" in breakdown["citation"]
+    card = files["model_card.md"].decode()
+    assert "objective: grpo" in card and "role: reward" in card and "counted: false" in card

@@ -28,17 +28,14 @@ def _training_process(ctx: Ctx, f, prefix: str, cite: str) -> list:
     lora = ctx.conf("method", "lora") if ctx.method in ("lora", "qlora") else None
     if lora:
         hp.update({f"lora_{k}": v for k, v in lora.items() if k in ("r", "alpha", "dropout", "target_modules")})
-    objective = None
-    if t:
-        objective = ("next-token cross-entropy on the completion/assistant tokens only" if t.get("completion_only_loss")
-                     else "next-token cross-entropy on all tokens")
+    objective = ctx.objective_text()
     return [
         f.item(f"{prefix}.method", "Training method", cite, value=ctx.method, source="record.config.method.type",
                awaiting="no run config in the record"),
         f.item(f"{prefix}.hyperparameters", "Key settings", cite, value=hp or None, source="record.config.training",
                awaiting="no run config in the record"),
         f.item(f"{prefix}.objective", "What is optimised", cite, value=objective,
-               source="record.config.training.completion_only_loss", awaiting="no run config in the record"),
+               source="record.compute.objective / record.config.training", awaiting="no run config in the record"),
         f.ask(f"{prefix}.design_choices", "Key design choices and rationale", cite, "design_choices"),
     ]
 
@@ -102,9 +99,9 @@ def _adaptation(ctx: Ctx) -> str | None:
     c = ctx.record.compute
     trained = (f"{show(c.model.n_trainable_parameters)} of {show(c.model.n_parameters)} parameters trained"
                if c and c.model and c.model.n_parameters else "parameters trained: not metered")
-    tokens = "completion tokens only" if ctx.conf("training", "completion_only_loss") else "all tokens"
-    return (f"supervised fine-tuning ({ctx.method}) of {ctx.base_model_name}; {trained}; objective: next-token "
-            f"cross-entropy on {tokens}; no preference or RL alignment stage in this run")
+    kind = {"dpo": "preference optimisation", "grpo": "reinforcement-learning fine-tuning"}.get(
+        c.objective if c else None, "supervised fine-tuning")
+    return f"{kind} ({ctx.method}) of {ctx.base_model_name}; {trained}; objective: {ctx.objective_text()}"
 
 
 def open_source_section(ctx: Ctx, f: Filler) -> Section:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ftaudit.record import RunRecord
-from ftaudit.regulation.citations import AI_ACT, GUIDELINES, guidelines
+from ftaudit.regulation.citations import AI_ACT, COMPUTE_COUNTS, COMPUTE_ROLE_BASIS, GUIDELINES, guidelines
 from ftaudit.regulation.decision import ROLE_LABELS
 from ftaudit.reporting.answers import Answers
 from ftaudit.reporting.document import Filler, Item, pct, show, sig2
@@ -293,6 +293,34 @@ class Ctx:
             dims.append(f"{d.dimension}: {groups}")
         return f"{b.method}. " + ("; ".join(dims) if dims else "no group mentions found") + f". {b.disclaimer}"
 
+    def compute_breakdown(self) -> list[dict[str, Any]] | None:
+        """The policy's training passes, then every further line the meter reported (reference, generation, reward,
+        value), each with whether it counts and the citation or reading that says so."""
+        c = self.record.compute
+        if c is None or c.flops is None:
+            return None
+        lines = [{"role": "policy", "flops": c.flops.regulatory, "counted": True,
+                  "basis": COMPUTE_ROLE_BASIS["policy"]}]
+        lines += [{"role": line.role, "flops": line.flops.regulatory, "counted": line.counted, "basis": line.basis}
+                  for line in c.breakdown]
+        return lines
+
+    def objective_text(self) -> str | None:
+        """What the run optimised, from the meter's objective (else the config's loss setting)."""
+        c = self.record.compute
+        objective = c.objective if c and c.objective else None
+        if objective == "dpo":
+            return ("preference optimisation (DPO family): the policy's log-probability margin of chosen over rejected "
+                    "completions, measured against a frozen reference model")
+        if objective == "grpo":
+            return ("reinforcement learning (GRPO family): completions sampled from the policy, scored by the reward "
+                    "functions, group-relative advantages; a KL term to a frozen reference when beta > 0")
+        t = self.conf("training") or {}
+        if not t and objective is None:
+            return None
+        return ("next-token cross-entropy on the completion/assistant tokens only" if t.get("completion_only_loss")
+                else "next-token cross-entropy on all tokens")
+
     def compute_items(self, f: Filler, prefix: str, cite: str) -> list[Item]:
         c = self.record.compute
         d = self.record.decision
@@ -305,6 +333,11 @@ class Ctx:
             f.item(f"{prefix}.flops_method", "How the compute was measured", f"{GUIDELINES}, Annex A.2",
                    value=c.regulatory_flops_method if c else None, source="record.compute.regulatory_flops_method",
                    awaiting=missing),
+            f.item(f"{prefix}.flops_breakdown", "Which compute counted, and why", COMPUTE_COUNTS,
+                   value=self.compute_breakdown(), source="record.compute.breakdown", awaiting=missing,
+                   display="; ".join(f"{line['role']} {show(line['flops'])} FLOP "
+                                     f"({'counted' if line['counted'] else 'not counted'}: {line['basis']})"
+                                     for line in self.compute_breakdown() or [])),
             f.item(f"{prefix}.lineage_flops", "Cumulative compute of the model lineage (FLOP)",
                    f"{GUIDELINES}, §3.2 (reading: modifications add up)",
                    value=c.lineage.cumulative_flops if c and c.lineage else None,

@@ -63,7 +63,8 @@ def metadata(ctx: Ctx) -> dict[str, Any]:
     compute: dict[str, Any] = {}
     if c and c.regulatory_flops is not None:
         compute.update({"flops": c.regulatory_flops, "flops_display": show(c.regulatory_flops),
-                        "method": c.regulatory_flops_method})
+                        "method": c.regulatory_flops_method, "objective": c.objective,
+                        "breakdown": ctx.compute_breakdown()})
         if c.lineage:
             compute["lineage_cumulative_flops"] = c.lineage.cumulative_flops
     if d:
