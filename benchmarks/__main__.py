@@ -12,6 +12,7 @@ BENCHMARKS = [
     "estimator_accuracy",
     "estimate_latency",
     "meter_overhead",
+    "meter_objectives",
     "pii_detection",
     "data_scan",
     "long_record_memory",
