@@ -56,12 +56,16 @@ class DatasetSpec(Strict):
     """One training or evaluation data file (JSON Lines) and what a regulator needs to know about it."""
 
     path: str = Field(description="JSON Lines file, one record per line.")
-    format: Literal["prompt_completion", "messages", "text"] | None = Field(
-        None, description="Record shape; detected from the first record when unset.")
+    format: Literal["prompt_completion", "messages", "text", "preference"] | None = Field(
+        None, description="Record shape; detected from the first record when unset (preference: prompt, chosen "
+                          "and rejected, for objective dpo).")
     prompt_field: str = Field("prompt", description="Field holding the prompt (format prompt_completion).")
     completion_field: str = Field("completion", description="Field holding the target (format prompt_completion).")
     messages_field: str = Field("messages", description="Field holding chat messages (format messages).")
     text_field: str = Field("text", description="Field holding plain text (format text).")
+    chosen_field: str = Field("chosen", description="Field holding the preferred completion (format preference).")
+    rejected_field: str = Field("rejected", description="Field holding the rejected completion (format "
+                                                         "preference).")
     name: str | None = Field(None, description="Human name of the dataset (defaults to the file name).")
     provenance: str | None = Field(None, description="Where the data comes from and how it was obtained "
                                                      "(Annex XI 2(c)).")
@@ -104,8 +108,35 @@ class MethodSpec(Strict):
         return self
 
 
+class DpoSpec(Strict):
+    """Preference optimisation (TRL DPOTrainer) on prompt / chosen / rejected records."""
+
+    beta: float = Field(0.1, gt=0, description="Strength of the pull towards the reference model.")
+    reference: Literal["live", "precomputed"] = Field(
+        "live", description="live: the reference runs beside every step; precomputed: once over the data before "
+                            "training. The base model is the reference (LoRA: adapters off; full: a frozen copy).")
+
+
+class GrpoSpec(Strict):
+    """RL fine-tuning (TRL GRPOTrainer): completions sampled per prompt, scored, group-relative advantages."""
+
+    num_generations: int = Field(4, ge=2, description="Completions sampled per prompt.")
+    max_completion_length: int = Field(64, gt=0, description="Tokens per completion at most.")
+    beta: float = Field(0.0, ge=0, description="KL weight to the reference model (0: no reference forwards).")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")
+    reward: Literal["json_fields"] = Field(
+        "json_fields", description="json_fields: the task's own check, 0 for a completion without a JSON object, "
+                                   "else the share of the record's reference JSON fields it gets right.")
+
+
 class TrainingSpec(Strict):
-    """Training arguments (passed to transformers' TrainingArguments)."""
+    """Training arguments (passed to transformers' TrainingArguments, or TRL's DPOConfig / GRPOConfig)."""
+
+    objective: Literal["sft", "dpo", "grpo"] = Field(
+        "sft", description="sft (supervised), dpo (preference: needs preference records) or grpo (RL: the prompts "
+                           "of prompt/completion records, the completion as the reward's reference).")
+    dpo: DpoSpec = Field(default_factory=DpoSpec, description="objective dpo.")
+    grpo: GrpoSpec = Field(default_factory=GrpoSpec, description="objective grpo.")
 
     epochs: float = Field(1.0, gt=0, description="Passes over the training data.")
     max_steps: int | None = Field(None, gt=0, description="Optimizer steps; overrides epochs when set.")

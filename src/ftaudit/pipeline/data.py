@@ -21,6 +21,7 @@ class Example:
     messages: list[dict] | None = None
     prompt: str | None = None
     completion: str | None = None
+    rejected: str | None = None  # preference records: `completion` is the chosen one
 
 
 @dataclass
@@ -29,6 +30,7 @@ class TokenizedSet:
     labels: list[list[int]] = field(default_factory=list)
     n_truncated: int = 0
     n_no_target: int = 0  # records whose trainable part was cut off entirely by max_seq_len
+    examples: list[Example] = field(default_factory=list)  # dpo, grpo: the records, for TRL to format itself
 
     @property
     def lengths(self) -> list[int]:
@@ -51,6 +53,8 @@ def _detect(spec: DatasetSpec, first: dict) -> str:
         return spec.format
     if spec.messages_field in first:
         return "messages"
+    if all(k in first for k in (spec.prompt_field, spec.chosen_field, spec.rejected_field)):
+        return "preference"
     if spec.prompt_field in first and spec.completion_field in first:
         return "prompt_completion"
     if spec.text_field in first:
@@ -70,6 +74,9 @@ def _need(rec: dict, key: str, where: str, kind: type = str):
 
 
 def _example(spec: DatasetSpec, fmt: str, rec: dict, where: str) -> Example:
+    if fmt == "preference":
+        p, c, r = (_need(rec, k, where) for k in (spec.prompt_field, spec.chosen_field, spec.rejected_field))
+        return Example([(p, False), (c, True)], prompt=p, completion=c, rejected=r)
     if fmt == "prompt_completion":
         p, c = _need(rec, spec.prompt_field, where), _need(rec, spec.completion_field, where)
         return Example([(p, False), (c, True)], prompt=p, completion=c)
@@ -79,6 +86,10 @@ def _example(spec: DatasetSpec, fmt: str, rec: dict, where: str) -> Example:
             raise BadInput(f"{where}: {spec.messages_field!r} must be a list of {{role, content}} objects")
         return Example([(f"{m['role']}: {m['content']}\n", m["role"] == "assistant") for m in msgs], messages=msgs)
     return Example([(_need(rec, spec.text_field, where), True)])
+
+
+# What each objective trains on (the trainer formats the records itself for dpo and grpo).
+OBJECTIVE_FORMATS = {"dpo": ("preference",), "grpo": ("prompt_completion",)}
 
 
 def load_examples(cfg: RunConfig, specs: list[DatasetSpec], records_hook=None) -> list[Example]:
@@ -93,6 +104,12 @@ def load_examples(cfg: RunConfig, specs: list[DatasetSpec], records_hook=None) -
         if not rows:
             raise BadInput(f"dataset {path} contains no records")
         fmt = _detect(spec, rows[0][1])
+        wanted = OBJECTIVE_FORMATS.get(cfg.training.objective)
+        if wanted and specs is cfg.datasets and fmt not in wanted:
+            raise BadInput(f"dataset {path}: objective {cfg.training.objective} trains on {' or '.join(wanted)} "
+                           f"records, this one is {fmt}; " + ("give prompt, chosen and rejected fields"
+                                                              if cfg.training.objective == "dpo" else
+                                                              "give prompt and completion (the reward's reference)"))
         if records_hook is not None and n_spec == 0:
             for index, rec in rows:  # check the user's records first: errors must name their lines
                 _example(spec, fmt, rec, f"{path}: record {index}")
@@ -129,7 +146,31 @@ def _chat_segments(tok, ex: Example) -> list[tuple[str, bool]] | None:
     return [(t, trainable) for t, trainable in segments if t]
 
 
+def prompt_ids(tok, prompt: str, cfg: RunConfig) -> list[int]:
+    """The prompt as generation sees it: the chat template with the generation prompt, when there is one."""
+    if cfg.training.use_chat_template and getattr(tok, "chat_template", None):
+        return list(tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                            tokenize=True, return_dict=False))
+    return tok(prompt)["input_ids"]
+
+
 def tokenize(tok, examples: list[Example], cfg: RunConfig) -> TokenizedSet:
+    """Token ids and labels of what the policy trains on: sft the records; dpo the chosen and the rejected
+    sequence of each record (in that order); grpo the prompts (the completions are sampled in training)."""
+    objective = cfg.training.objective
+    if objective == "grpo":
+        ids = [prompt_ids(tok, ex.prompt, cfg)[-cfg.training.max_seq_len:] for ex in examples]
+        return TokenizedSet(input_ids=ids, labels=[list(x) for x in ids], examples=examples)
+    if objective == "dpo":
+        pairs = [Example([(ex.prompt, False), (answer, True)], prompt=ex.prompt, completion=answer)
+                 for ex in examples for answer in (ex.completion, ex.rejected)]
+        out = _tokenize(tok, pairs, cfg)
+        out.examples = examples
+        return out
+    return _tokenize(tok, examples, cfg)
+
+
+def _tokenize(tok, examples: list[Example], cfg: RunConfig) -> TokenizedSet:
     t = cfg.training
     out = TokenizedSet()
     eos = tok.eos_token or ""

@@ -46,10 +46,13 @@ class Plan(BaseModel):
     executed_flops: float
     recompute_flops: float = Field(description="Gradient-checkpointing recompute: reported, not counted "
                                                "(guidelines Annex A.1).")
-    planned_flops: float = Field(description="The larger of executed and effective (docs/design.md): the regulatory "
-                                             "figure for this run.")
+    planned_flops: float = Field(description="The policy's larger of executed and effective (docs/design.md) plus "
+                                             "the objective's reference and generation: the regulatory figure.")
     prior_lineage_flops: float = Field(description="Regulatory FLOP of earlier runs of the lineage.")
     lineage_total_flops: float = Field(description="prior + planned: the decision's input.")
+    objective: str = Field("sft", description="sft | dpo | grpo")
+    breakdown: dict[str, float] = Field(default_factory=dict, description="FLOP per role: the policy's training "
+                                        "passes, and the reference and generation forwards the objective adds.")
     accepted_limit_flops: float | None = None
     warnings: list[str] = Field(default_factory=list)
     assumptions: list[str] = Field(default_factory=list)
@@ -86,17 +89,18 @@ def training_setup(cfg: RunConfig):
 SIMULATED_MICRO_BATCHES = 200_000
 
 
-def planned_lengths(data: TokenizedSet, cfg: RunConfig, ws: int) -> tuple[list[list[int]], int, int]:
+def planned_lengths(units: list[list[int]], per_micro: int, cfg: RunConfig,
+                    ws: int) -> tuple[list[list[int]], int, int]:
     """The micro-batches (lists of sequence lengths) the run will execute, its optimizer steps, and the number of
     micro-batches in all (the list holds at most SIMULATED_MICRO_BATCHES of them).
 
-    Mirrors the Trainer: per epoch a seeded shuffle, micro-batches of `per_device_batch_size` per process,
-    `gradient_accumulation_steps` micro-batches per optimizer step; `max_steps` overrides epochs.
+    A unit is one record's rows (SFT one sequence, DPO chosen and rejected, GRPO a prompt's completions); a
+    micro-batch takes `per_micro` units. Mirrors the Trainer: per epoch a seeded shuffle, `gradient_accumulation_steps`
+    micro-batches per optimizer step on each process; `max_steps` overrides epochs.
     """
     t = cfg.training
-    lengths = data.lengths
-    n = len(lengths)
-    per_step = t.per_device_batch_size * t.gradient_accumulation_steps * ws
+    n = len(units)
+    per_step = per_micro * t.gradient_accumulation_steps * ws
     steps_per_epoch = max(1, math.ceil(n / per_step))
     steps = t.max_steps or max(1, math.ceil(t.epochs * steps_per_epoch))
     rng = random.Random(t.seed)
@@ -104,13 +108,59 @@ def planned_lengths(data: TokenizedSet, cfg: RunConfig, ws: int) -> tuple[list[l
     order: list[int] = []
     total = steps * t.gradient_accumulation_steps * ws
     for _ in range(min(total, SIMULATED_MICRO_BATCHES)):
-        if len(order) < t.per_device_batch_size:
+        if len(order) < per_micro:
             fresh = list(range(n))
             rng.shuffle(fresh)
             order += fresh
-        batches.append([lengths[i] for i in order[: t.per_device_batch_size]])
-        del order[: t.per_device_batch_size]
+        batches.append([length for i in order[:per_micro] for length in units[i]])
+        del order[:per_micro]
     return batches, steps, total
+
+
+def _units(data: TokenizedSet, cfg: RunConfig) -> tuple[list[list[int]], int]:
+    """The rows each record becomes in training, and records per micro-batch."""
+    t = cfg.training
+    lengths = data.lengths
+    if t.objective == "dpo":  # chosen and rejected of one record run in the same micro-batch
+        return [lengths[i:i + 2] for i in range(0, len(lengths), 2)], t.per_device_batch_size
+    if t.objective == "grpo":  # the batch counts completions: per_device_batch_size / num_generations prompts
+        g, c = t.grpo.num_generations, t.grpo.max_completion_length
+        if t.per_device_batch_size % g:
+            raise BadInput(f"training.per_device_batch_size {t.per_device_batch_size} must be a multiple of "
+                           f"training.grpo.num_generations {g} (GRPO batches whole groups of completions)")
+        return [[n + c] * g for n in lengths], t.per_device_batch_size // g
+    return [[n] for n in lengths], t.per_device_batch_size
+
+
+def _objective_lines(fm, data: TokenizedSet, cfg: RunConfig, batches: list[list[int]], scale: float,
+                     model_config: dict) -> tuple[dict[str, float], list[str]]:
+    """Reference and generation FLOP the objective adds to the policy's training passes (forward only)."""
+    from ftaudit.compute.estimate import rollout_forward_flops
+    from ftaudit.compute.flops import TrainingSetup, build_flop_model
+
+    t = cfg.training
+    if t.objective == "sft":
+        return {}, []
+    ref = build_flop_model(model_config, TrainingSetup(method="full", attention_kernel=fm.setup.attention_kernel))
+    padded = [max(b) for b in batches for _ in b]
+    lines: dict[str, float] = {}
+    notes: list[str] = []
+    if t.objective == "dpo":
+        if t.dpo.reference == "live":
+            lines["reference"] = ref.batch(padded).forward * scale
+            notes.append("DPO: the reference (the base model) runs one forward beside every policy micro-batch.")
+        else:
+            lines["reference"] = ref.batch(data.lengths).forward
+            notes.append("DPO: the reference log-probabilities are computed once over the data before training.")
+        return lines, notes
+    c = t.grpo.max_completion_length
+    lines["generation"] = math.fsum(rollout_forward_flops(fm, max(b) - c, c) * len(b) for b in batches) * scale
+    notes.append(f"GRPO: {t.grpo.num_generations} completions of {c} tokens per prompt (the maximum: an upper "
+                 "bound), KV-cached decoding from prompts left-padded per micro-batch; discarded ones count too.")
+    if t.grpo.beta > 0:
+        lines["reference"] = ref.batch(padded).forward * scale
+        notes.append("GRPO beta > 0: the reference (the base model) runs one forward over every completion.")
+    return lines, notes
 
 
 def plan_compute(model_config: dict, data: TokenizedSet, cfg: RunConfig, prior_flops: float) -> Plan:
@@ -119,15 +169,18 @@ def plan_compute(model_config: dict, data: TokenizedSet, cfg: RunConfig, prior_f
     setup = training_setup(cfg)
     fm = build_flop_model(model_config, setup)
     ws = world_size()
-    batches, steps, total = planned_lengths(data, cfg, ws)
+    units, per_micro = _units(data, cfg)
+    batches, steps, total = planned_lengths(units, per_micro, cfg, ws)
     scale = total / len(batches)
     seqs = [s for b in batches for s in b]
     eff = fm.batch(seqs)
     # padding is executed compute: each micro-batch runs at its longest record's length
     exe = fm.batch([max(b) for b in batches for _ in b])
-    planned = max(eff.training, exe.training) * scale
+    policy = max(eff.training, exe.training) * scale
+    lines, notes = _objective_lines(fm, data, cfg, batches, scale, model_config)
+    planned = policy + math.fsum(lines.values())
     assumptions = ["Architecture-based count on the tokenised training data (guidelines Annex A.2); padding "
-                   "simulated from seeded micro-batches; the runtime meter measures the real figure."]
+                   "simulated from seeded micro-batches; the runtime meter measures the real figure.", *notes]
     if scale > 1:
         assumptions.append(f"{len(batches):,} of the run's {total:,} micro-batches simulated; the totals are scaled "
                            f"by {scale:.6g} (the padding of the simulated ones stands for the rest).")
@@ -145,7 +198,8 @@ def plan_compute(model_config: dict, data: TokenizedSet, cfg: RunConfig, prior_f
     return Plan(
         method=fm.method, setup={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(setup).items()},
         n_parameters=fm.n_parameters, n_trainable_parameters=fm.n_trainable_parameters,
-        train_records=len(data), train_tokens_per_epoch=sum(data.lengths), truncated_records=data.n_truncated,
+        train_records=len(data.examples) or len(data), train_tokens_per_epoch=sum(data.lengths),
+        truncated_records=data.n_truncated,
         world_size=ws, micro_batch_size=cfg.training.per_device_batch_size,
         gradient_accumulation_steps=cfg.training.gradient_accumulation_steps, optimizer_steps=steps,
         planned_sequences=round(len(seqs) * scale), planned_tokens_effective=round(sum(seqs) * scale),
@@ -153,6 +207,7 @@ def plan_compute(model_config: dict, data: TokenizedSet, cfg: RunConfig, prior_f
         effective_flops=eff.training * scale, executed_flops=exe.training * scale,
         recompute_flops=exe.recompute * scale, planned_flops=planned, prior_lineage_flops=prior_flops,
         lineage_total_flops=prior_flops + planned, warnings=warnings, assumptions=assumptions,
+        objective=cfg.training.objective, breakdown={"policy": policy, **lines},
     )
 
 

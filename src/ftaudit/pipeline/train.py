@@ -74,7 +74,60 @@ def make_collator(pad_id: int):
     return collate
 
 
+def _chat(tokenizer, cfg: RunConfig) -> bool:
+    return cfg.training.use_chat_template and bool(getattr(tokenizer, "chat_template", None))
+
+
+def trl_dataset(data: TokenizedSet, cfg: RunConfig, tokenizer):
+    """The records in TRL's own format: conversational when the tokenizer has a chat template."""
+    from datasets import Dataset
+
+    chat = _chat(tokenizer, cfg)
+
+    def turn(role: str, text: str):
+        return [{"role": role, "content": text}] if chat else text
+
+    if cfg.training.objective == "dpo":
+        rows = [{"prompt": turn("user", ex.prompt), "chosen": turn("assistant", ex.completion),
+                 "rejected": turn("assistant", ex.rejected)} for ex in data.examples]
+    else:
+        rows = [{"prompt": turn("user", ex.prompt), "reference": ex.completion} for ex in data.examples]
+    return Dataset.from_list(rows)
+
+
+def json_fields_reward(completions, reference, **_):
+    """The task's own check as a reward: 0 without a JSON object, else the share of the reference's fields right
+    (ftaudit.evaluation.quality.json_field_accuracy). A Python function: it costs no FLOP."""
+    from ftaudit.evaluation.quality import json_field_accuracy
+
+    out = []
+    for completion, ref in zip(completions, reference, strict=True):
+        text = completion[-1]["content"] if isinstance(completion, list) else completion
+        ok, accuracy = json_field_accuracy(text, ref)
+        out.append(float(accuracy or 0.0) if ok else 0.0)
+    return out
+
+
+def trl_trainer(cfg: RunConfig, model, tokenizer, data: TokenizedSet, args, callbacks):
+    """TRL's DPOTrainer or GRPOTrainer on the (already PEFT-wrapped) model. The reference is the base model:
+    with adapters, the model with its adapters off; in full fine-tuning a frozen copy made before training."""
+    import copy
+
+    dataset = trl_dataset(data, cfg, tokenizer)
+    if cfg.training.objective == "dpo":
+        from trl import DPOTrainer
+
+        ref = None if hasattr(model, "peft_config") else copy.deepcopy(model).eval().requires_grad_(False)
+        return DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=dataset, processing_class=tokenizer,
+                          callbacks=callbacks)
+    from trl import GRPOTrainer
+
+    return GRPOTrainer(model=model, reward_funcs=[json_fields_reward], args=args, train_dataset=dataset,
+                       processing_class=tokenizer, callbacks=callbacks)
+
+
 def training_arguments(cfg: RunConfig, rd: RunDir):
+    """TrainingArguments for sft; TRL's DPOConfig or GRPOConfig (its subclasses) for dpo and grpo."""
     from transformers import TrainingArguments
 
     t = cfg.training
@@ -113,8 +166,20 @@ def training_arguments(cfg: RunConfig, rd: RunDir):
             kw["fsdp_config"] = str(cfg.resolve(t.fsdp_config)) if isinstance(t.fsdp_config, str) else t.fsdp_config
     if t.deepspeed is not None:  # DeepSpeed also runs on CPU (its CPU accelerator, gloo)
         kw["deepspeed"] = str(cfg.resolve(t.deepspeed)) if isinstance(t.deepspeed, str) else t.deepspeed
+    cls = TrainingArguments
+    if t.objective == "dpo":
+        from trl import DPOConfig as cls  # noqa: N813
+
+        kw.update(beta=t.dpo.beta, precompute_ref_log_probs=t.dpo.reference == "precomputed",
+                  max_length=t.max_seq_len, gradient_checkpointing=t.gradient_checkpointing)
+    elif t.objective == "grpo":
+        from trl import GRPOConfig as cls  # noqa: N813
+
+        g = t.grpo
+        kw.update(num_generations=g.num_generations, max_completion_length=g.max_completion_length, beta=g.beta,
+                  temperature=g.temperature, gradient_checkpointing=t.gradient_checkpointing)
     kw.update(t.extra_args)
-    return TrainingArguments(**kw)
+    return cls(**kw)
 
 
 def _cuda() -> bool:
@@ -213,9 +278,13 @@ def run_trainer(cfg: RunConfig, rd: RunDir, model, tokenizer, data: TokenizedSet
 
     meter = meter_callback(rd, cfg, gate_hook, parent=parent, run_id=run_id, original=original)
     meter_ref = [meter]
-    trainer = Trainer(model=model, args=training_arguments(cfg, rd), train_dataset=_Examples(data),
-                      data_collator=make_collator(tokenizer.pad_token_id),
-                      callbacks=[meter, _progress_callback(ui, rd, gate, meter_ref)])
+    callbacks = [meter, _progress_callback(ui, rd, gate, meter_ref)]
+    args = training_arguments(cfg, rd)
+    if cfg.training.objective == "sft":
+        trainer = Trainer(model=model, args=args, train_dataset=_Examples(data),
+                          data_collator=make_collator(tokenizer.pad_token_id), callbacks=callbacks)
+    else:
+        trainer = trl_trainer(cfg, model, tokenizer, data, args, callbacks)
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     for cb in (PrinterCallback, ProgressCallback):  # stdout belongs to --json; ftaudit draws its own progress
