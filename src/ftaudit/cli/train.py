@@ -119,6 +119,9 @@ def run_train(args) -> int:
             run.ui.summary([("plan", f"{p.optimizer_steps} steps, {p.planned_tokens_executed:,} tokens executed "
                                      f"({p.planned_tokens_effective:,} non-padding)"),
                             ("planned compute", f"{flops2(p.planned_flops)} FLOP ({p.method})"),
+                            *([("objective", f"{p.objective}: " + ", ".join(
+                                f"{role} {flops2(v)} FLOP" for role, v in p.breakdown.items()))]
+                              if p.objective != "sft" else []),
                             ("lineage total", f"{flops2(p.lineage_total_flops)} FLOP"),
                             ("threshold", f"{flops2(d.threshold_flops)} FLOP ({d.citation})"),
                             ("role", f"{d.role} (accepted: {d.accepted_role})"),
