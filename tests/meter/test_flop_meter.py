@@ -146,3 +146,23 @@ def test_bad_input_is_one_clear_line(tmp_path):
         FlopsMeterCallback().on_init_end(types.SimpleNamespace(use_vllm=True), None, None, model=tiny_model())
     with pytest.raises(BadInput, match="unknown objective"):
         FlopsMeterCallback(objective="rlhf")
+
+
+def test_rollouts_from_their_lengths_equal_the_hooked_generation(tmp_path):
+    """vLLM-style rollouts (outside the model) counted from lengths give what the hook counts for `generate`."""
+    model = tiny_model()
+    hooked = FlopMeter(model, save_every_steps=1).start()
+    model.train()
+    with torch.no_grad():
+        model.generate(input_ids=torch.randint(4, 200, (3, 7)), attention_mask=torch.ones(3, 7, dtype=torch.long),
+                       max_new_tokens=5, min_new_tokens=5, do_sample=False, pad_token_id=0)
+    by_hook = {line.role: line for line in hooked.stop().breakdown}["generation"]
+    outside = FlopMeter(tiny_model(), save_every_steps=1).start()
+    outside.add_generation([7, 7, 7], [5, 5, 5], engine="vLLM")
+    by_lengths = {line.role: line for line in outside.stop().breakdown}["generation"]
+    assert by_lengths.flops.regulatory == pytest.approx(by_hook.flops.regulatory, rel=1e-12)
+    assert "vLLM" in by_lengths.method and "prompt and completion lengths" in by_lengths.method
+    with pytest.raises(BadInput, match="one prompt length per completion"):
+        outside.add_generation([7], [5, 5])
+    with pytest.raises(BadInput, match="positive integers"):
+        outside.add_generation([0], [5])

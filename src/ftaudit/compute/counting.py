@@ -124,6 +124,22 @@ class BatchCounter:
         else:
             self._count_masked(mask, pos, b, s, ref.device)
 
+    def count_rollout(self, prompt_len: int, completion_len: int) -> None:
+        """One completion generated outside the hooked model (a vLLM engine), from its lengths, as `transformers`
+        generate runs it: the prompt's prefill with logits on its last position, then completion_len − 1 decoding
+        steps, each attending every cached key (no padding: each sequence on its own)."""
+        self.calls += 1
+        self.micro_batches += 1
+        self.tokens_exec += prompt_len + completion_len - 1
+        self.host_tokens_eff += prompt_len + completion_len - 1
+        self.head_positions += completion_len
+        self.seq_exec += 1
+        self.host_seq_eff += 1
+        self._add(self.host_exec_hist, prompt_len, 1)
+        self._add(self.host_eff_hist, prompt_len, 1)
+        for i in range(1, completion_len):
+            self._add(self.decode_hist, prompt_len + i, 1)
+
     def _count_head(self, kwargs: dict, b: int, s: int, device: torch.device) -> None:
         if kwargs.get("fused_lm_head"):  # TRL: the head on hidden[:, :-1] (or only its labelled positions)
             labels = kwargs.get("labels")

@@ -100,7 +100,8 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
                            f"{objective!r}); drop objective= or use the matching trainer")
         if getattr(args, "use_vllm", False):
             raise BadInput("generation runs in vLLM (use_vllm=True), outside the model the meter counts; set "
-                           "use_vllm=False to meter the rollouts, or meter them with FlopMeter.add_generation")
+                           "use_vllm=False to meter the rollouts, or meter your loop with FlopMeter and pass the "
+                           "rollouts' lengths to FlopMeter.add_generation")
         meter = FlopMeter(**self._options, run_id=self.run_id, objective=objective)
         meter.watch(model)
         return meter
