@@ -52,6 +52,12 @@ def test_grpo_trains_with_rollouts_and_reference_counted(tmp_path, tiny_model, t
     assert items["1.2.b.objective"]["value"].startswith("reinforcement learning")
     assert [line["role"] for line in items["1.2.d.flops_breakdown"]["value"]] == ["policy", "reference",
                                                                                   "generation"]
+    # a GRPO run continued from this one's adapter (--parent): the lineage carries the whole figure
+    (tmp_path / "again").mkdir()
+    again = make_config(tmp_path / "again", tiny_model, tiny_data, training=GRPO)
+    assert main(["train", str(again), "--plan", "--json", "--parent", str(tmp_path / "run" / "model")]) == 0
+    plan = json.loads(capsys.readouterr().out)["plan"]
+    assert plan["prior_lineage_flops"] == pytest.approx(c["regulatory_flops"])
 
 
 def test_dpo_trains_with_the_reference_counted(tmp_path, tiny_model, preference_data, capsys):

@@ -16,6 +16,8 @@ def register(sub) -> None:
     p.add_argument("config", nargs="?", help="run config (YAML); see --help-config")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     p.add_argument("-o", "--output-dir", help="run directory (overrides output_dir in the config)")
+    p.add_argument("--parent", metavar="DIR", help="continue the lineage (and the adapter) of an earlier run's "
+                   "model dir (overrides parent in the config)")
     p.add_argument("--plan", action="store_true", help="preflight only: validate, estimate, decide; write nothing")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout; no progress output")
     p.add_argument("--help-config", action="store_true", help="list every config field with its meaning")
@@ -107,7 +109,8 @@ def run_train(args) -> int:
     from ftaudit.pipeline.ui import stdout_json, stdout_to_stderr
 
     with stdout_to_stderr() if args.json else nullcontext():  # stdout: the one JSON object, nothing else
-        run = prepare(args.config, resume=args.resume, output_dir=args.output_dir, quiet=args.json)
+        run = prepare(args.config, resume=args.resume, output_dir=args.output_dir, parent=args.parent,
+                      quiet=args.json)
         result = execute(run, plan_only=args.plan)
     if args.plan:
         d = run.planned_decision

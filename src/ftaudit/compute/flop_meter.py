@@ -40,8 +40,8 @@ from typing import Callable
 
 import torch
 
-from ftaudit.compute import energy as energy_mod
 from ftaudit.compute import hardware as hw_mod
+from ftaudit.compute import sampling
 from ftaudit.compute.counting import BatchCounter, SyncLayout, counts_from_vector
 from ftaudit.compute.evidence import ComputeLine, MeterFlops, ModelCounts
 from ftaudit.compute.live_model import (
@@ -105,7 +105,7 @@ def _label(model) -> str:
     return next(iter(model_paths(model)), None) or type(model).__name__
 
 
-def _forward_rates(model, policy_vocab: int | None, role: str) -> tuple[FlopRates | None, list[str]]:
+def _forward_rates(model, role: str) -> tuple[FlopRates | None, list[str]]:
     """Forward-only FLOP rates of a frozen model from its config; a classifier's head is its `score` layer."""
     from ftaudit.compute.flops import TrainingSetup, build_flop_model
 
@@ -202,7 +202,7 @@ class FlopMeter:
             self.policy = model
             self._model_counts, rates, self._warnings = self._policy_rates(model)
             varlen = attention_kernel(lm.config) == "flash"
-            ref_rates, ref_w = _forward_rates(lm, None, "reference")
+            ref_rates, ref_w = _forward_rates(lm, "reference")
             name = _label(model)
             for r, rr in (("policy", rates), ("generation", rates), ("policy_no_grad", rates)):
                 self._add_stream(Stream(r, name, BatchCounter(varlen), rr))
@@ -220,7 +220,7 @@ class FlopMeter:
         if role == "reference" and vocab is not None and getattr(lm.config, "vocab_size", vocab) != vocab:
             raise BadInput(f"the reference model {_label(model)} has a vocabulary of {lm.config.vocab_size} tokens, "
                            f"the policy {vocab}: they need the same tokenizer for log-probabilities to compare")
-        rates, w = _forward_rates(lm, vocab, role)
+        rates, w = _forward_rates(lm, role)
         stream = self._add_stream(Stream(role, _label(model), BatchCounter(attention_kernel(lm.config) == "flash"),
                                          rates, w))
         self._hooks.append(lm.register_forward_pre_hook(functools.partial(self._model_call, stream),
@@ -376,7 +376,8 @@ class FlopMeter:
         self._base = base
         self._step = self._session_start_step = global_step
         self.dtype = self.dtype or self._training_dtype()
-        self._start_samplers(dist)
+        self._samplers = ([x.start() for x in self._samplers] if self._samplers is not None else
+                          sampling.default_samplers(self.policy, dist, self.nvml, self.nvml_interval, base.warnings))
         self._t0 = time.monotonic()
         self._precompute, self._counting = False, True
         self.discover()
@@ -447,7 +448,7 @@ class FlopMeter:
             dist.all_reduce(t, op=dist.ReduceOp.MAX)
             size = int(t.item())
         layout = SyncLayout(tuple(self._streams), size, len(hw_mod.HardwareTotals.FIELDS))
-        reading = self._reading()
+        reading = sampling.combined_reading(self._samplers, self.dtype, self.peak_override)
         vec = torch.cat([*(s.counter.vector(size, dev) for s in streams),
                          torch.tensor(reading.gpu.vector() + [reading.cpu_joules, float(reading.cpu_estimated), 0.0],
                                       dtype=torch.float64, device=dev)])
@@ -488,7 +489,9 @@ class FlopMeter:
         new.lineage = update_lineage(base.lineage, base.run_id, new.regulatory_flops, finished=final,
                                      output_dir=str(self.output_dir) if self.output_dir else None,
                                      started_at=base.started_at)
-        self._hardware(new, values[layout.hardware_slice], values[layout.energy_slice], seconds)
+        gpus = sampling.combined_reading(self._samplers, self.dtype, self.peak_override).gpu.gpus
+        new.hardware, new.energy = sampling.hardware_evidence(base, new, values[layout.hardware_slice],
+                                                              values[layout.energy_slice], seconds, gpus, self.dtype)
         uncounted = self._streams["policy"].counter.uncounted
         if uncounted:
             msg = (f"{uncounted} training forward call(s) had neither input_ids nor inputs_embeds and were not "
@@ -496,64 +499,6 @@ class FlopMeter:
             new.warnings = [w for w in new.warnings if "were not counted" not in w] + [msg]
         self.state = new
         return new
-
-    def _hardware(self, new: MeterState, hw_vals: list[float], energy: list[float], seconds: float) -> None:
-        base = self._base
-        totals = hw_mod.HardwareTotals().with_vector(hw_vals)
-        totals.gpus = self._reading().gpu.gpus
-        prev = base.hardware
-        if prev is not None and prev.flops_upper_bound is not None:  # resumed: earlier sessions count too
-            totals.flops_measured += prev.flops_measured_utilisation or 0.0
-            totals.flops_upper += prev.flops_upper_bound
-            totals.gpu_seconds += prev.gpu_seconds
-        new.hardware = hw_mod.cross_check(totals, self.dtype, new.regulatory_flops)
-        if totals.n_gpus:
-            new.energy = hw_mod.gpu_energy(totals, new.training_seconds)
-        else:
-            new.energy = energy_mod.cpu_energy(energy[0], "estimated" if energy[1] > 0 else "measured", seconds)
-        if base.energy is not None and base.energy.kwh is not None and new.energy.kwh is not None:
-            new.energy.kwh += base.energy.kwh  # resumed: add what the run used before the checkpoint
-            new.energy.seconds += base.energy.seconds
-
-    def _reading(self) -> hw_mod.Reading:
-        out = hw_mod.Reading()
-        for s in self._samplers or ():
-            r = s.reading(self.dtype, self.peak_override)
-            if r.gpu.n_gpus:
-                out.gpu = r.gpu
-            out.cpu_joules += r.cpu_joules
-            out.cpu_estimated = out.cpu_estimated or r.cpu_estimated
-        return out
-
-    def _start_samplers(self, dist) -> None:
-        if self._samplers is not None:
-            self._samplers = [s.start() for s in self._samplers]
-            return
-        samplers: list[hw_mod.Sampler] = []
-        enabled = self.nvml if self.nvml is not None else torch.cuda.is_available()
-        if enabled and torch.cuda.is_available():
-            try:
-                samplers.append(self._nvml_sampler(dist).start())
-            except Exception as exc:  # noqa: BLE001 - NVML missing or broken: say so in the record
-                self._base.warnings.append(f"NVML sampling failed ({type(exc).__name__}: {exc}); no GPU counters")
-        samplers.append(energy_mod.CpuEnergyMeter(read_rapl=energy_mod.local_rank_is_node_leader()).start())
-        self._samplers = samplers
-
-    def _nvml_sampler(self, dist) -> hw_mod.NvmlSampler:
-        import pynvml
-
-        if dist is not None:
-            devices = [torch.cuda.current_device()]
-        else:
-            devices = sorted({p.device.index or 0 for p in self.policy.parameters() if p.device.type == "cuda"})
-        uuids = []
-        for d in devices:
-            u = str(getattr(torch.cuda.get_device_properties(d), "uuid", "") or "")
-            uuids.append(u if u.startswith(("GPU-", "MIG-")) else f"GPU-{u}")
-        try:
-            return hw_mod.NvmlSampler(pynvml, uuids=uuids, interval=self.nvml_interval)
-        except Exception:  # noqa: BLE001 - UUID lookup unsupported: fall back to indices
-            return hw_mod.NvmlSampler(pynvml, devices, interval=self.nvml_interval)
 
     def _training_dtype(self) -> str:
         dtypes = {p.dtype for p in self.policy.parameters() if p.requires_grad}

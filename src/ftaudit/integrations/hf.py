@@ -120,11 +120,16 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
         meter = self.meter
         out = Path(self.output_dir or args.output_dir)
         meter.output_dir, meter.dtype = out, training_dtype(args)
-        if meter.rank0:
-            aws_meter_file.check_writable(out, "meter output directory")
-            if self.write_meter_file:
-                aws_meter_file.check_writable(aws_meter_file.meter_file_dir(out), "FLOPS_METER_OUT")
-        meter.start(resume=self._restore(state, args, out), global_step=state.global_step)
+        try:
+            if meter.rank0:
+                aws_meter_file.check_writable(out, "meter output directory")
+                if self.write_meter_file:
+                    aws_meter_file.check_writable(aws_meter_file.meter_file_dir(out), "FLOPS_METER_OUT")
+            meter.start(resume=self._restore(state, args, out), global_step=state.global_step)
+        except BaseException:
+            meter.close()  # no hook outlives a run that never started
+            self.meter = None
+            raise
         if getattr(args, "precompute_ref_log_probs", False) and not meter.reference_calls():
             meter.state.warnings.append("reference log-probabilities came from the datasets cache of an earlier "
                                         "process; their compute is not in this run's total")

@@ -422,7 +422,7 @@ class Result:
 
 
 def prepare(config: str | Path | RunConfig | None = None, *, resume: str | Path | None = None,
-            output_dir: str | None = None, quiet: bool = False) -> Run:
+            output_dir: str | None = None, parent: str | None = None, quiet: bool = False) -> Run:
     """Read the config (or take it as given, or the run dir's for --resume) and check the output directory; a
     directory holding this config's earlier run is resumed. Writes nothing."""
     if resume is not None:
@@ -439,6 +439,8 @@ def prepare(config: str | Path | RunConfig | None = None, *, resume: str | Path 
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     if output_dir:
         cfg.output_dir = str(Path(output_dir).resolve())
+    if parent:
+        cfg.parent = str(Path(parent).resolve())
     rd = RunDir(cfg.output_path().resolve())
     is_main = _rank() == 0
     record = RunRecord()
