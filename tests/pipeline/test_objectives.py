@@ -116,3 +116,24 @@ def test_grpo_kill_9_then_resume_counts_every_rollout_once(tmp_path, tiny_model,
     # steps after it counted when they ran (what the killed job did past the checkpoint is not added)
     assert gen["counts"]["sequences_executed"] == 6 * 4
     assert c["counts"]["optimizer_steps"] == 6 and c["counts"]["sequences_executed"] == 6 * 4
+
+
+def test_grpo_runtime_gate_stops_on_the_whole_figure(tmp_path, tiny_model, tiny_data):
+    """The accepted limit at 40 % of the plan: the runtime gate stops on policy + rollouts + reference, not on the
+    policy's training passes alone (which stay far below the limit when it trips)."""
+    from ftaudit.errors import COMPUTE_GATE_STOPPED
+    from ftaudit.pipeline.run import after_preflight, preflight, prepare
+    from ftaudit.record import RunRecord
+    from ftaudit.regulation import OriginalCompute, decide
+
+    p = make_config(tmp_path, tiny_model, tiny_data, training={**GRPO, "max_steps": 8, "save_steps": 100})
+    run = preflight(prepare(p, quiet=True))
+    limit = run.plan.planned_flops * 0.4
+    run.original = OriginalCompute(3 * limit, "known", source="test override", is_gpai=True)
+    run.planned_decision = decide(0.0, run.original)
+    assert after_preflight(run).exit_code == COMPUTE_GATE_STOPPED
+    rec = RunRecord.load(tmp_path / "run")
+    c = rec.compute
+    assert rec.status == "stopped" and c.counts.optimizer_steps < 8
+    assert c.regulatory_flops <= limit * 1.05
+    assert c.flops.regulatory < 0.75 * limit  # the policy alone would have run on
