@@ -29,6 +29,8 @@ CASES = [
     ("GRPO, beta 0, 2 generations", "grpo", {}),
     ("GRPO, beta 0.04, 4 generations, dense MHA", "grpo", {"beta": 0.04, "num_generations": 4, "kv_heads": 4}),
     ("GRPO, beta 0.04, LoRA", "grpo", {"beta": 0.04, "lora": True}),
+    ("KTO", "kto", {}),
+    ("RLOO, beta 0.04", "rloo", {"beta": 0.04}),
 ]
 
 

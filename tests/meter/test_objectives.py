@@ -48,6 +48,19 @@ def test_grpo_exact_with_rollouts_and_reference(tmp_path, beta, lora, generation
     assert m.state.objective == "grpo" and "generation" in m.state.regulatory_method()
 
 
+def test_kto_and_rloo_exact_by_the_same_hooks(tmp_path):
+    """KTO: a reference forward on the completions and on the mismatched KL pairs, and the policy's own KL pass
+    without gradient; RLOO: the rollouts, the reference and the old-policy log-probabilities."""
+    kto = run("kto", tmp_path / "kto")
+    assert abs(kto.error) < EXACT, kto.error
+    assert {line.role for line in kto.state.breakdown} == {"reference", "policy_no_grad"}
+    assert kto.state.objective == "dpo"
+    rloo = run("rloo", tmp_path / "rloo", beta=0.04)
+    assert abs(rloo.error) < EXACT, rloo.error
+    assert {line.role for line in rloo.state.breakdown} == {"reference", "generation", "policy_no_grad"}
+    assert rloo.state.objective == "grpo"
+
+
 def test_grpo_reward_model_reported_not_counted(tmp_path):
     m = run("grpo", tmp_path, reward_model=True)
     roles = {line.role: line for line in m.state.breakdown}

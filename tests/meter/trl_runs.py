@@ -78,8 +78,8 @@ class Measured:
 
 def run(kind: str, out: Path, *, lora: bool = False, steps: int = 3, kv_heads: int = 2,
         reward_model: bool = False, prompt_len: int | None = None, **config) -> Measured:
-    """kind: sft | dpo (reference: TRL's own copy, or adapters off with LoRA) | dpo-explicit | dpo-precomputed |
-    grpo (config beta=, num_generations=, max_completion_length=; reward_model: a classifier scores as well).
+    """kind: sft | dpo (reference: TRL's own copy, or adapters off with LoRA) | dpo-explicit | dpo-precomputed | kto |
+    grpo | rloo (config beta=, num_generations=, max_completion_length=; reward_model: a classifier scores too).
     kv_heads=4: dense multi-head attention instead of grouped-query; prompt_len: every GRPO prompt that long."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
@@ -108,6 +108,13 @@ def run(kind: str, out: Path, *, lora: bool = False, steps: int = 3, kv_heads: i
             data = Dataset.from_list([{"text": _words(rng, 4, 20)} for _ in range(4 * steps)])
             trainer = SFTTrainer(model=model, args=SFTConfig(**common, max_length=64, **config), train_dataset=data,
                                  processing_class=tokenizer(), callbacks=[cb], peft_config=peft)
+        elif kind == "kto":
+            from trl import KTOConfig, KTOTrainer
+
+            data = Dataset.from_list([{"prompt": _words(rng, 3, 8), "completion": _words(rng, 2, 9),
+                                       "label": i % 2 == 0} for i in range(8 * steps)])
+            trainer = KTOTrainer(model=model, args=KTOConfig(**common, **config), train_dataset=data,
+                                 processing_class=tokenizer(), callbacks=[cb], peft_config=peft)
         elif kind.startswith("dpo"):
             from trl import DPOConfig, DPOTrainer
 
@@ -118,8 +125,10 @@ def run(kind: str, out: Path, *, lora: bool = False, steps: int = 3, kv_heads: i
             args = DPOConfig(**common, precompute_ref_log_probs=kind == "dpo-precomputed", **config)
             trainer = DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer(),
                                  callbacks=[cb], peft_config=peft, **kw)
-        else:
-            from trl import GRPOConfig, GRPOTrainer
+        else:  # grpo, rloo: the same rollout loop
+            from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
+
+            config_cls, trainer_cls = (RLOOConfig, RLOOTrainer) if kind == "rloo" else (GRPOConfig, GRPOTrainer)
 
             lo, hi = (prompt_len, prompt_len) if prompt_len else (3, 8)
             data = Dataset.from_list([{"prompt": _words(rng, lo, hi)} for _ in range(4 * steps)])
@@ -134,7 +143,7 @@ def run(kind: str, out: Path, *, lora: bool = False, steps: int = 3, kv_heads: i
                 funcs.append(AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1,
                                                                                 attn_implementation="eager"))
             config = {"num_generations": 2, "max_completion_length": 8, "beta": 0.0, **config}
-            trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=GRPOConfig(**common, **config),
+            trainer = trainer_cls(model=model, reward_funcs=funcs, args=config_cls(**common, **config),
                                   train_dataset=data, processing_class=tokenizer(), callbacks=[cb],
                                   peft_config=peft)
         trainer.train()

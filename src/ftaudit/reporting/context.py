@@ -310,8 +310,10 @@ class Ctx:
         c = self.record.compute
         objective = c.objective if c and c.objective else None
         if objective == "dpo":
-            return ("preference optimisation (DPO family): the policy's log-probability margin of chosen over rejected "
-                    "completions, measured against a frozen reference model")
+            against = (", measured against a frozen reference model" if any(line.role == "reference"
+                                                                           for line in c.breakdown) else "")
+            return ("preference optimisation (DPO family: DPO, KTO, ORPO): the policy's log-probabilities of preferred "
+                    f"over rejected completions{against}")
         if objective == "grpo":
             return ("reinforcement learning (GRPO family): completions sampled from the policy, scored by the reward "
                     "functions, group-relative advantages; a KL term to a frozen reference when beta > 0")
