@@ -167,6 +167,7 @@ class FlopMeter:
         self._samplers = samplers
         self.state: MeterState | None = None  # the last synchronised state
         self.policy = None
+        self._policy_lm = None  # the policy's module that owns the LM head (its hook, its training flag)
         self._streams: dict[str, Stream] = {}
         self._hooks: list = []
         self._modules: dict[int, str | None] = {}  # id(module) -> the role its calls have (None: not a model)
@@ -199,7 +200,7 @@ class FlopMeter:
             self._modules.setdefault(id(m), None)
         self._modules[id(lm)] = role
         if role == "policy":
-            self.policy = model
+            self.policy, self._policy_lm = model, lm
             self._model_counts, rates, self._warnings = self._policy_rates(model)
             varlen = attention_kernel(lm.config) == "flash"
             ref_rates, ref_w = _forward_rates(lm, "reference")
@@ -215,8 +216,7 @@ class FlopMeter:
             self._hooks.append(lm.register_forward_pre_hook(self._policy_call, with_kwargs=True))
             self._wrap_save_pretrained(model)
             return self._streams["policy"]
-        policy_lm = causal_lm(self.policy) if self.policy is not None else None
-        vocab = getattr(getattr(policy_lm, "config", None), "vocab_size", None)
+        vocab = getattr(getattr(self._policy_lm, "config", None), "vocab_size", None)
         if role == "reference" and vocab is not None and getattr(lm.config, "vocab_size", vocab) != vocab:
             raise BadInput(f"the reference model {_label(model)} has a vocabulary of {lm.config.vocab_size} tokens, "
                            f"the policy {vocab}: they need the same tokenizer for log-probabilities to compare")
@@ -277,7 +277,7 @@ class FlopMeter:
         return None
 
     def _model_call(self, stream: Stream, module, args, kwargs):
-        policy = causal_lm(self.policy) if self.policy is not None else None
+        policy = self._policy_lm
         if self._counting and (self._precompute or policy is None or policy.training):
             stream.counter.count(args, kwargs)
         return None
