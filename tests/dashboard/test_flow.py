@@ -128,3 +128,24 @@ def test_the_cli_adds_users_and_refuses_a_wide_bind_without_tls(dash, tmp_path):
     assert wide.returncode == 1 and "needs TLS" in wide.stderr
     missing = ftaudit("dashboard", "--ledger", str(tmp_path / "none.sqlite"), env=env)
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1
+
+
+def test_the_run_page_shows_which_compute_counted(dash, tmp_path):
+    """A GRPO run: the compute section lists the policy, the rollouts and a reward model, each with its basis."""
+    from ftaudit.compute.evidence import ComputeLine, MeterFlops
+    from ftaudit.regulation.citations import COMPUTE_ROLE_BASIS
+    from reporting_records import full_record
+
+    (tmp_path / "grpo").mkdir()
+    record = full_record(tmp_path / "grpo")
+    lines = [ComputeLine(role=role, counted=role != "reward", basis=COMPUTE_ROLE_BASIS[role], model="m",
+                         flops=MeterFlops(regulatory=flops)) for role, flops in [("generation", 2e15),
+                                                                                 ("reward", 5e14)]]
+    record.compute = record.compute.model_copy(update={"objective": "grpo", "breakdown": lines})
+    with dash.ledger() as ledger:
+        ledger.record_run(record)
+    page = dash.client_as("vic").get(f"/runs/{record.run_id}").text
+    assert "Which compute counted (grpo)" in page
+    assert "<td>generation</td><td>2e+15</td><td>yes</td>" in page.replace("\n", "")
+    assert "<td>reward</td><td>5e+14</td><td>no</td>" in page.replace("\n", "")
+    assert "auxiliary models (reward models) are excluded" in page
