@@ -4,10 +4,12 @@ gate sees them, the meter measures them, the documents say what counted."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from conftest import make_config
+from conftest import env, kill_9_when, make_config
 from ftaudit.cli import main
 
 pytestmark = pytest.mark.slow
@@ -96,11 +98,6 @@ def test_objective_bad_input(tmp_path, tiny_model, tiny_data, capsys, training, 
 
 
 def test_grpo_kill_9_then_resume_counts_every_rollout_once(tmp_path, tiny_model, tiny_data):
-    import subprocess
-    import sys
-
-    from conftest import env, kill_9_when
-
     ftaudit = [sys.executable, "-m", "ftaudit.cli", "train"]
     training = {**GRPO, "max_steps": 6, "save_steps": 2, "meter_every_steps": 2}
     config = make_config(tmp_path, tiny_model, tiny_data, training=training)
