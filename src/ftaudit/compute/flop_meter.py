@@ -489,9 +489,9 @@ class FlopMeter:
         new.lineage = update_lineage(base.lineage, base.run_id, new.regulatory_flops, finished=final,
                                      output_dir=str(self.output_dir) if self.output_dir else None,
                                      started_at=base.started_at)
-        gpus = sampling.combined_reading(self._samplers, self.dtype, self.peak_override).gpu.gpus
         new.hardware, new.energy = sampling.hardware_evidence(base, new, values[layout.hardware_slice],
-                                                              values[layout.energy_slice], seconds, gpus, self.dtype)
+                                                              values[layout.energy_slice], seconds,
+                                                              reading.gpu.gpus, self.dtype)
         uncounted = self._streams["policy"].counter.uncounted
         if uncounted:
             msg = (f"{uncounted} training forward call(s) had neither input_ids nor inputs_embeds and were not "
