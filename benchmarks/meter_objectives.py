@@ -31,6 +31,9 @@ CASES = [
     ("GRPO, beta 0.04, LoRA", "grpo", {"beta": 0.04, "lora": True}),
     ("KTO", "kto", {}),
     ("RLOO, beta 0.04", "rloo", {"beta": 0.04}),
+    ("ORPO (trl.experimental)", "orpo", {}),
+    ("GRPO, use_vllm, beta 0.04, 4 generations (engine: transformers stand-in)", "grpo",
+     {"vllm": True, "beta": 0.04, "num_generations": 4}),
 ]
 
 

@@ -142,8 +142,6 @@ def test_bad_input_is_one_clear_line(tmp_path):
     plain = types.SimpleNamespace()  # a TrainingArguments stand-in: not a TRL config, so the objective is sft
     with pytest.raises(BadInput, match="does not match the trainer"):
         cb.on_init_end(plain, None, None, model=tiny_model())
-    with pytest.raises(BadInput, match="vLLM"):
-        FlopsMeterCallback().on_init_end(types.SimpleNamespace(use_vllm=True), None, None, model=tiny_model())
     with pytest.raises(BadInput, match="unknown objective"):
         FlopsMeterCallback(objective="rlhf")
 
@@ -166,3 +164,39 @@ def test_rollouts_from_their_lengths_equal_the_hooked_generation(tmp_path):
         outside.add_generation([7], [5, 5])
     with pytest.raises(BadInput, match="positive integers"):
         outside.add_generation([0], [5])
+
+
+def test_a_trained_value_model_is_reported_apart_with_its_backward():
+    """PPO's shape in a plain loop (TRL 1.x ships no PPOTrainer): the value model scores each batch without
+    gradient and is trained on it; both kinds of call are reported on their own lines, neither counts. Against
+    FlopCounterMode around the whole loop."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import LlamaForSequenceClassification
+
+    policy = tiny_model()
+    cfg = policy.config.__class__(**{**policy.config.to_dict(), "num_labels": 1, "pad_token_id": 0})
+    cfg._attn_implementation = "eager"  # FlopCounterMode does not see the CPU SDPA kernel
+    value = LlamaForSequenceClassification(cfg)
+    with FlopCounterMode(display=False) as counter:
+        meter = FlopMeter(policy, save_every_steps=1)
+        meter.watch(value, role="value")
+        meter.start()
+        opt = torch.optim.SGD([*policy.parameters(), *value.parameters()], lr=1e-3)
+        for b in _example().batches(3, seed=0):
+            scored = {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]}
+            with torch.no_grad():
+                value(**scored)
+            (policy(**b).loss + value(**scored).logits.pow(2).mean()).backward()
+            opt.step()
+            opt.zero_grad()
+            meter.step()
+        state = meter.stop()
+    lines = {line.model: line for line in state.breakdown}
+    scoring = next(line for name, line in lines.items() if not name.endswith("(trained)"))
+    trained = next(line for name, line in lines.items() if name.endswith("(trained)"))
+    assert {scoring.role, trained.role} == {"value"} and not scoring.counted and not trained.counted
+    assert scoring.calls == trained.calls == 3
+    assert scoring.flops.executed.backward == 0 and trained.flops.executed.backward > 0
+    total = state.regulatory_flops + scoring.flops.regulatory + trained.flops.regulatory
+    assert math.isclose(total, counter.get_total_flops(), rel_tol=1e-9)
+    assert "not counted: value" in state.regulatory_method()

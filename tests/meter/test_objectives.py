@@ -61,6 +61,27 @@ def test_kto_and_rloo_exact_by_the_same_hooks(tmp_path):
     assert rloo.state.objective == "grpo"
 
 
+def test_orpo_exact_no_reference(tmp_path):
+    """ORPO (trl.experimental): the odds-ratio term needs no reference model; chosen and rejected in one forward."""
+    m = run("orpo", tmp_path)
+    assert abs(m.error) < EXACT, m.error
+    assert m.state.objective == "dpo" and m.state.breakdown == []
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.04], ids=["beta0", "beta0.04"])
+def test_grpo_with_vllm_counts_the_rollouts_from_their_token_ids(tmp_path, beta):
+    """use_vllm=True: the engine generates outside the hooks; its rollouts are counted from the ids it returns,
+    and the policy's and reference's forwards by the hooks as before. Exact: each completion here is generated on
+    its own, so its prompt is prefilled once, as the count assumes."""
+    m = run("grpo", tmp_path, vllm=True, beta=beta, num_generations=4)
+    assert abs(m.error) < EXACT, m.error
+    roles = {line.role: line for line in m.state.breakdown}
+    gen = roles["generation"]
+    assert gen.counted and gen.counts.decode_keys and gen.calls == 3 * 4  # one per completion: 3 steps of 4
+    assert "TRL's vLLM engine (colocate mode)" in gen.method and "upper bound" in gen.method
+    assert ("reference" in roles) == (beta > 0)
+
+
 def test_grpo_reward_model_reported_not_counted(tmp_path):
     m = run("grpo", tmp_path, reward_model=True)
     roles = {line.role: line for line in m.state.breakdown}

@@ -63,6 +63,28 @@ class _FusedHeadRecompute:
         self.cls.backward = staticmethod(self.original)
 
 
+class TransformersEngine:
+    """Stands in for TRL's `VLLMGeneration` (vLLM needs CUDA, which this machine lacks): generates each completion
+    on its own with transformers, as a separate engine would, and returns what `VLLMGeneration.generate` returns —
+    this rank's prompt ids, completion ids and per-token logprobs."""
+
+    def __init__(self, model, processing_class, max_completion_length, mode, **kw):
+        self.model, self.tok, self.max_new, self.mode = model, processing_class, max_completion_length, mode
+
+    def sync_weights(self):
+        pass
+
+    def generate(self, prompts, images, num_generations, profiler=None):
+        completions = []
+        with torch.no_grad():
+            for ids in prompts:
+                out = self.model.generate(input_ids=torch.tensor([ids]), max_new_tokens=self.max_new,
+                                          attention_mask=torch.ones(1, len(ids), dtype=torch.long), do_sample=True,
+                                          pad_token_id=self.tok.pad_token_id, eos_token_id=self.tok.eos_token_id)
+                completions.append(out[0, len(ids):].tolist())
+        return prompts, completions, [[[0.0]] * len(c) for c in completions], None
+
+
 @dataclass
 class Measured:
     counted: float  # FlopCounterMode, fused-head recompute subtracted
@@ -77,10 +99,15 @@ class Measured:
 
 
 def run(kind: str, out: Path, *, lora: bool = False, steps: int = 3, kv_heads: int = 2,
-        reward_model: bool = False, prompt_len: int | None = None, **config) -> Measured:
+        reward_model: bool = False, prompt_len: int | None = None, vllm: bool = False, **config) -> Measured:
     """kind: sft | dpo (reference: TRL's own copy, or adapters off with LoRA) | dpo-explicit | dpo-precomputed | kto |
+    orpo |
     grpo | rloo (config beta=, num_generations=, max_completion_length=; reward_model: a classifier scores too).
-    kv_heads=4: dense multi-head attention instead of grouped-query; prompt_len: every GRPO prompt that long."""
+    kv_heads=4: dense multi-head attention instead of grouped-query; prompt_len: every GRPO prompt that long;
+    vllm: TRL's vLLM path (use_vllm=True), its engine replaced by `TransformersEngine`."""
+    from contextlib import ExitStack
+    from unittest import mock
+
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
 
@@ -99,7 +126,14 @@ def run(kind: str, out: Path, *, lora: bool = False, steps: int = 3, kv_heads: i
 
         peft = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0)
     with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.addmm_: _addmm_}) as counter, \
-            _FusedHeadRecompute() as recompute:
+            _FusedHeadRecompute() as recompute, ExitStack() as engine:
+        if vllm:
+            from trl.generation.vllm_generation import VLLMGeneration
+
+            engine.enter_context(mock.patch.multiple(VLLMGeneration, **{
+                name: getattr(TransformersEngine, name) for name in ("__init__", "sync_weights", "generate")}))
+            config = {"use_vllm": True, "vllm_mode": "colocate", "vllm_importance_sampling_correction": False,
+                      **config}
         model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager")
         cb = FlopsMeterCallback(output_dir=out)
         if kind == "sft":
@@ -115,6 +149,13 @@ def run(kind: str, out: Path, *, lora: bool = False, steps: int = 3, kv_heads: i
                                        "label": i % 2 == 0} for i in range(8 * steps)])
             trainer = KTOTrainer(model=model, args=KTOConfig(**common, **config), train_dataset=data,
                                  processing_class=tokenizer(), callbacks=[cb], peft_config=peft)
+        elif kind == "orpo":
+            from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+            data = Dataset.from_list([{"prompt": _words(rng, 3, 8), "chosen": _words(rng, 2, 9),
+                                       "rejected": _words(rng, 2, 9)} for _ in range(4 * steps)])
+            trainer = ORPOTrainer(model=model, args=ORPOConfig(**common, **config), train_dataset=data,
+                                  processing_class=tokenizer(), callbacks=[cb], peft_config=peft)
         elif kind.startswith("dpo"):
             from trl import DPOConfig, DPOTrainer
 

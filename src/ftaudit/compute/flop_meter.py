@@ -18,7 +18,8 @@ What a call is, and whether it counts (docs/regulation.md §1, guidelines Annex 
   reference       forwards with the adapters disabled, a watched reference model, or the policy's no-grad forwards
                   before training starts (precomputed reference log-probabilities) — our reading: they enter the loss
   policy_no_grad  other no-grad forwards of the policy in training mode (old-policy log-probabilities)
-  reward, value   auxiliary models: reported, not counted
+  reward, value   auxiliary models: reported, not counted (forward only, or forward and backward for the calls
+                  with gradient of a trainable one: its own line, "<model> (trained)")
 Forwards while the policy is in eval mode (evaluation) are not counted. Other models that run a forward while the
 meter discovers (until the first step) are watched as reference (a causal LM) or reward (a classifier).
 
@@ -29,6 +30,7 @@ vector (`counting.SyncLayout`), turned into FLOPs, persisted atomically by a wri
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import time
@@ -95,6 +97,8 @@ class Stream:
     rates: FlopRates | None
     warnings: list[str] = field(default_factory=list)
     note: str = ""  # how calls counted without the hook were obtained
+    trained: bool = False  # its calls run with gradient: forward and backward
+    twin: "Stream | None" = None  # a trainable auxiliary model's calls with gradient (PPO's value model)
 
     @property
     def key(self) -> str:
@@ -106,7 +110,7 @@ def _label(model) -> str:
 
 
 def _forward_rates(model, role: str) -> tuple[FlopRates | None, list[str]]:
-    """Forward-only FLOP rates of a frozen model from its config; a classifier's head is its `score` layer."""
+    """FLOP rates of a reference or auxiliary model from its config; a classifier's head is its `score` layer."""
     from ftaudit.compute.flops import TrainingSetup, build_flop_model
 
     config = model.config
@@ -119,7 +123,8 @@ def _forward_rates(model, role: str) -> tuple[FlopRates | None, list[str]]:
     rates = FlopRates(fm)
     score = getattr(model, "score", None)
     if score is not None and hasattr(score, "out_features"):
-        rates.head = (2.0 * score.in_features * score.out_features, 0.0, 0.0)
+        forward = 2.0 * score.in_features * score.out_features
+        rates.head = (forward, 2 * forward, 0.0)  # backward: the input's and the weight's gradient
     return rates, []
 
 
@@ -175,6 +180,7 @@ class FlopMeter:
         self._own_reference: str | None = None  # the policy's own reference stream (adapters off, or precompute)
         self._discovery = None
         self._counting = False
+        self._outside = False  # an engine with its own copy of the weights is generating (`outside`)
         self._precompute = False
         self._base: MeterState | None = None
         self._step = 0
@@ -221,8 +227,11 @@ class FlopMeter:
             raise BadInput(f"the reference model {_label(model)} has a vocabulary of {lm.config.vocab_size} tokens, "
                            f"the policy {vocab}: they need the same tokenizer for log-probabilities to compare")
         rates, w = _forward_rates(lm, role)
-        stream = self._add_stream(Stream(role, _label(model), BatchCounter(attention_kernel(lm.config) == "flash"),
-                                         rates, w))
+        label, varlen = _label(model), attention_kernel(lm.config) == "flash"
+        stream = self._add_stream(Stream(role, label, BatchCounter(varlen), rates, w))
+        if any(p.requires_grad for p in model.parameters()):
+            stream.twin = self._add_stream(Stream(role, f"{label} (trained)", BatchCounter(varlen), rates,
+                                                  trained=True))
         self._hooks.append(lm.register_forward_pre_hook(functools.partial(self._model_call, stream),
                                                         with_kwargs=True))
         return stream
@@ -259,7 +268,7 @@ class FlopMeter:
         return bool(lora.disable_adapters) or "ref" in lora.active_adapters  # TRL's frozen copy is named "ref"
 
     def _policy_call(self, module, args, kwargs):
-        if not self._counting:
+        if not self._counting or self._outside:
             return None
         if torch.is_grad_enabled():
             if module.training and not self._precompute:
@@ -278,8 +287,9 @@ class FlopMeter:
 
     def _model_call(self, stream: Stream, module, args, kwargs):
         policy = self._policy_lm
-        if self._counting and (self._precompute or policy is None or policy.training):
-            stream.counter.count(args, kwargs)
+        if self._counting and not self._outside and (self._precompute or policy is None or policy.training):
+            trained = stream.twin is not None and torch.is_grad_enabled() and module.training
+            (stream.twin if trained else stream).counter.count(args, kwargs)
         return None
 
     # ---- discovery of the models a trainer builds itself (TRL's reference and reward models)
@@ -292,7 +302,7 @@ class FlopMeter:
 
     def _discover_call(self, module, args, kwargs, output):
         # A forward hook (after the call): inner modules finish first, so the model that owns them is seen last.
-        if id(module) in self._modules:
+        if self._outside or id(module) in self._modules:
             return None
         get = getattr(module, "get_output_embeddings", None)
         head = None
@@ -327,7 +337,24 @@ class FlopMeter:
         for p, c in zip(prompts, completions, strict=True):
             stream.counter.count_rollout(p, c)
         stream.note = (f"generated by {engine}, outside the hooked model: counted from the prompt and completion "
-                       "lengths as KV-cached decoding (prefill, then one step per further token)")
+                       "lengths as KV-cached decoding (prefill, then one step per further token); each "
+                       "completion's prompt is prefilled once, an upper bound where the engine shares a prompt's "
+                       "prefill between its samples or caches prefixes")
+
+    @contextlib.contextmanager
+    def outside(self):
+        """Forwards inside are not the hooks' to count or discover: an engine that generates on its own copy of
+        the weights (in-process vLLM). Count what it generated with `add_generation`."""
+        before, self._outside = self._outside, True
+        try:
+            yield self
+        finally:
+            self._outside = before
+
+    @property
+    def counting(self) -> bool:
+        """Started and not yet stopped or closed."""
+        return self._counting and self.state is not None
 
     @property
     def rank0(self) -> bool:
@@ -476,7 +503,7 @@ class FlopMeter:
             counts = add_counts(prev.counts, session) if prev else session
             if not counts.micro_batches:
                 continue
-            flops = meter_flops(counts, s.rates, backward=False)
+            flops = meter_flops(counts, s.rates, backward=s.trained)
             method = "; ".join(filter(None, [flops.method if flops else "; ".join(s.warnings), s.note]))
             lines[key] = ComputeLine(role=s.role, counted=COUNTED[s.role], basis=COMPUTE_ROLE_BASIS[s.role],
                                      method=method, model=s.model,

@@ -7,7 +7,8 @@ The callback maps the Trainer's events onto the meter: at init end it watches th
 counts what the trainer precomputes (DPO's reference log-probabilities); at train begin it starts the meter, from
 a checkpoint's counts when the Trainer resumes; every optimizer step it steps the meter and turns the gate's answer
 into a saved checkpoint and a stop; every checkpoint gets the meter and lineage files; at the end it writes the
-seed meter's `flops_meter.json` next to ours.
+seed meter's `flops_meter.json` next to ours. With `use_vllm=True` the rollouts are counted from the prompt and
+completion token ids that TRL's vLLM engine returns.
 
 Resume and crash semantics: a job resumed from checkpoint step c restarts from the counts at step c, so steps
 c+1… are counted once, when they are executed again. What the interrupted job metered past step c (its last
@@ -17,7 +18,10 @@ those parameter updates were discarded, like a failed experiment, guidelines Ann
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import weakref
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -32,6 +36,37 @@ from ftaudit.regulation import OriginalCompute
 # TRL's configuration classes name the objective; each config subclasses TrainingArguments.
 _CONFIG_OBJECTIVES = {"DPOConfig": "dpo", "KTOConfig": "dpo", "ORPOConfig": "dpo", "GRPOConfig": "grpo",
                       "RLOOConfig": "grpo"}
+
+
+_VLLM_CALLBACKS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _count_vllm_rollouts(callback: "FlopsMeterCallback") -> None:
+    """TRL's vLLM engine (`use_vllm=True`, colocate or server) generates outside the hooked model: every
+    `VLLMGeneration.generate` returns this rank's prompt and completion token ids, which the meters of the
+    registered callbacks count (`FlopMeter.add_generation`); the engine's own forwards are not hooked or discovered."""
+    from trl.generation.vllm_generation import VLLMGeneration
+
+    _VLLM_CALLBACKS.add(callback)
+    original = VLLMGeneration.generate
+    if getattr(original, "_ftaudit_wrapped", False):
+        return
+
+    @functools.wraps(original)
+    def generate(self, *args, **kwargs):
+        meters = [cb.meter for cb in _VLLM_CALLBACKS if cb.meter is not None and cb.meter.counting]
+        with contextlib.ExitStack() as outside:
+            for meter in meters:
+                outside.enter_context(meter.outside())
+            result = original(self, *args, **kwargs)
+        rollouts = [(len(p), len(c)) for p, c in zip(result[0], result[1], strict=True) if len(p) and len(c)]
+        for meter in meters:
+            meter.add_generation([p for p, _ in rollouts], [c for _, c in rollouts],
+                                 engine=f"TRL's vLLM engine ({self.mode} mode)")
+        return result
+
+    generate._ftaudit_wrapped = True  # type: ignore[attr-defined]
+    VLLMGeneration.generate = generate
 
 
 def objective_of(args) -> str:
@@ -98,12 +133,10 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
         if self.objective is not None and self.objective != objective:
             raise BadInput(f"objective {self.objective!r} does not match the trainer ({type(args).__name__} trains "
                            f"{objective!r}); drop objective= or use the matching trainer")
-        if getattr(args, "use_vllm", False):
-            raise BadInput("generation runs in vLLM (use_vllm=True), outside the model the meter counts; set "
-                           "use_vllm=False to meter the rollouts, or meter your loop with FlopMeter and pass the "
-                           "rollouts' lengths to FlopMeter.add_generation")
         meter = FlopMeter(**self._options, run_id=self.run_id, objective=objective)
         meter.watch(model)
+        if getattr(args, "use_vllm", False):
+            _count_vllm_rollouts(self)
         return meter
 
     def on_init_end(self, args, state, control, model=None, **kwargs):
