@@ -142,6 +142,9 @@ def test_bad_input_is_one_clear_line(tmp_path):
     plain = types.SimpleNamespace()  # a TrainingArguments stand-in: not a TRL config, so the objective is sft
     with pytest.raises(BadInput, match="does not match the trainer"):
         cb.on_init_end(plain, None, None, model=tiny_model())
+    with pytest.raises(BadInput, match="paged cache"):
+        FlopsMeterCallback().on_init_end(types.SimpleNamespace(use_transformers_continuous_batching=True), None, None,
+                                         model=tiny_model())
     with pytest.raises(BadInput, match="unknown objective"):
         FlopsMeterCallback(objective="rlhf")
 

@@ -18,10 +18,7 @@ those parameter updates were discarded, like a failed experiment, guidelines Ann
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
-import weakref
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -31,49 +28,8 @@ from ftaudit.compute import aws_meter_file
 from ftaudit.compute.flop_meter import OBJECTIVES, FlopMeter, Gate
 from ftaudit.compute.meter import METER_FILENAME, MeterState, ResumeEvent, load_state, state_from_json, utc_now
 from ftaudit.errors import BadInput
+from ftaudit.integrations.trl_trainers import check_generation, count_vllm_rollouts, objective_of
 from ftaudit.regulation import OriginalCompute
-
-# TRL's configuration classes name the objective; each config subclasses TrainingArguments.
-_CONFIG_OBJECTIVES = {"DPOConfig": "dpo", "KTOConfig": "dpo", "ORPOConfig": "dpo", "GRPOConfig": "grpo",
-                      "RLOOConfig": "grpo"}
-
-
-_VLLM_CALLBACKS: weakref.WeakSet = weakref.WeakSet()
-
-
-def _count_vllm_rollouts(callback: "FlopsMeterCallback") -> None:
-    """TRL's vLLM engine (`use_vllm=True`, colocate or server) generates outside the hooked model: every
-    `VLLMGeneration.generate` returns this rank's prompt and completion token ids, which the meters of the
-    registered callbacks count (`FlopMeter.add_generation`); the engine's own forwards are not hooked or discovered."""
-    from trl.generation.vllm_generation import VLLMGeneration
-
-    _VLLM_CALLBACKS.add(callback)
-    original = VLLMGeneration.generate
-    if getattr(original, "_ftaudit_wrapped", False):
-        return
-
-    @functools.wraps(original)
-    def generate(self, *args, **kwargs):
-        meters = [cb.meter for cb in _VLLM_CALLBACKS if cb.meter is not None and cb.meter.counting]
-        with contextlib.ExitStack() as outside:
-            for meter in meters:
-                outside.enter_context(meter.outside())
-            result = original(self, *args, **kwargs)
-        rollouts = [(len(p), len(c)) for p, c in zip(result[0], result[1], strict=True) if len(p) and len(c)]
-        for meter in meters:
-            meter.add_generation([p for p, _ in rollouts], [c for _, c in rollouts],
-                                 engine=f"TRL's vLLM engine ({self.mode} mode)")
-        return result
-
-    generate._ftaudit_wrapped = True  # type: ignore[attr-defined]
-    VLLMGeneration.generate = generate
-
-
-def objective_of(args) -> str:
-    for cls in type(args).__mro__:
-        if cls.__name__ in _CONFIG_OBJECTIVES:
-            return _CONFIG_OBJECTIVES[cls.__name__]
-    return "sft"
 
 
 def training_dtype(args) -> str | None:
@@ -133,10 +89,11 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
         if self.objective is not None and self.objective != objective:
             raise BadInput(f"objective {self.objective!r} does not match the trainer ({type(args).__name__} trains "
                            f"{objective!r}); drop objective= or use the matching trainer")
+        check_generation(args)
         meter = FlopMeter(**self._options, run_id=self.run_id, objective=objective)
         meter.watch(model)
         if getattr(args, "use_vllm", False):
-            _count_vllm_rollouts(self)
+            count_vllm_rollouts(self)
         return meter
 
     def on_init_end(self, args, state, control, model=None, **kwargs):
