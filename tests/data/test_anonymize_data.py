@@ -133,7 +133,7 @@ def test_cli_new_key_summary_and_exit_codes(tmp_path, capsys):
 
 def test_every_occurrence_of_a_detected_value_is_replaced_dataset_wide(tmp_path):
     """A value detected in one record is replaced wherever it occurs, in any field, even where the detector missed
-    it (here the phone number is found only next to 'call me', not next to 'invoice' or 'ref')."""
+    it (here the phone number scores above min_score only next to 'call me'; 'invoice' and 'ref' lower it)."""
     src = tmp_path / "in.jsonl"
     rows = [{"prompt": "call me on 020 7946 0958 please", "completion": "ok"},
             {"prompt": "invoice 020 7946 0958", "completion": "ref 020 7946 0958 batch"},
@@ -141,7 +141,7 @@ def test_every_occurrence_of_a_detected_value_is_replaced_dataset_wide(tmp_path)
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     for strategy in ("redact", "pseudonymize"):
         out = tmp_path / f"out-{strategy}.jsonl"
-        summary = anonymize_path(src, out, strategy, key=KEY, ner=False, workers=1)
+        summary = anonymize_path(src, out, strategy, key=KEY, ner=False, workers=1, min_score=0.5)
         assert "7946" not in out.read_text()
         assert summary.replacements_found_by_detection == 1 and summary.replacements_found_by_propagation == 2
         assert summary.propagated_by_type == {"PHONE_NUMBER": 2} and summary.records_changed == 2

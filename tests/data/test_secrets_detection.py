@@ -17,9 +17,9 @@ def _jwt() -> str:
 
 # Tokens are assembled at run time so that no literal credential-shaped string sits in the repository.
 CASES = [
-    ("AWS_ACCESS_KEY", "aws id " + "AKIA" + "IOSFODNN7EXAMPLE" + " ok", "AKIA" + "IOSFODNN7EXAMPLE"),
-    ("AWS_SECRET_KEY", "aws_secret_access_key = " + "wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + "EXAMPLEKEY",
-     "wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + "EXAMPLEKEY"),
+    ("AWS_ACCESS_KEY", "aws id " + "AKIA" + "Q3EGRTZ7VHN2WKLP" + " ok", "AKIA" + "Q3EGRTZ7VHN2WKLP"),
+    ("AWS_SECRET_KEY", "aws_secret_access_key = " + "wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + "Qz8RtKe2Lp",
+     "wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + "Qz8RtKe2Lp"),
     ("GITHUB_TOKEN", "token " + "ghp_" + "a1B2c3D4" * 4 + "e5F6", "ghp_" + "a1B2c3D4" * 4 + "e5F6"),
     ("GITLAB_TOKEN", "glpat-" + "Xy12_ab34-CD56ef78gh", "glpat-" + "Xy12_ab34-CD56ef78gh"),
     ("SLACK_TOKEN", "xoxb-" + "123456789012-abcDEF123456", "xoxb-" + "123456789012-abcDEF123456"),
@@ -41,7 +41,8 @@ def test_each_secret_type(etype, text, value):
 
 
 def test_private_key_block_is_one_span():
-    pem = "-----BEGIN RSA " + "PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\nabc\n-----END RSA " + "PRIVATE KEY-----"
+    body = base64.b64encode(bytes(range(7, 250, 3)) * 2).decode()
+    pem = "-----BEGIN RSA " + f"PRIVATE KEY-----\n{body[:64]}\n{body[64:]}\n-----END RSA " + "PRIVATE KEY-----"
     text = f"key:\n{pem}\nbye"
     spans = detect_secrets(text)
     assert [(s.type, text[s.start:s.end]) for s in spans] == [("PRIVATE_KEY", pem)]

@@ -28,11 +28,13 @@ from ftaudit.data.patterns.recognizers import (
     CONTEXT_AFTER,
     CONTEXT_BEFORE,
     CONTEXT_BOOST,
+    ID_LABEL_BEFORE,
     PATTERN_TYPES,
     PHONE_CONTEXT,
     PHONE_NEGATIVE_CONTEXT,
     PHONE_NEGATIVE_PENALTY,
     RECOGNIZERS,
+    TLD_HIT,
     phone_score,
 )
 from ftaudit.data.pieces import PIECE, pieces
@@ -119,11 +121,15 @@ def _digit_regions(text: str) -> list[tuple[int, int]]:
     return [(s, e) for s, e in regions]
 
 
-def _literal_regions(text: str, literals: Sequence[str], before: int, after: int) -> list[tuple[int, int]]:
-    """Merged windows around each occurrence of the literals (str.find is much faster than any regex scan)."""
+def _literal_regions(text: str, literals: Sequence[str] | re.Pattern, before: int,
+                     after: int) -> list[tuple[int, int]]:
+    """Merged windows around each occurrence of the literals (str.find is much faster than any regex scan), or of
+    a regex with a literal first character (re scans for that character at C speed)."""
     n = len(text)
     hits: list[int] = []
-    for lit in literals:
+    if isinstance(literals, re.Pattern):
+        hits = [m.start() for m in literals.finditer(text)]
+    for lit in () if isinstance(literals, re.Pattern) else literals:
         i = text.find(lit)
         while i >= 0:
             hits.append(i)
@@ -139,11 +145,13 @@ def _literal_regions(text: str, literals: Sequence[str], before: int, after: int
 
 
 # Where each recogniser can match: literal anchors with the window they need, or the digit regions.
-_LITERAL_WINDOWS = {"@": (("@",), 70, 260), "/": (("://", "www."), 8, 4096)}
+_LITERAL_WINDOWS = {"@": (("@",), 70, 260), "/": (("://", "www."), 8, 4096),
+                    ".": (TLD_HIT, 256, 4096)}
 
 
 def _pattern_spans(text: str) -> list[Span]:
     spans: list[Span] = []
+    validated: list[tuple[int, int]] = []  # identifiers that passed their check digits or structure rules
     digit_regions = _digit_regions(text)
     literal_regions: dict[str, list[tuple[int, int]]] = {}
     for r in RECOGNIZERS:
@@ -169,12 +177,15 @@ def _pattern_spans(text: str) -> list[Span]:
                 score = r.score
                 if r.bare_score is not None and text[s:e].isalnum():
                     score = r.bare_score
+                elif r.validate is not None and not text[s:e].isdigit():
+                    validated.append((s, e))  # a bare digit run is as likely a phone: the scores decide
                 if _has_context(text, s, e, r.context):
                     score = min(1.0, score + CONTEXT_BOOST)
                 spans.append(Span(s, e, r.type, score, "pattern"))
-    # A phone candidate overlapping a checksum-validated identifier yields to it (a checksum is stronger evidence
-    # than a plausible digit layout); skipping it also saves the slow phone validation.
-    strong = [(sp.start, sp.end) for sp in spans if sp.score >= 0.6]
+    # A phone candidate overlapping a validated identifier, or any confident match, yields to it (a checksum or an
+    # identifier's own layout is stronger evidence than a plausible digit layout, whatever the scores); skipping it
+    # also saves the slow phone validation.
+    strong = validated + [(sp.start, sp.end) for sp in spans if sp.score >= 0.6]
     for rs, re_ in digit_regions:
         for m in _PHONE.finditer(text, rs, re_):
             s, e = m.span()
@@ -183,7 +194,9 @@ def _pattern_spans(text: str) -> list[Span]:
             score = phone_score(text[s:e])
             if score <= 0:
                 continue
-            if _has_context(text, s, e, PHONE_CONTEXT):
+            if ID_LABEL_BEFORE.search(text, max(0, s - 40), s):
+                score = 0.05  # listed for review, never above any threshold
+            elif _has_context(text, s, e, PHONE_CONTEXT):
                 score = min(1.0, score + CONTEXT_BOOST)
             elif _has_context(text, s, e, PHONE_NEGATIVE_CONTEXT):
                 score = max(0.05, score - PHONE_NEGATIVE_PENALTY)

@@ -118,18 +118,21 @@ def special_category_name(finding_type: str) -> str:
 
 def detection_info(ner: bool | None) -> DetectionInfo:
     from ftaudit.data import pii
+    from ftaudit.data.patterns.recognizers import PHONE_BACKEND
 
+    phones = f" {PHONE_BACKEND[0].upper()}{PHONE_BACKEND[1:]}."
+    detectors = ["patterns", "secrets", "special-category lexicon",
+                 "phonenumbers" if "libphonenumber" in PHONE_BACKEND else "phone-layout-heuristic"]
     if ner is False:
-        return DetectionInfo(ner_available=False, detectors=["patterns", "secrets", "special-category lexicon"],
+        return DetectionInfo(ner_available=False, detectors=detectors,
                              note="NER switched off for this scan (--no-ner): PERSON, LOCATION and NRP were not "
-                                  "detected; only pattern-based types were.")
+                                  "detected; only pattern-based types were." + phones)
     ok, note = pii.ner_available()
     if ner is True and not ok:
         raise BadInput(note)
     long_text = pii.NER_LONG_TEXT_NOTE
-    return DetectionInfo(ner_available=ok, note=f"{note} {long_text[0].upper()}{long_text[1:]}."
-                         if ok else note,
-                         detectors=["patterns", "secrets", "special-category lexicon"] + (["spacy-ner"] if ok else []))
+    return DetectionInfo(ner_available=ok, note=(f"{note} {long_text[0].upper()}{long_text[1:]}." if ok else note)
+                         + phones, detectors=detectors + (["spacy-ner"] if ok else []))
 
 
 # ---------------------------------------------------------------------------------------------------------------

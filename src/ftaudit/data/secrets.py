@@ -34,19 +34,36 @@ PATTERNS: tuple[SecretPattern, ...] = (
     SecretPattern("AWS_ACCESS_KEY", _rx(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"), 0.95,
                   ("AKIA", "ASIA", "ABIA", "ACCA")),
     SecretPattern("AWS_SECRET_KEY",
-                  _rx(r"(?i)aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"),
-                  0.9, ("ecret",), group=1),
+                  _rx(r"(?i)aws_?secret_?(?:access_?)?key[\"']?[ \t]*[:=][ \t]*[\"']?([A-Za-z0-9/+]{40})"
+                      r"(?![A-Za-z0-9/+])"), 0.9, ("ecret",), group=1),
     SecretPattern("GITHUB_TOKEN", _rx(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})\b"), 0.95,
                   ("gh", "github_pat_")),
-    SecretPattern("GITLAB_TOKEN", _rx(r"\bgl(?:pat|dt|rt|ptt|cbt)-[A-Za-z0-9_\-]{20,}"), 0.95, ("gl",)),
-    SecretPattern("SLACK_TOKEN", _rx(r"\bxox[abposr]-[A-Za-z0-9\-]{10,250}"), 0.95, ("xox",)),
-    SecretPattern("SLACK_WEBHOOK", _rx(r"https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+"),
+    # GitLab's token prefixes (docs.gitlab.com, "Token prefixes"): personal/project/group access, OAuth application
+    # secret, deploy, runner, runner registration, CI job, trigger, feed, incoming mail, agent, SCIM, feature flags.
+    SecretPattern("GITLAB_TOKEN", _rx(r"\b(?:gl(?:pat|oas|dt|rt|cbt|ptt|ft|imt|agent|soat|ffct)-[A-Za-z0-9_\-]{20,}"
+                                      r"|GR1348941[A-Za-z0-9_\-]{20,})"), 0.95, ("gl", "GR1348941")),
+    # Slack (api.slack.com/authentication/token-types): bot, user, workspace, legacy, refresh and session tokens,
+    # app-level tokens (xapp-), configuration tokens and their refresh tokens (xoxe.xoxp-, xoxe-).
+    SecretPattern("SLACK_TOKEN", _rx(r"\b(?:xox[abposre]|xapp|xoxe\.xox[bp])-[A-Za-z0-9\-]{10,250}"), 0.95,
+                  ("xox", "xapp-")),
+    SecretPattern("SLACK_WEBHOOK", _rx(r"https://hooks\.slack\.com/(?:services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/"
+                                       r"[A-Za-z0-9_]+|(?:workflows|triggers)/T[A-Za-z0-9_]+/[A-Za-z0-9_/]+)"),
                   0.95, ("hooks.slack.com",)),
-    SecretPattern("STRIPE_KEY", _rx(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,247}\b"), 0.9, ("_live_", "_test_")),
+    # Stripe: secret and restricted keys, webhook signing secrets. Publishable keys (pk_) are public by design.
+    SecretPattern("STRIPE_KEY", _rx(r"\b(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,247}|whsec_[A-Za-z0-9]{24,})\b"), 0.9,
+                  ("_live_", "_test_", "whsec_")),
     SecretPattern("ANTHROPIC_API_KEY", _rx(r"\bsk-ant-[A-Za-z0-9_\-]{20,}"), 0.95, ("sk-ant-",)),
     SecretPattern("OPENAI_API_KEY", _rx(r"\bsk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"), 0.85, ("sk-",)),
-    SecretPattern("HUGGINGFACE_TOKEN", _rx(r"\bhf_[A-Za-z0-9]{30,}\b"), 0.9, ("hf_",)),
+    # Hugging Face user access tokens (hf_) and organisation API tokens (api_org_).
+    SecretPattern("HUGGINGFACE_TOKEN", _rx(r"\b(?:hf_|api_org_)[A-Za-z0-9]{30,}\b"), 0.9, ("hf_", "api_org_")),
     SecretPattern("GOOGLE_API_KEY", _rx(r"\bAIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-])"), 0.9, ("AIza",)),
+    # Azure: a storage account key in a connection string (88 base64 characters), a shared access signature's
+    # `sig=`, and an Entra ID client secret (a digit, then "Q~", in 40 characters).
+    SecretPattern("AZURE_STORAGE_KEY", _rx(r"(?i)AccountKey=([A-Za-z0-9+/]{86}==)"), 0.95, ("ccountKey=",), group=1),
+    SecretPattern("AZURE_SAS_TOKEN", _rx(r"[?&]sv=\d{4}-\d{2}-\d{2}[^\s\"'<>]*?[?&]sig=([A-Za-z0-9%+/=]{40,})"), 0.9,
+                  ("sig=",), group=1),
+    SecretPattern("AZURE_CLIENT_SECRET", _rx(r"(?<![A-Za-z0-9_~.\-])[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}"
+                                             r"(?![A-Za-z0-9_~.\-])"), 0.85, ("Q~",)),
     SecretPattern("JWT", _rx(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16,}"), 0.85, ("eyJ",)),
     SecretPattern("PRIVATE_KEY",
                   _rx(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]{0,16384}?"
@@ -56,12 +73,29 @@ PATTERNS: tuple[SecretPattern, ...] = (
                                          r"[A-Za-z0-9.\-\[\]]"), 0.9, ("://",), group=1),
 )
 
+# Documentation and templates show keys that are not live: AWS's own examples end in EXAMPLE, placeholders repeat
+# one character (xxxx, 0000), and a dummy PEM body is an ellipsis or a few characters.
+_PLACEHOLDER_TOKEN = _rx(r"(?i)example|x{4}|\*{4}|0{8}|your[_\-]?(?:key|token|secret)|redacted"
+                         r"|placeholder|dummy|fake|sample")
+
+
+def _placeholder(kind: str, value: str) -> bool:
+    if kind == "PRIVATE_KEY":
+        parts = value.split("-----")  # "", BEGIN …, body, END …, ""
+        if len(parts) < 5:
+            return False  # a key cut off after its header: the rest may be anywhere
+        b64 = re.sub(r"[^A-Za-z0-9+/=]", "", parts[2])
+        return len(b64) < 64 or len(set(b64)) < 16 or bool(_PLACEHOLDER_TOKEN.search(parts[2]))
+    core = value.split("_", 1)[-1] if kind != "AZURE_CLIENT_SECRET" else value
+    return bool(_PLACEHOLDER_TOKEN.search(value)) or len(set(core)) <= 4
+
+
 # key = "value" assignments whose key names a credential; scored by the value's entropy (low confidence).
 # Found in two steps: str.find for the keyword stems, then an anchored match around each hit.
 _KEY_STEMS = ("key", "secret", "token", "pass", "pwd")
 _KEY_NAME = _rx(r"(?i)(?:api[_\-]?key|apikey|secret|token|passw(?:or)?d|pwd|access[_\-]?key|auth[_\-]?key"
                 r"|private[_\-]?key)")
-_ASSIGNMENT = _rx(r"[\w.\-]*[\"']?\s*(?:=|:|=>)\s*[\"']?([^\s\"',;]{8,200})")
+_ASSIGNMENT = _rx(r"[\w.\-]*[\"']?[ \t]*(?:=|:|=>)[ \t]*[\"']?([^\s\"',;]{8,200})")  # one line: never across
 _IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _PLACEHOLDER = _rx(r"(?i)^(?:\$\{?.*\}?|<.*>|\{\{.*\}\}|x+|\*+|\.+|changeme|password\d*|secret|your[_\-].*|example.*"
                    r"|none|null|true|false|redacted|os\.environ.*|env\(.*)$")
@@ -92,7 +126,10 @@ def detect_secrets(text: str) -> list[Span]:
             value = m.group(p.group)
             if p.type == "JWT" and not _jwt_ok(value):
                 continue
-            if p.type == "PASSWORD_IN_URL" and _URL_PASSWORD_PLACEHOLDER.match(value):
+            if p.type == "PASSWORD_IN_URL":
+                if _URL_PASSWORD_PLACEHOLDER.match(value):
+                    continue
+            elif _placeholder(p.type, m.group(0) if p.type == "PRIVATE_KEY" else value):
                 continue
             s, e = m.span(p.group)
             spans.append(Span(s, e, p.type, p.score, "secret"))

@@ -14,6 +14,14 @@ def compact(value: str) -> str:
     return _NON_ALNUM.sub("", value)
 
 
+def _valid_date(year: int, month: int, day: int) -> bool:
+    try:
+        _dt.date(year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
 def luhn(digits: str) -> bool:
     """ISO/IEC 7812-1 Annex B (Luhn mod 10)."""
     if not digits.isdigit():
@@ -28,8 +36,9 @@ def luhn(digits: str) -> bool:
 
 
 # Issuer identification prefixes of the major card schemes (ISO/IEC 7812; scheme rules).
+# Mir 2200–2204, RuPay 60/65/81/82/508, Troy 9792; UATP (airline) numbers start with 1 and have 15 digits.
 _CARD_PREFIX = re.compile(r"4|5[1-5]|2(?:2[2-9][1-9]|2[3-9]|[3-6]|7[01]|720)|3[47]|3(?:0[0-5]|[68])|6(?:011|5|4[4-9])"
-                          r"|35|62|50|5[6-8]|6|2131|1800")  # JCB also issued 2131/1800 15-digit numbers
+                          r"|35|62|50|5[6-8]|6|2131|1800|220[0-4]|8[12]|9792|1")  # JCB also issued 2131/1800
 _MAESTRO = re.compile(r"5[06-8]|6")  # Maestro numbers may be as short as 12 digits
 
 
@@ -39,6 +48,8 @@ def credit_card(value: str) -> bool:
         return False
     if len(digits) == 12 and not _MAESTRO.match(digits):
         return False
+    if digits[0] == "1" and len(digits) != 15 and not digits.startswith(("1800", "2131")):
+        return False  # UATP
     return bool(_CARD_PREFIX.match(digits)) and luhn(digits)
 
 
@@ -69,11 +80,9 @@ def iban(value: str) -> bool:
 
 
 def ipv4(value: str) -> bool:
-    try:
-        ipaddress.IPv4Address(value)
-    except ValueError:
-        return False
-    return True
+    """Four decimal octets 0–255; leading zeros ("192.168.001.010") are how many logs write them."""
+    parts = value.split(".")
+    return len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts)
 
 
 def ipv6(value: str) -> bool:
@@ -110,9 +119,12 @@ _NIF_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
 
 
 def es_nif(value: str) -> bool:
-    """DNI/NIF: 8 digits and the letter at index (number mod 23) (Real Decreto 1553/2005)."""
+    """DNI/NIF: 8 digits (a dropped leading zero restored) and the letter at index (number mod 23) (Real Decreto
+    1553/2005)."""
     s = compact(value).upper()
-    return len(s) == 9 and s[:8].isdigit() and _NIF_LETTERS[int(s[:8]) % 23] == s[8]
+    if len(s) == 8:
+        s = "0" + s
+    return len(s) == 9 and s[:8].isdigit() and len(set(s[:8])) > 1 and _NIF_LETTERS[int(s[:8]) % 23] == s[8]
 
 
 def es_nie(value: str) -> bool:
@@ -128,10 +140,21 @@ _CF_ODD = {c: v for c, v in zip("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
                                   11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23], strict=True)}
 
 
+_CF_MONTHS = "ABCDEHLMPRST"
+_CF_OMOCODE = str.maketrans("LMNPQRSTUV", "0123456789")  # letters that replace digits in homocodic codes
+
+
 def it_fiscal_code(value: str) -> bool:
-    """Codice fiscale check character (DM 23/12/1976): odd positions via table, even by value, mod 26."""
+    """Codice fiscale (DM 23/12/1976): a real birth date (day + 40 for women, digits possibly replaced by
+    LMNPQRSTUV), then the check character: odd positions via table, even by value, mod 26."""
     s = compact(value).upper()
     if len(s) != 16:
+        return False
+    yy, dd = s[6:8].translate(_CF_OMOCODE), s[9:11].translate(_CF_OMOCODE)
+    if not (yy.isdigit() and dd.isdigit()) or s[8] not in _CF_MONTHS:
+        return False
+    day = int(dd) - 40 if int(dd) > 40 else int(dd)
+    if not _valid_date(2000, _CF_MONTHS.index(s[8]) + 1, day):  # a leap year: the century is not in the code
         return False
     total = 0
     for i, c in enumerate(s[:15]):
@@ -140,14 +163,6 @@ def it_fiscal_code(value: str) -> bool:
         else:
             total += int(c) if c.isdigit() else ord(c) - 65
     return total >= 0 and chr(65 + total % 26) == s[15]
-
-
-def _valid_date(year: int, month: int, day: int) -> bool:
-    try:
-        _dt.date(year, month, day)
-    except ValueError:
-        return False
-    return True
 
 
 def pl_pesel(value: str) -> bool:
@@ -214,17 +229,19 @@ def nl_bsn(value: str) -> bool:
 
 
 def se_personnummer(value: str) -> bool:
-    """Personnummer (Skatteverket SKV 704): YYMMDD(-|+)NNNC, C = Luhn over the ten digits;
-    day+60 = samordningsnummer."""
+    """Personnummer (Skatteverket SKV 704): [CC]YYMMDD(-|+)NNNC, a real date (day + 60 = samordningsnummer),
+    C = Luhn over the ten digits."""
     d = compact(value)
+    century = None
     if len(d) == 12:
-        d = d[2:]
+        century, d = int(d[:2]), d[2:]
     if len(d) != 10 or not d.isdigit():
         return False
-    mm, dd = int(d[2:4]), int(d[4:6])
+    yy, mm, dd = int(d[:2]), int(d[2:4]), int(d[4:6])
     if dd > 60:
         dd -= 60
-    return 1 <= mm <= 12 and 1 <= dd <= 31 and luhn(d)
+    years = [century * 100 + yy] if century is not None else [1900 + yy, 2000 + yy]
+    return any(_valid_date(y, mm, dd) for y in years) and luhn(d)
 
 
 _FI_CHECK = "0123456789ABCDEFHJKLMNPRSTUVWXY"
@@ -235,7 +252,8 @@ def fi_hetu(value: str) -> bool:
     s = value.strip().upper()
     if len(s) != 11 or not s[:6].isdigit() or not s[7:10].isdigit() or s[6] not in "+-ABCDEFYXWVU":
         return False
-    if not 1 <= int(s[2:4]) <= 12 or not 1 <= int(s[:2]) <= 31:
+    century = 1800 if s[6] == "+" else 2000 if s[6] in "ABCDEF" else 1900
+    if not _valid_date(century + int(s[4:6]), int(s[2:4]), int(s[:2])):
         return False
     return _FI_CHECK[int(s[:6] + s[7:10]) % 31] == s[10]
 

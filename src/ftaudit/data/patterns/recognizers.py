@@ -36,8 +36,9 @@ def _rx(pattern: str, flags: int = 0) -> re.Pattern:
 
 
 # Emails: RFC 5321 local part (common subset) and a dotted domain with an alphabetic TLD.
-_EMAIL = _rx(r"(?<![\w.%+\-:/])[A-Za-z0-9][\w.%+\-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}"
-             r"[A-Za-z]{2,24}(?![\w\-])")
+# Internationalised addresses (RFC 6531) use letters of any script; "mailto:" may precede one.
+_EMAIL = _rx(r"(?:(?<=mailto:)|(?<![\w.%+\-:/']))[^\W_][\w.%+\-']{0,63}@(?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.){1,8}"
+             r"(?:[^\W\d_]{2,24}|xn--[a-z0-9\-]{2,59})(?![\w\-])")
 _FILE_TLDS = {"png", "jpg", "jpeg", "gif", "svg", "webp", "js", "css", "py", "txt", "json", "html"}
 
 
@@ -47,22 +48,38 @@ def _email(value: str) -> bool:
     return tld not in _FILE_TLDS and ".." not in local and not local.endswith(".")
 
 
-_URL = _rx(r"\b(?:https?|ftp)://[^\s<>\"'`]+|\bwww\.[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+[^\s<>\"'`]*")
+_URL = _rx(r"\b(?i:https?|s?ftps?|wss?)://[^\s<>\"'`]+|\bwww\.[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+[^\s<>\"'`]*")
+# Bare domains ("example.com/path"): only with a top-level domain from this list (lower or upper case), so that
+# file names, abbreviations and sentences run together ("home.It was") are not taken for one.
+BARE_TLDS = ("com", "org", "net", "edu", "gov", "int", "info", "biz", "io", "ai", "app", "dev", "co", "me", "tv",
+             "uk", "de", "fr", "es", "it", "nl", "be", "at", "ch", "se", "fi", "dk", "no", "pl", "pt", "ie", "eu",
+             "us", "ca", "au", "jp", "cn", "in", "br", "ru")
+_TLD_ALT = "|".join(BARE_TLDS) + "|" + "|".join(t.upper() for t in BARE_TLDS)
+_BARE_URL = _rx(r"(?<![\w@.\-/:])(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+(?:" + _TLD_ALT + r")"
+                r"(?::\d{2,5})?(?:/[^\s<>\"'`]*)?(?![\w\-@])")
+TLD_HIT = _rx(r"\.(?:" + _TLD_ALT + r")(?![A-Za-z0-9])")  # where a bare domain can end: the scan's prefilter
 _IPV4 = _rx(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
-_IPV6 = _rx(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?![\w:])")
+# An address may follow a label and a colon ("IP:2001:db8::1"); inside an address a group follows a digit or colon.
+_IPV6 = _rx(r"(?:(?<![\w:])|(?<=[G-Zg-z]:))(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}"
+            r"(?![\w:])")
 _CARD = _rx(r"(?<![\d\-.])\d(?:[ \-]?\d){11,18}(?![\d\-]|\.\d)")
 _IBAN = _rx(r"\b[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11,30}\b")
-_SSN = _rx(r"(?<![\d\-.])\d{3}([\- ]?)\d{2}\1\d{4}(?![\d\-]|\.\d)")
+_SSN = _rx(r"(?<![\d\-.])\d{3}(?:[\- .]\d{2}[\- .]|\d{2})\d{4}(?![\d\-]|\.\d)")  # 3-2-4: both separators or none
 _NHS = _rx(r"(?<![\d\-.])\d{3}([\- ]?)\d{3}\1\d{4}(?![\d\-]|\.\d)")
-_NINO = _rx(r"\b(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
-_NIF = _rx(r"\b\d{8}-?[A-Z]\b")
-_NIE = _rx(r"\b[XYZ]-?\d{7}-?[A-Z]\b")
-_CF = _rx(r"\b[A-Z]{6}[\dLMNP-V]{2}[A-EHLMPR-T][\dLMNP-V]{2}[A-Z][\dLMNP-V]{3}[A-Z]\b")
+# HMRC's NIM39110: two prefix letters (D, F, I, Q, U, V never; O not second; some pairs never), six digits, a suffix
+# A–D; written in upper or lower case, in pairs separated by spaces or hyphens, or run together.
+_NINO = _rx(r"(?i)(?<![a-z0-9])(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][ \-]?\d{2}[ \-]?\d{2}"
+            r"[ \-]?\d{2}[ \-]?[A-D](?![a-z0-9])")
+# DNI/NIF: 8 digits (7 where the leading zero is dropped), dots as thousands separators, a letter in either case;
+# may be glued to a label ("DNI12345678Z"); after a space only a capital (not the word "a" or "y").
+_NIF = _rx(r"(?<![\d.\-])(?:\d{8}|\d{7}|\d{2}\.\d{3}\.\d{3})(?:-?[A-Za-z]| [A-Z])(?![A-Za-z0-9])")
+_NIE = _rx(r"(?<![0-9])[XYZxyz][ \-.]?\d{7}(?:-?[A-Za-z]| [A-Z])(?![A-Za-z0-9])")
+_CF = _rx(r"(?i)(?<![a-z0-9])[A-Z]{6}[\dLMNP-V]{2}[A-EHLMPR-T][\dLMNP-V]{2}[A-Z][\dLMNP-V]{3}[A-Z](?![a-z0-9])")
 _PESEL = _rx(r"(?<![\d\-.])\d{11}(?![\d\-]|\.\d)")
 _DE_TAX = _rx(r"(?<![\d\-.])\d{2} ?\d{3} ?\d{3} ?\d{3}(?![\d\-]|\.\d)")
 _NIR = _rx(r"(?<![\d\-.])[12378] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\d\-]|\.\d)")
 _BSN = _rx(r"(?<![\d\-.])\d{4}\.?\d{2}\.?\d{3}(?![\d\-]|\.\d)")
-_PNR = _rx(r"(?<![\d\-.])(?:19|20)?\d{6}[\-+]?\d{4}(?![\d\-]|\.\d)")
+_PNR = _rx(r"(?<![\d\-.])(?:1[89]|20)?\d{6}[\-+ ]?\d{4}(?![\d\-]|\.\d)")
 _HETU = _rx(r"(?<![\w\-])\d{6}[\-+ABCDEFYXWVU]\d{3}[0-9A-Y](?![\w\-])")
 _BE_NN = _rx(r"(?<![\d\-.])\d{2}\.?\d{2}\.?\d{2}[\-.]?\d{3}\.?\d{2}(?![\d\-]|\.\d)")
 
@@ -71,6 +88,7 @@ _BE_NN = _rx(r"(?<![\d\-.])\d{2}\.?\d{2}\.?\d{2}[\-.]?\d{3}\.?\d{2}(?![\d\-]|\.\
 _PHONE = _rx(r"(?<![\w+@/\-.])(?:\+|\b00)?(?:\(\d{1,5}\)|\d)(?:[ \-./\u00a0]{0,2}(?:\(\d{1,5}\)|\d)){5,18}"
              r"(?:\s?(?:x|ext\.?|#)\s?\d{1,6})?(?![\w@]|[\-.]\d)")
 _DATE_LIKE = _rx(r"\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{4}")
+_DOTTED_QUAD = _rx(r"\d{1,3}(?:\.\d{1,3}){3}")
 _EXTENSION = _rx(r"\s?(?:x|ext\.?|#)\s?\d{1,6}$")
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "BE", "AT", "CH", "PL", "SE", "FI", "DK", "IE", "PT")
 
@@ -95,15 +113,20 @@ def _candidate_regions(digits: str) -> tuple[str, ...]:
     return tuple(regions)
 
 
-try:  # libphonenumber's metadata makes phone validation precise; without it a shape heuristic is used
+try:  # libphonenumber's metadata makes phone validation precise (a core dependency); without it, a shape heuristic
     import phonenumbers as _pn
-except ImportError:  # pragma: no cover - phonenumbers ships with presidio-analyzer
+except ImportError:  # pragma: no cover - an install that dropped the dependency; every report says so
     _pn = None
+
+PHONE_BACKEND = (f"phone numbers validated against libphonenumber's numbering plans (phonenumbers "
+                 f"{_pn.__version__})" if _pn is not None else
+                 "phone numbers judged by a digit-layout heuristic only (the phonenumbers package is not installed: "
+                 "pip install phonenumbers)")
 
 
 def phone_score(value: str) -> float:
     """0 (reject) … 0.75 for a phone candidate."""
-    if _DATE_LIKE.search(value):  # 2024-01-15, 15.01.2024, 01/15/2024 (+ a time) are dates, not numbers
+    if _DATE_LIKE.search(value) or _DOTTED_QUAD.fullmatch(value):  # dates (2024-01-15, 15.01.2024) and IPv4-like
         return 0.0
     core = _EXTENSION.sub("", value)
     digits = re.sub(r"\D", "", core)
@@ -136,10 +159,17 @@ PHONE_NEGATIVE_CONTEXT = ("invoice", "order", "reference", "ref", "ticket", "isb
                           "tracking", "receipt", "rechnung", "bestellung", "facture", "commande", "factura",
                           "pedido", "fattura", "ordine", "factuur", "bestelling")
 PHONE_NEGATIVE_PENALTY = 0.3
+# An identifier's label right before the digits ("personnummer: 850231-1237") says they are that identifier,
+# valid or not, and not a phone number.
+ID_LABEL_BEFORE = _rx(r"(?i)(?<![^\W\d_])(?:ssn|social security(?: number)?|personnummer|personnr|nif|dni|nie|pesel"
+                      r"|bsn|burgerservicenummer|nino|national insurance(?: number)?|nhs(?: number)?|hetu"
+                      r"|henkilötunnus|codice fiscale|steuer-id|idnr|insee|iban|rijksregisternummer|insz|niss)"
+                      r"[\s:#.\-]{0,3}$")
 
 RECOGNIZERS: tuple[PatternRecognizer, ...] = (
     PatternRecognizer("EMAIL_ADDRESS", _EMAIL, 1.0, _email, ("email", "e-mail", "mail"), needs="@"),
     PatternRecognizer("URL", _URL, 0.5, None, ("url", "link", "website", "site"), needs="/"),
+    PatternRecognizer("URL", _BARE_URL, 0.4, None, ("url", "link", "website", "site", "visit"), needs="."),
     PatternRecognizer("IP_ADDRESS", _IPV4, 0.8, ck.ipv4, ("ip", "address", "host", "server", "client")),
     PatternRecognizer("IP_ADDRESS", _IPV6, 0.8, ck.ipv6, ("ip", "ipv6", "address", "host")),
     PatternRecognizer("CREDIT_CARD", _CARD, 0.9, ck.credit_card,
