@@ -438,7 +438,7 @@ def anonymize_path(src: str | os.PathLike, dst: str | os.PathLike, strategy: Str
     # occurrence of a detected value anywhere in the dataset, then the result is renamed into place.
     first = dst_p.with_name(f".{dst_p.stem}.detected{dst_p.suffix}")
     try:
-        _write_records(out_fmt, first, src_p, detected())
+        write_records(out_fmt, first, src_p, detected())
         propagate = Propagation(found)
         propagated: Counter = Counter()
 
@@ -458,7 +458,7 @@ def anonymize_path(src: str | os.PathLike, dst: str | os.PathLike, strategy: Str
                     batch = []
             yield batch
 
-        summary.records_written = _write_records(out_fmt, dst_p, src_p, completed())
+        summary.records_written = write_records(out_fmt, dst_p, src_p, completed())
     finally:
         if first.exists():
             first.unlink()
@@ -475,7 +475,7 @@ def anonymize_path(src: str | os.PathLike, dst: str | os.PathLike, strategy: Str
     return summary
 
 
-def _write_records(out_fmt: str, path: Path, src: Path, batches: Iterable[list[tuple[int, dict]]]) -> int:
+def write_records(out_fmt: str, path: Path, src: Path, batches: Iterable[list[tuple[int, dict]]]) -> int:
     """Write (index, record) batches to `path` in the output format, atomically; returns the records written."""
     if out_fmt == "parquet":
         written = 0

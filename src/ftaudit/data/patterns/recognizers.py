@@ -95,7 +95,7 @@ PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "BE", "AT", "CH", "PL
 _TRUNK_ZERO = ("GB", "DE", "FR", "NL", "BE", "AT", "CH", "SE", "FI", "IE", "IT", "PT", "DK")
 
 
-def _candidate_regions(digits: str) -> tuple[str, ...]:
+def candidate_regions(digits: str) -> tuple[str, ...]:
     """Regions whose national numbering plan could produce this digit string (parsing is the slow part, so try
     only plausible ones): a leading 0 is a trunk prefix in most of Europe (and Italian landlines); NANP numbers
     have 10 digits (11 with a leading 1); ES/PL/PT numbers 9 digits without a trunk prefix; DK 8; IT mobiles 3xx."""
@@ -139,7 +139,7 @@ def phone_score(value: str) -> float:
                 num = _pn.parse("+" + digits[2:] if core.startswith("00") else core, None)
                 return 0.75 if _pn.is_valid_number(num) else (0.4 if _pn.is_possible_number(num) else 0.0)
             separated = bool(re.search(r"[ \-./()]", core))
-            for region in _candidate_regions(digits):
+            for region in candidate_regions(digits):
                 num = _pn.parse(core, region)
                 if _pn.is_valid_number(num):
                     # A bare digit run is as likely an ID or an order number: below checksum-validated IDs.
