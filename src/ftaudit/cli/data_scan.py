@@ -1,7 +1,8 @@
 """`ftaudit data scan` and `ftaudit data datasheet-template`.
 
-Exit codes: 0 ok; 1 bad input (unreadable data, bad datasheet or policy, invalid arguments); 5 the data policy
-blocks training (the reports are still written, so the reasons can be read).
+Exit codes: 0 ok; 1 bad input (unreadable data, bad datasheet or policy, invalid arguments, a file that vanished
+or changed mid-scan: resume with --resume); 5 the data policy blocks training (the reports are still written, so
+the reasons can be read); 130 interrupted (resume with --resume).
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ def register(sub) -> None:
                    help="saved TDM reservations per domain (DIR/<domain>/robots.txt, tdmrep.json, ai.txt, *.html) "
                    "or a JSON of declarations: which source domains reserve rights for text and data mining")
     p.add_argument("--no-ner", action="store_true", help="pattern-based detection only, even if NER is installed")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a scan that was interrupted (Ctrl-C, kill, a lost machine) from its last "
+                        "checkpoint in the output dir; the report is the one an uninterrupted scan writes")
+    p.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS",
+                   help="save the scan's state this often, after a finished shard (default 30; 0: every shard)")
+    p.add_argument("--shard-mb", type=float, default=1.0, metavar="MB",
+                   help="JSONL and text files are cut into shards of this size that the workers read (default 1)")
     p.set_defaults(handler=run)
 
     t = sub.add_parser("datasheet-template", help="print or write a datasheet YAML to fill in")
@@ -47,7 +55,9 @@ def register(sub) -> None:
 
 def run(args) -> int:
     import sys
+    from pathlib import Path
 
+    from ftaudit.data import checkpoint
     from ftaudit.data.parallel import default_workers
     from ftaudit.data.policy import enforce
     from ftaudit.data.report import render_json, write_reports
@@ -56,14 +66,18 @@ def run(args) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise BadInput(f"--workers must be at least 1, not {args.workers}")
+    if not args.shard_mb > 0 or not args.checkpoint_every >= 0:
+        raise BadInput("--shard-mb must be positive and --checkpoint-every at least 0")
     fields = tuple(f.strip() for f in args.fields.split(",") if f.strip()) if args.fields else None
     opts = ScanOptions(
         workers=args.workers or default_workers(), on_error=args.on_error, fields=fields, tokenizer=args.tokenizer,
         near_duplicate_threshold=args.near_duplicate_threshold, sme=args.sme, ner=False if args.no_ner else None,
+        shard_bytes=max(1, int(args.shard_mb * 1e6)),
     )
     evidence = scan(args.paths, eval_paths=args.eval_paths, datasheet=args.datasheet, policy=args.policy,
                     options=opts, findings_path=args.findings, progress=not args.json and sys.stderr.isatty(),
-                    tdm=args.tdm)
+                    tdm=args.tdm, checkpoint_path=Path(args.output_dir) / checkpoint.FILENAME, resume=args.resume,
+                    checkpoint_seconds=args.checkpoint_every)
     written = write_reports(evidence, args.output_dir)
     if args.json:
         print(render_json(evidence), end="")

@@ -45,6 +45,51 @@ class Record:
 
 
 @dataclass(frozen=True)
+class ByteRange:
+    """A shard of a line-oriented file (JSONL, text): the whole lines that start in [start, end); `first_line` is
+    the 0-based number of the line at `start`, so records keep their file-wide index."""
+
+    start: int
+    end: int
+    first_line: int
+
+
+LINE_FORMATS = ("jsonl", "text")  # the formats that shard by byte range
+
+
+def byte_ranges(path: str | os.PathLike, shard_bytes: int) -> Iterator[ByteRange]:
+    """Cut a line-oriented file into shards of about `shard_bytes`, each ending just after a newline (or at the end
+    of the file). One sequential read that only counts newlines, in bounded memory, so that every shard knows the
+    number of its first line. A missing, empty, binary or UTF-16 file fails first, as `iter_records` does."""
+    _check_file(Path(path), text=True)
+    size = os.path.getsize(path)
+    start = first_line = 0
+    with open(path, "rb") as fh:
+        while start < size:
+            end = min(size, start + shard_bytes)
+            fh.seek(start)
+            lines, left = 0, end - start
+            while left:
+                chunk = fh.read(min(1 << 20, left))
+                lines += chunk.count(b"\n")
+                left -= len(chunk)
+            if end < size:
+                fh.seek(end - 1)
+                if fh.read(1) != b"\n":  # the target cuts a line: run on to its end
+                    pos = end
+                    while chunk := fh.read(1 << 16):
+                        cut = chunk.find(b"\n")
+                        if cut >= 0:
+                            pos, lines = pos + cut + 1, lines + 1
+                            break
+                        pos += len(chunk)
+                    end = min(pos, size)
+            yield ByteRange(start, end, first_line)
+            first_line += lines
+            start = end
+
+
+@dataclass(frozen=True)
 class LoadError:
     """A record that could not be read (collected when on_error="skip"). Never carries the record's content."""
 
@@ -127,13 +172,19 @@ class _Lines:
     """(0-based line number, raw line) of a binary file, BOM and NUL checked. An iterator object, not a generator:
     it keeps no reference to the line it handed out, so a 50 MB line is not held once more while it is parsed."""
 
-    def __init__(self, fh, p: Path):
-        self.fh, self.p, self.lineno = fh, p, -1
+    def __init__(self, fh, p: Path, span: ByteRange | None = None):
+        self.fh, self.p = fh, p
+        self.lineno, self.end = -1, None
+        if span is not None:  # a shard: whole lines from span.start (a line start) up to span.end
+            fh.seek(span.start)
+            self.lineno, self.end = span.first_line - 1, span.end
 
     def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> tuple[int, bytes]:
+        if self.end is not None and self.fh.tell() >= self.end:
+            raise StopIteration
         raw = self.fh.readline()
         if not raw:
             raise StopIteration
@@ -153,10 +204,10 @@ def _as_record_data(value: Any) -> dict | None:
     return None
 
 
-def _jsonl(p: Path, sink: _Sink) -> Iterator[Record]:
+def _jsonl(p: Path, sink: _Sink, span: ByteRange | None = None) -> Iterator[Record]:
     src = str(p)
     with open(p, "rb") as fh:
-        for lineno, raw in _Lines(fh, p):
+        for lineno, raw in _Lines(fh, p, span):
             if raw.isspace():
                 continue
             try:
@@ -327,10 +378,10 @@ def _csv(p: Path, sink: _Sink, delimiter: str) -> Iterator[Record]:
             raise BadInput(f"{p}: malformed CSV at line {reader.line_num}: {exc}") from None
 
 
-def _text(p: Path) -> Iterator[Record]:
+def _text(p: Path, span: ByteRange | None = None) -> Iterator[Record]:
     src = str(p)
     with open(p, "rb") as fh:
-        for lineno, raw in _Lines(fh, p):
+        for lineno, raw in _Lines(fh, p, span):
             line = _decode(raw, p, lineno).rstrip("\r\n")
             del raw
             if line and not line.isspace():
@@ -370,9 +421,10 @@ def _hf_dataset(p: Path) -> Iterator[Record]:
             yield Record(index, src, dict(row))
 
 
-def iter_records(path: str | os.PathLike, *, on_error: OnError = "stop",
-                 errors: list | None = None) -> Iterator[Record]:
-    """Streams the records of one file (or saved dataset directory).
+def iter_records(path: str | os.PathLike, *, on_error: OnError = "stop", errors: list | None = None,
+                 span: ByteRange | None = None) -> Iterator[Record]:
+    """Streams the records of one file (or saved dataset directory), or of one shard (`span`, from `byte_ranges`)
+    of a JSONL or text file.
 
     on_error="stop": the first bad record raises BadInput naming the file and line. on_error="skip": bad records
     are skipped and, if `errors` is a list, a LoadError is appended for each. Problems with the file as a whole
@@ -385,6 +437,11 @@ def iter_records(path: str | os.PathLike, *, on_error: OnError = "stop",
         raise BadInput(f"{p}: no such file or directory")
     fmt = detect_format(p)
     sink = _Sink(on_error, errors)
+    if span is not None:
+        if fmt not in LINE_FORMATS:
+            raise BadInput(f"{p}: only JSONL and text files are read by byte range, not {fmt}")
+        yield from (_jsonl(p, sink, span) if fmt == "jsonl" else _text(p, span))
+        return
     if fmt == "hf_dataset":
         yield from _hf_dataset(p)
         return

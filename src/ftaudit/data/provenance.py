@@ -47,15 +47,15 @@ class RecordDigest:
     algorithm = "sha256(concat(sha256(canonical_json(record)) for record in order))"
 
     def __init__(self):
-        self._h = hashlib.sha256()
+        self._hashes = bytearray()  # 32 bytes a record; kept (not a running hash) so a scan checkpoint can hold it
         self.records = 0
 
     def update(self, rec_hash: bytes) -> None:
-        self._h.update(rec_hash)
+        self._hashes += rec_hash
         self.records += 1
 
     def hexdigest(self) -> str:
-        return self._h.hexdigest()
+        return hashlib.sha256(self._hashes).hexdigest()
 
 
 def registrable_domain(host: str) -> str | None:

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ class ScanOptions:
     batch_size: int = 256
     detect: bool = True  # personal-data detection (off only for tests of the other parts)
     ner: bool | None = None  # None: use NER when installed; True: require it; False: patterns only
+    shard_bytes: int = 1 << 20  # JSONL and text files are cut into shards of this size that workers read themselves
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -163,6 +165,12 @@ class _RecOut:
 class _BatchOut:
     records: list[_RecOut]
     bias: bias_mod.BiasTally | None
+    errors: list = field(default_factory=list)  # records of a shard that could not be read (on_error=skip)
+
+    def extend(self, other: "_BatchOut") -> None:
+        self.records += other.records
+        if other.bias is not None:
+            self.bias.merge(other.bias)
 
 
 class _Worker:
@@ -232,13 +240,61 @@ def _leaf_key(path: str) -> str:
 _WORKER: _Worker | None = None
 
 
-def _run_batch(job: tuple[ScanOptions, str, int, list]) -> tuple[str, int, _BatchOut]:
-    """Worker entry point. The worker state is built once per process (and rebuilt if the options change)."""
+class ShardUnavailable(BadInput):
+    """A shard's file vanished or changed mid-scan: the checkpoint stays, so the scan can be resumed."""
+
+
+_VANISHED = ("{p}: disappeared during the scan; nothing was written; put it back and rerun with --resume to "
+             "continue where the scan was")
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One unit of work: a batch of records the main process read (JSON, CSV, Parquet, datasets), or a shard of a
+    JSONL or text file that the worker reads itself (no records pickled across processes)."""
+
+    opts: ScanOptions
+    role: str
+    file_no: int
+    batch: list | None = None
+    path: str | None = None
+    span: Any = None  # loading.ByteRange
+    size: int = 0  # the file's size when the scan started
+    errors: tuple = ()  # a batch's unreadable records (read by the main process)
+
+    @property
+    def bytes(self) -> int:
+        return self.span.end - self.span.start if self.span is not None else 0
+
+
+def _run_job(job: _Job) -> tuple[str, int, _BatchOut, int]:
+    """Worker entry point: (role, file number, results, bytes read). The worker state is built once per process
+    (and rebuilt if the options change)."""
     global _WORKER
-    opts, role, file_no, batch = job
-    if _WORKER is None or _WORKER.opts != opts:
-        _WORKER = _Worker(opts)
-    return role, file_no, _WORKER.run(batch, role)
+    if _WORKER is None or _WORKER.opts != job.opts:
+        _WORKER = _Worker(job.opts)
+    if job.span is None:
+        out = _WORKER.run(job.batch, job.role)
+        out.errors = list(job.errors)
+        return job.role, job.file_no, out, 0
+    return job.role, job.file_no, _run_shard(_WORKER, job), job.bytes
+
+
+def _run_shard(worker: _Worker, job: _Job) -> _BatchOut:
+    from ftaudit.data.loading import iter_records
+
+    p = Path(job.path)
+    try:
+        if p.stat().st_size != job.size:
+            raise ShardUnavailable(f"{p}: changed during the scan (its size is not what it was when the scan "
+                                   "started); nothing was written; scan it again once it no longer changes")
+    except FileNotFoundError:
+        raise ShardUnavailable(_VANISHED.format(p=p)) from None
+    out = _BatchOut([], bias_mod.BiasTally() if job.role == "train" else None)
+    records = iter_records(p, on_error=job.opts.on_error, errors=out.errors, span=job.span)
+    for batch in _batches(records, job.opts.batch_size):
+        out.extend(worker.run(batch, job.role))
+    return out
 
 
 def _generic_field(path: str) -> str:
@@ -248,7 +304,9 @@ def _generic_field(path: str) -> str:
 class _FindingsWriter:
     """The findings contract, one JSON object per line, written to a temp file and renamed at the end."""
 
-    def __init__(self, path: str | Path | None, with_source: bool):
+    def __init__(self, path: str | Path | None, with_source: bool, *, resume: tuple[str, int] | None = None):
+        from ftaudit.data import checkpoint
+
         self.path = Path(path) if path else None
         self.with_source = with_source
         self.fh = None
@@ -256,10 +314,21 @@ class _FindingsWriter:
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-                self.fh = open(self.tmp, "w", encoding="utf-8")
+                if resume is not None and resume[0]:
+                    self.tmp, self.fh = Path(resume[0]), checkpoint.reopen(*resume)
+                else:
+                    self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+                    self.fh = open(self.tmp, "wb")
             except OSError as exc:
                 raise BadInput(f"cannot write {self.path}: {exc.strerror}") from None
+
+    def position(self) -> int:
+        """Bytes written so far, on disk (what a checkpoint records)."""
+        if self.fh is None:
+            return 0
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        return self.fh.tell()
 
     def write(self, source: str, index: int, f: tuple[str, int, int, str, float]) -> None:
         if self.fh is None:
@@ -269,7 +338,7 @@ class _FindingsWriter:
         obj = Finding(index, f[0], f[1], f[2], f[3], f[4], "").as_dict()  # the contract's keys, in its order
         if self.with_source:
             obj["source"] = source
-        self.fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self.fh.write((json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8"))
 
     def finish(self) -> None:
         if self.fh is not None:
@@ -282,6 +351,10 @@ class _FindingsWriter:
         if self.fh is not None:
             self.fh.close()
             self.tmp.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
 
 
 @dataclass
@@ -483,12 +556,16 @@ def scan(
     findings_path: str | os.PathLike | None = None,
     progress: bool = False,
     tdm: str | os.PathLike | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    resume: bool = False,
+    checkpoint_seconds: float = 30.0,
 ) -> DataEvidence:
     """Scan training files (and eval files for leakage); return the evidence. Never raises for a policy block:
     the verdict is in `evidence.policy` (see `policy.enforce`). `tdm`: saved TDM reservations of the source domains
-    (`ftaudit.data.tdm`), checked against every domain of the training data."""
-    from ftaudit.data.loading import detect_format, iter_records
-    from ftaudit.data.parallel import imap_ordered
+    (`ftaudit.data.tdm`), checked against every domain of the training data. `checkpoint_path`: where the state
+    is saved every `checkpoint_seconds` (after a folded shard), so that `resume=True` continues an interrupted scan
+    and gives the report an uninterrupted one gives."""
+    from ftaudit.data.loading import detect_format
     from ftaudit.data.policy import evaluate, load_policy
 
     opts = options or ScanOptions()
@@ -512,45 +589,144 @@ def scan(
     if tdm is not None:
         tdm_mod.check_source(tdm)
     info = detection_info(opts.ner) if opts.detect else None
-    classify_fn: Callable[[str], str] = classify if opts.detect else (lambda t: "personal_data")
-
-    writer = _FindingsWriter(findings_path, with_source=len(train) > 1)
-    agg = _Aggregate(opts, writer, classify_fn)
     roles = [("train", p) for p in train] + [("eval", p) for p in evals]
-    agg.sources = [str(p) for _, p in roles]
-    per_file = Counter()
-    errors: dict[int, list] = {i: [] for i in range(len(roles))}
-
-    def jobs() -> Iterator[tuple[ScanOptions, str, int, list]]:
-        for file_no, (role, p) in enumerate(roles):
-            records = iter_records(p, on_error=opts.on_error, errors=errors[file_no])
-            for batch in _batches(records, opts.batch_size):
-                yield opts, role, file_no, batch
-
-    bar = _Progress(progress)
-    try:
-        for role, file_no, out in imap_ordered(_run_batch, jobs(), workers=opts.workers):
-            source = agg.sources[file_no]
-            if role == "train":
-                per_file[file_no] += agg.add_train(file_no, source, out)
-            else:
-                per_file[file_no] += agg.add_eval(source, out)
-            bar.advance(len(out.records), source)
-        for file_no in range(len(roles)):
-            for e in errors[file_no]:
-                agg._skip(e.source, e.index, e.message)
-        files = [_fingerprint(p, role, formats[p], per_file[i], len(errors[i])) for i, (role, p) in enumerate(roles)]
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        bar.close()
-    writer.finish()
+    run = _Run(opts, roles, formats, findings_path, Path(checkpoint_path) if checkpoint_path else None, resume,
+               checkpoint_seconds)
+    agg, files = run.fold(progress)
     evidence = _evidence(agg, opts, files, sheet, sheet_sha, info, bool(evals))
     if tdm is not None:
         evidence.tdm = tdm_mod.check([(r.domain, r.records) for r in agg.domains.ranked()], tdm)
     evidence.policy = evaluate(evidence, the_policy)
     return evidence
+
+
+def _all_personal(finding_type: str) -> str:
+    return "personal_data"
+
+
+class _Run:
+    """The main process of a scan: jobs out to the workers in order, results folded back in the same order (the
+    report is the same for any number of workers), a checkpoint now and then, the findings file at the end."""
+
+    def __init__(self, opts: ScanOptions, roles: list[tuple[str, Path]], formats: dict[Path, str],
+                 findings_path, checkpoint_path: Path | None, resume: bool, checkpoint_seconds: float):
+        from ftaudit.data import checkpoint
+
+        self.opts, self.roles, self.formats = opts, roles, formats
+        self.checkpoint_path, self.checkpoint_seconds = checkpoint_path, checkpoint_seconds
+        self.inputs = checkpoint.fingerprint([p for _, p in roles]) if checkpoint_path else []
+        state = None
+        if checkpoint_path is not None and resume:
+            state = checkpoint.load(checkpoint_path, options=opts, inputs=self.inputs)
+        elif checkpoint_path is not None:
+            _discard_stale(checkpoint_path)
+        self.writer = _FindingsWriter(findings_path, with_source=sum(r == "train" for r, _ in roles) > 1,
+                                      resume=(state.findings_tmp, state.findings_bytes) if state else None)
+        if state is not None:
+            self.agg, self.per_file, self.errors = state.aggregate, state.per_file, state.errors
+            self.agg.findings = self.writer
+            self.done, self.bytes_done = state.jobs_done, state.bytes_done
+        else:
+            self.agg = _Aggregate(opts, self.writer, classify if opts.detect else _all_personal)
+            self.agg.sources = [str(p) for _, p in roles]
+            self.per_file, self.errors = Counter(), {i: [] for i in range(len(roles))}
+            self.done = self.bytes_done = 0
+
+    def jobs(self) -> Iterator[_Job]:
+        from ftaudit.data.loading import LINE_FORMATS, byte_ranges, iter_records
+
+        opts = self.opts
+        for file_no, (role, p) in enumerate(self.roles):
+            if not p.exists():
+                raise ShardUnavailable(_VANISHED.format(p=p))
+            if self.formats[p] in LINE_FORMATS:
+                size = p.stat().st_size
+                for span in byte_ranges(p, opts.shard_bytes):
+                    yield _Job(opts, role, file_no, path=str(p), span=span, size=size)
+                continue
+            errs: list = []  # read here: each batch takes the unreadable records met since the one before
+            for batch in _batches(iter_records(p, on_error=opts.on_error, errors=errs), opts.batch_size):
+                yield _Job(opts, role, file_no, batch=batch, errors=tuple(errs))
+                errs.clear()
+            if errs:
+                yield _Job(opts, role, file_no, batch=[], errors=tuple(errs))
+
+    def fold(self, progress: bool) -> tuple["_Aggregate", list[FileFingerprint]]:
+        from itertools import islice
+
+        from ftaudit.data import checkpoint
+        from ftaudit.data.loading import LINE_FORMATS
+        from ftaudit.data.parallel import imap_ordered
+
+        agg = self.agg
+        total = sum(p.stat().st_size for _, p in self.roles if self.formats[p] in LINE_FORMATS)
+        bar = _Progress(progress, total_bytes=total, done_bytes=self.bytes_done)
+        last_save = time.monotonic()
+        try:
+            for role, file_no, out, nbytes in imap_ordered(_run_job, islice(self.jobs(), self.done, None),
+                                                           workers=self.opts.workers):
+                source = agg.sources[file_no]
+                if role == "train":
+                    self.per_file[file_no] += agg.add_train(file_no, source, out)
+                else:
+                    self.per_file[file_no] += agg.add_eval(source, out)
+                self.errors[file_no] += out.errors
+                self.done, self.bytes_done = self.done + 1, self.bytes_done + nbytes
+                bar.advance(len(out.records), nbytes, source)
+                if self.checkpoint_path is not None and time.monotonic() - last_save >= self.checkpoint_seconds:
+                    self._save()
+                    last_save = time.monotonic()
+            for file_no, (_, p) in enumerate(self.roles):
+                if self.formats[p] in LINE_FORMATS and not self.per_file[file_no] and not self.errors[file_no]:
+                    raise BadInput(f"{p}: contains no records")  # what iter_records says of a whole file
+                for e in self.errors[file_no]:
+                    agg._skip(e.source, e.index, e.message)
+            files = [_fingerprint(p, role, self.formats[p], self.per_file[i], len(self.errors[i]))
+                     for i, (role, p) in enumerate(self.roles)]
+        except (KeyboardInterrupt, ShardUnavailable):
+            if self.checkpoint_path is not None and self.checkpoint_path.is_file():
+                self.writer.close()  # kept for --resume, with the checkpoint
+            else:
+                self.writer.abort()
+            raise
+        except BaseException:
+            self.writer.abort()
+            checkpoint.discard(self.checkpoint_path)
+            raise
+        finally:
+            bar.close()
+        self.writer.finish()
+        checkpoint.discard(self.checkpoint_path)
+        return agg, files
+
+    def _save(self) -> None:
+        from ftaudit.data import checkpoint
+
+        agg, self.agg.findings = self.agg.findings, None  # the open file stays out of the pickle
+        try:
+            checkpoint.save(self.checkpoint_path, checkpoint.State(
+                version=checkpoint.VERSION, options=self.opts, inputs=self.inputs, jobs_done=self.done,
+                bytes_done=self.bytes_done, aggregate=self.agg, per_file=self.per_file, errors=self.errors,
+                findings_tmp=str(self.writer.tmp) if self.writer.tmp else None,
+                findings_bytes=self.writer.position()))
+        finally:
+            self.agg.findings = agg
+
+
+def _discard_stale(path: Path) -> None:
+    """A fresh scan replaces an old checkpoint, and the partial findings file it points to."""
+    import pickle
+
+    from ftaudit.data import checkpoint
+
+    if not path.is_file():
+        return
+    try:
+        with open(path, "rb") as fh:
+            tmp = getattr(pickle.load(fh), "findings_tmp", None)
+    except Exception:  # noqa: BLE001 - a damaged checkpoint is simply replaced
+        tmp = None
+    checkpoint.discard(path, tmp)
 
 
 def scan_for_record(paths: Iterable[str | os.PathLike], **kwargs) -> DataEvidence:
@@ -635,28 +811,37 @@ def _pair(agg: _Aggregate, a: int, b: int, sim: float) -> RecordPair:
 
 
 class _Progress:
-    """Rich progress on stderr for long scans; silent when disabled (--json, library use)."""
+    """Rich progress on stderr for long scans (records; bytes, MB/s and time left where files are sharded); silent
+    when disabled (--json, library use)."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, *, total_bytes: int = 0, done_bytes: int = 0):
         self.p = None
         if enabled:
             from rich.console import Console
             from rich.progress import (
+                BarColumn,
+                DownloadColumn,
                 Progress,
                 SpinnerColumn,
                 TextColumn,
                 TimeElapsedColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
             )
 
-            self.p = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                              TextColumn("{task.completed:,} records"), TimeElapsedColumn(),
-                              console=Console(stderr=True), transient=True)
+            columns = [SpinnerColumn(), TextColumn("{task.description}"),
+                       TextColumn("{task.fields[records]:,} records")]
+            if total_bytes:
+                columns += [BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
+            self.p = Progress(*columns, TimeElapsedColumn(), console=Console(stderr=True), transient=True)
             self.p.start()
-            self.task = self.p.add_task("scanning", total=None)
+            self.task = self.p.add_task("scanning", total=total_bytes or None, completed=done_bytes, records=0)
+            self.records = 0
 
-    def advance(self, n: int, source: str) -> None:
+    def advance(self, records: int, nbytes: int, source: str) -> None:
         if self.p is not None:
-            self.p.update(self.task, advance=n, description=f"scanning {Path(source).name}")
+            self.records += records
+            self.p.update(self.task, advance=nbytes, records=self.records, description=f"scanning {Path(source).name}")
 
     def close(self) -> None:
         if self.p is not None:
