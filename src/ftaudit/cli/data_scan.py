@@ -38,7 +38,12 @@ def register(sub) -> None:
     p.add_argument("--tdm", default=None, metavar="DIR_OR_JSON",
                    help="saved TDM reservations per domain (DIR/<domain>/robots.txt, tdmrep.json, ai.txt, *.html) "
                    "or a JSON of declarations: which source domains reserve rights for text and data mining")
-    p.add_argument("--no-ner", action="store_true", help="pattern-based detection only, even if NER is installed")
+    p.add_argument("--no-ner", action="store_true", help="pattern-based detection only (= --ner off)")
+    p.add_argument("--ner", default=None, metavar="all|sample:N|off",
+                   help="names and places by NER: on every record (all; an error without a NER model), on a seeded "
+                        "uniform sample of about N records with the rates estimated and their 95 %% intervals "
+                        "(sample:N), or not at all (off); default: every record when a NER model is installed")
+    p.add_argument("--ner-seed", type=int, default=0, metavar="S", help="seed of the NER sample (default 0)")
     p.add_argument("--resume", action="store_true",
                    help="continue a scan that was interrupted (Ctrl-C, kill, a lost machine) from its last "
                         "checkpoint in the output dir; the report is the one an uninterrupted scan writes")
@@ -69,10 +74,11 @@ def run(args) -> int:
     if not args.shard_mb > 0 or not args.checkpoint_every >= 0:
         raise BadInput("--shard-mb must be positive and --checkpoint-every at least 0")
     fields = tuple(f.strip() for f in args.fields.split(",") if f.strip()) if args.fields else None
+    ner, sample = _ner_mode(args)
     opts = ScanOptions(
         workers=args.workers or default_workers(), on_error=args.on_error, fields=fields, tokenizer=args.tokenizer,
-        near_duplicate_threshold=args.near_duplicate_threshold, sme=args.sme, ner=False if args.no_ner else None,
-        shard_bytes=max(1, int(args.shard_mb * 1e6)),
+        near_duplicate_threshold=args.near_duplicate_threshold, sme=args.sme, ner=ner, ner_sample=sample,
+        ner_seed=args.ner_seed, shard_bytes=max(1, int(args.shard_mb * 1e6)),
     )
     evidence = scan(args.paths, eval_paths=args.eval_paths, datasheet=args.datasheet, policy=args.policy,
                     options=opts, findings_path=args.findings, progress=not args.json and sys.stderr.isatty(),
@@ -101,6 +107,23 @@ def run(args) -> int:
             print(f"wrote {path}")
     enforce(evidence.policy)
     return 0
+
+
+def _ner_mode(args) -> tuple[bool | None, int | None]:
+    """(ScanOptions.ner, ner_sample) from --ner / --no-ner."""
+    from ftaudit.errors import BadInput
+
+    mode = args.ner or ("off" if args.no_ner else None)
+    if args.no_ner and args.ner not in (None, "off"):
+        raise BadInput(f"--no-ner contradicts --ner {args.ner}; give one of them")
+    if mode is None:
+        return None, None
+    if mode in ("all", "off"):
+        return mode == "all", None
+    kind, _, n = mode.partition(":")
+    if kind != "sample" or not n.isdigit() or int(n) < 1:
+        raise BadInput(f"--ner {mode}: use all, off or sample:N with N a positive number of records")
+    return True, int(n)
 
 
 def run_template(args) -> int:

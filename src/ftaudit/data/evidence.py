@@ -76,10 +76,32 @@ class SpecialCategoryFlag(Strict):
                                        "(personal-cue records first).")
 
 
+class NerEstimate(Strict):
+    """A rate measured on the NER sample, projected onto all records, with its 95 % Wilson score interval."""
+
+    type: str
+    sampled_records_with_type: int
+    rate: float = Field(description="Share of the sampled records with at least one finding of this type.")
+    ci_low: float
+    ci_high: float
+    estimated_records: int = Field(description="rate × all records scanned.")
+
+
+class NerSample(Strict):
+    records: int = Field(description="Records NER read.")
+    coverage: float = Field(description="records / all records scanned.")
+    rate: float = Field(description="Inclusion probability of each record.")
+    seed: int
+    rule: str = Field(description="Which records had NER, reproducibly.")
+    estimates: list[NerEstimate] = Field(default_factory=list)
+
+
 class DetectionInfo(Strict):
     ner_available: bool
     note: str
     detectors: list[str] = Field(default_factory=list)
+    ner_sample: NerSample | None = Field(None, description="When NER read a seeded uniform sample of the records "
+                                         "(--ner sample:N), not all of them.")
 
 
 class FindingsSummary(Strict):

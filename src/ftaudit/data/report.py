@@ -58,6 +58,14 @@ def build_document(ev: DataEvidence) -> list[FlowSection]:
     s = FlowSection("Personal data, secrets and special categories")
     if f.detection:
         s.parts.append(("Detection: " if f.detection.ner_available else "**Warning** — ") + f.detection.note)
+        sample = f.detection.ner_sample
+        if sample is not None:
+            s.parts.append(f"NER sample: {_n(sample.records)} records ({sample.coverage:.1%} of all), seed "
+                           f"{sample.seed}; {sample.rule}.")
+            s.parts.append(_table(["type", "sampled records with it", "rate", "95 % interval", "estimated records"],
+                                  [[e.type, e.sampled_records_with_type, f"{e.rate:.2%}",
+                                    f"{e.ci_low:.2%}–{e.ci_high:.2%}", e.estimated_records]
+                                   for e in sample.estimates]))
     s.parts.append(f"{_n(f.total)} findings; records with personal data: {_n(f.records_with_personal_data)}, with "
                    f"secrets: {_n(f.records_with_secrets)}, with special-category data: "
                    f"{_n(f.records_with_special_categories)} (any special-category term: "

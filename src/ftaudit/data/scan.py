@@ -13,6 +13,7 @@ Personal data never leaves a worker: what comes back is positions, types, scores
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -41,6 +42,8 @@ from ftaudit.data.evidence import (
     FindingTypeSummary,
     LanguageShare,
     Leakage,
+    NerEstimate,
+    NerSample,
     QualityIssues,
     RecordDigest,
     RecordPair,
@@ -82,6 +85,9 @@ class ScanOptions:
     detect: bool = True  # personal-data detection (off only for tests of the other parts)
     ner: bool | None = None  # None: use NER when installed; True: require it; False: patterns only
     shard_bytes: int = 1 << 20  # JSONL and text files are cut into shards of this size that workers read themselves
+    ner_sample: int | None = None  # NER on a seeded uniform sample of about this many records (None: all)
+    ner_seed: int = 0
+    ner_rate: float | None = None  # the sample's inclusion probability, set by `scan` from the record count
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -159,6 +165,7 @@ class _RecOut:
     findings: list[tuple[str, int, int, str, float]] = field(default_factory=list)
     samples: list[tuple[str, str, int, int, str]] = field(default_factory=list)
     skipped: str | None = None
+    ner: bool = False  # in the NER sample (--ner sample:N)
 
 
 @dataclass
@@ -180,7 +187,7 @@ class _Worker:
         self.tokens = TokenCounter(opts.tokenizer)
         self.lexicon = bias_mod.default_lexicon()
 
-    def run(self, batch: list, role: str) -> _BatchOut:
+    def run(self, batch: list, role: str, file_no: int = 0) -> _BatchOut:
         from ftaudit.data.loading import iter_texts
 
         opts = self.opts
@@ -207,6 +214,7 @@ class _Worker:
                 r.domains, r.domain_method = prov.record_domains(rec.data, content)
                 bias_mod.tally_record(content, self.lexicon, tally)
                 if opts.detect:
+                    r.ner = opts.ner_rate is not None and in_ner_sample(opts, file_no, rec.index)
                     to_detect += [(r, path, text) for path, text in leaves if text]
             out.append(r)
         if to_detect:
@@ -216,9 +224,17 @@ class _Worker:
     def _detect(self, items: list[tuple[_RecOut, str, str]]) -> None:
         from ftaudit.data.pii import detect_many
 
-        # One call per batch: NER (when installed) runs spaCy's nlp.pipe over all texts at once.
+        # One call per batch (and per NER choice): NER runs spaCy's nlp.pipe over all its texts at once.
         sampled: Counter = Counter()
-        for (r, path, text), found in zip(items, detect_many([t for *_, t in items], ner=self.opts.ner), strict=True):
+        if self.opts.ner_rate is None:
+            found_all = detect_many([t for *_, t in items], ner=self.opts.ner)
+        else:
+            found_all = [[] for _ in items]
+            for ner in (True, False):
+                chosen = [i for i, (r, *_) in enumerate(items) if r.ner == ner]
+                for i, found in zip(chosen, detect_many([items[i][2] for i in chosen], ner=ner), strict=True):
+                    found_all[i] = found
+        for (r, path, text), found in zip(items, found_all, strict=True):
             if not found:
                 continue
             spans = [(f.start, f.end, f.type) for f in found if not f.type.startswith(_SPECIAL_PREFIX)]
@@ -228,6 +244,43 @@ class _Worker:
                     sampled[f.type] += 1
                     r.samples.append((f.type, path, f.start, f.end,
                                       redacted_context(text, spans + [(f.start, f.end, f.type)], (f.start, f.end))))
+
+
+NER_SAMPLE_RULE = ("record I of file K (both 0-based, files in the order given) had NER when the first 8 bytes "
+                   "of sha256 of the text SEED:K:I, read as a big-endian integer, are below rate × 2^64")
+
+
+def in_ner_sample(opts: ScanOptions, file_no: int, index: int) -> bool:
+    digest = hashlib.sha256(f"{opts.ner_seed}:{file_no}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") < opts.ner_rate * 2.0 ** 64
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion k/n."""
+    if n == 0:
+        return 0.0, 1.0
+    p, z2 = k / n, z * z
+    centre, half = (p + z2 / (2 * n)) / (1 + z2 / n), z * ((p * (1 - p) + z2 / (4 * n)) / n) ** 0.5 / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _count_records(paths: list[Path], formats: dict[Path, str]) -> int:
+    """Records in the training files, before the scan, for the NER sample's rate: lines of JSONL/text files
+    (one pass that counts newlines), the records of the others."""
+    from ftaudit.data.loading import LINE_FORMATS, iter_records
+
+    total = 0
+    for p in paths:
+        if formats[p] in LINE_FORMATS:
+            with open(p, "rb") as fh:
+                last = b"\n"
+                while chunk := fh.read(1 << 20):
+                    total += chunk.count(b"\n")
+                    last = chunk[-1:]
+                total += last != b"\n"
+        else:
+            total += sum(1 for _ in iter_records(p, on_error="skip", errors=[]))
+    return total
 
 
 def _leaf_key(path: str) -> str:
@@ -274,7 +327,7 @@ def _run_job(job: _Job) -> tuple[str, int, _BatchOut, int]:
     if _WORKER is None or _WORKER.opts != job.opts:
         _WORKER = _Worker(job.opts)
     if job.span is None:
-        out = _WORKER.run(job.batch, job.role)
+        out = _WORKER.run(job.batch, job.role, job.file_no)
         out.errors = list(job.errors)
         return job.role, job.file_no, out, 0
     return job.role, job.file_no, _run_shard(_WORKER, job), job.bytes
@@ -293,7 +346,7 @@ def _run_shard(worker: _Worker, job: _Job) -> _BatchOut:
     out = _BatchOut([], bias_mod.BiasTally() if job.role == "train" else None)
     records = iter_records(p, on_error=job.opts.on_error, errors=out.errors, span=job.span)
     for batch in _batches(records, job.opts.batch_size):
-        out.extend(worker.run(batch, job.role))
+        out.extend(worker.run(batch, job.role, job.file_no))
     return out
 
 
@@ -388,6 +441,8 @@ class _Aggregate:
         self.leak_examples: list[RecordPair] = []
         self.skipped: list[SkippedRecord] = []
         self.sources: list[str] = []
+        self.ner_records = 0
+        self.ner_type_records: Counter = Counter()  # records NER read that hold this NER type
 
     def source_of(self, item: int) -> tuple[str, int]:
         return self.sources[item >> ID_SHIFT], item & ((1 << ID_SHIFT) - 1)
@@ -406,6 +461,7 @@ class _Aggregate:
             if r.flag != "empty":  # empty records are reported as empty, not as duplicates of each other
                 self.dups.add((file_no << ID_SHIFT) | r.index, r.key, r.sig)
             self.domains.add(r.domains, r.content_bytes, r.domain_method)
+            self.ner_records += r.ner
             self._findings(source, r)
         return n
 
@@ -479,6 +535,10 @@ class _Aggregate:
             if agg.category == "special_category" and f[4] >= SPECIAL_PERSONAL_MIN_SCORE:
                 personal_special.add(typ)
             self.total_findings += 1
+        if r.ner:
+            from ftaudit.data.pii import NER_TYPES
+
+            self.ner_type_records.update(t for t in types_here if t in NER_TYPES)
         for typ in types_here:
             self.types[typ].records += 1
             if self.types[typ].category == "special_category":
@@ -588,16 +648,41 @@ def scan(
     the_policy = load_policy(policy)
     if tdm is not None:
         tdm_mod.check_source(tdm)
+    if opts.ner_sample is not None:
+        if opts.ner is False or opts.ner_sample < 1:
+            raise BadInput("--ner sample:N needs N >= 1 and NER switched on")
+        opts = dataclasses.replace(opts, ner=True,
+                                   ner_rate=min(1.0, opts.ner_sample / max(1, _count_records(train, formats))))
     info = detection_info(opts.ner) if opts.detect else None
     roles = [("train", p) for p in train] + [("eval", p) for p in evals]
     run = _Run(opts, roles, formats, findings_path, Path(checkpoint_path) if checkpoint_path else None, resume,
                checkpoint_seconds)
     agg, files = run.fold(progress)
+    if info is not None and opts.ner_rate is not None:
+        info.ner_sample = _ner_sample(agg, opts)
+        info.note += (f" NER read a seeded uniform sample of {agg.ner_records:,} of {agg.counts.records:,} records "
+                      f"(rate {opts.ner_rate:.4g}, seed {opts.ner_seed}); PERSON, LOCATION and NRP counts cover that "
+                      "sample only, and their rates are estimated with 95 % intervals.")
     evidence = _evidence(agg, opts, files, sheet, sheet_sha, info, bool(evals))
     if tdm is not None:
         evidence.tdm = tdm_mod.check([(r.domain, r.records) for r in agg.domains.ranked()], tdm)
     evidence.policy = evaluate(evidence, the_policy)
     return evidence
+
+
+def _ner_sample(agg: "_Aggregate", opts: ScanOptions) -> NerSample:
+    from ftaudit.data.pii import NER_TYPES
+
+    n, total = agg.ner_records, agg.counts.records
+    estimates = []
+    for t in NER_TYPES:
+        k = agg.ner_type_records[t]
+        low, high = wilson(k, n)
+        rate = k / n if n else 0.0
+        estimates.append(NerEstimate(type=t, sampled_records_with_type=k, rate=round(rate, 6), ci_low=round(low, 6),
+                                     ci_high=round(high, 6), estimated_records=round(rate * total)))
+    return NerSample(records=n, coverage=round(n / total, 6) if total else 0.0, rate=opts.ner_rate,
+                     seed=opts.ner_seed, rule=NER_SAMPLE_RULE, estimates=estimates)
 
 
 def _all_personal(finding_type: str) -> str:
