@@ -1,6 +1,8 @@
 """Data scan throughput and near-duplicate search, as ratios against baselines measured in the same run.
 
-1. `scan` (patterns, no NER) on one and on all cores, against reading the same file with the loader alone.
+1. `scan` (patterns, no NER) on one and on all cores, against reading the same file with the loader alone; and
+   with `--engine ray` on a local Ray cluster of as many CPUs (started here, not timed; the driver's connection is
+   timed), against the local engine on the same cores.
 2. Near-duplicate search: MinHash + LSH against exact all-pairs Jaccard on the same texts (recall and speed-up).
 
 `python -m benchmarks data_scan` (FTAUDIT_BENCH_RECORDS=N to change the size).
@@ -45,6 +47,34 @@ def _time(fn) -> float:
     return time.perf_counter() - start
 
 
+def _ray_time(path: Path, cores: int) -> float | None:
+    """The scan on a local Ray head of `cores` CPUs; None when Ray is not installed."""
+    import shutil
+    import subprocess
+    import sys
+
+    from ftaudit.data.scan import ScanOptions, scan
+
+    ray_bin = Path(sys.executable).parent / "ray"
+    if not ray_bin.exists():
+        return None
+    temp = tempfile.mkdtemp(prefix="/tmp/rb")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([str(ray_bin), "start", "--head", "--num-cpus", str(cores), "--port", "6391",
+                    "--node-ip-address", "127.0.0.1", "--include-dashboard", "false", "--temp-dir", temp],
+                   check=True, capture_output=True, env=env)
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    try:
+        return _time(lambda: scan([path], options=ScanOptions(workers=cores, ner=False), engine="ray",
+                                  ray_address="127.0.0.1:6391"))
+    finally:
+        import ray
+
+        ray.shutdown()
+        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 def main() -> None:
     from ftaudit.data.loading import iter_records
     from ftaudit.data.parallel import default_workers
@@ -60,12 +90,18 @@ def main() -> None:
         load = _time(lambda: sum(1 for _ in iter_records(path)))
         one = _time(lambda: scan([path], options=ScanOptions(workers=1, ner=False)))
         many = _time(lambda: scan([path], options=ScanOptions(workers=cores, ner=False))) if cores > 1 else one
-        print(f"{n:,} records, {mb:.1f} MB, {cores} cores")
+        on_ray = _ray_time(path, cores)
+        print(f"{n:,} records, {mb:.1f} MB, {cores} cores, load average {os.getloadavg()[0]:.2f}")
         print("| what | seconds | MB/s | records/s | vs loading only |")
         print("|---|---|---|---|---|")
-        for name, t in (("loading only (baseline)", load), ("full scan, 1 worker, no NER", one),
-                        (f"full scan, {cores} workers, no NER", many)):
+        rows = [("loading only (baseline)", load), ("full scan, 1 worker, no NER", one),
+                (f"full scan, {cores} workers, no NER", many)]
+        if on_ray is not None:
+            rows.append((f"full scan, Ray engine, local cluster of {cores} CPUs", on_ray))
+        for name, t in rows:
             print(f"| {name} | {t:.2f} | {mb / t:.2f} | {n / t:,.0f} | {t / load:.1f}× |")
+        print(f"\n{cores} workers vs 1: {one / many:.2f}×" + (f"; Ray engine vs {cores} local workers: "
+                                                            f"{on_ray / many:.2f}× the time" if on_ray else ""))
 
         # Near duplicates: exact all-pairs Jaccard is the ground truth and the baseline (O(n²)).
         m = min(n, 1500)

@@ -49,6 +49,10 @@ def register(sub) -> None:
                         "checkpoint in the output dir; the report is the one an uninterrupted scan writes")
     p.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS",
                    help="save the scan's state this often, after a finished shard (default 30; 0: every shard)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: worker processes on this machine (default); ray: tasks on a Ray cluster")
+    p.add_argument("--address", default=None, metavar="HOST:PORT|ray://HOST:10001",
+                   help="the Ray cluster (default: $RAY_ADDRESS, else a local Ray instance started for the scan)")
     p.add_argument("--shard-mb", type=float, default=1.0, metavar="MB",
                    help="JSONL and text files are cut into shards of this size that the workers read (default 1)")
     p.set_defaults(handler=run)
@@ -71,6 +75,8 @@ def run(args) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise BadInput(f"--workers must be at least 1, not {args.workers}")
+    if args.address and args.engine != "ray":
+        raise BadInput("--address is the Ray cluster's: use it with --engine ray")
     if not args.shard_mb > 0 or not args.checkpoint_every >= 0:
         raise BadInput("--shard-mb must be positive and --checkpoint-every at least 0")
     fields = tuple(f.strip() for f in args.fields.split(",") if f.strip()) if args.fields else None
@@ -83,7 +89,7 @@ def run(args) -> int:
     evidence = scan(args.paths, eval_paths=args.eval_paths, datasheet=args.datasheet, policy=args.policy,
                     options=opts, findings_path=args.findings, progress=not args.json and sys.stderr.isatty(),
                     tdm=args.tdm, checkpoint_path=Path(args.output_dir) / checkpoint.FILENAME, resume=args.resume,
-                    checkpoint_seconds=args.checkpoint_every)
+                    checkpoint_seconds=args.checkpoint_every, engine=args.engine, ray_address=args.address)
     written = write_reports(evidence, args.output_dir)
     if args.json:
         print(render_json(evidence), end="")

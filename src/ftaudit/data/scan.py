@@ -619,12 +619,15 @@ def scan(
     checkpoint_path: str | os.PathLike | None = None,
     resume: bool = False,
     checkpoint_seconds: float = 30.0,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> DataEvidence:
     """Scan training files (and eval files for leakage); return the evidence. Never raises for a policy block:
     the verdict is in `evidence.policy` (see `policy.enforce`). `tdm`: saved TDM reservations of the source domains
     (`ftaudit.data.tdm`), checked against every domain of the training data. `checkpoint_path`: where the state
     is saved every `checkpoint_seconds` (after a folded shard), so that `resume=True` continues an interrupted scan
-    and gives the report an uninterrupted one gives."""
+    and gives the report an uninterrupted one gives. `engine="ray"`: the same jobs as Ray tasks on the cluster at
+    `ray_address` (`ftaudit.data.ray_engine`), the same report."""
     from ftaudit.data.loading import detect_format
     from ftaudit.data.policy import evaluate, load_policy
 
@@ -639,6 +642,8 @@ def scan(
         raise BadInput(f"--on-error must be 'stop' or 'skip', not {opts.on_error!r}")
     if not 0 < opts.near_duplicate_threshold <= 1:
         raise BadInput("the near-duplicate threshold must be in (0, 1]")
+    if engine not in ("local", "ray"):
+        raise BadInput(f"--engine must be 'local' or 'ray', not {engine!r}")
     formats = {p: detect_format(p) for p in train + evals}  # unknown types fail before any work
     for p in train + evals:
         if not p.exists():
@@ -657,7 +662,7 @@ def scan(
     roles = [("train", p) for p in train] + [("eval", p) for p in evals]
     run = _Run(opts, roles, formats, findings_path, Path(checkpoint_path) if checkpoint_path else None, resume,
                checkpoint_seconds)
-    agg, files = run.fold(progress)
+    agg, files = run.fold(progress, engine, ray_address)
     if info is not None and opts.ner_rate is not None:
         info.ner_sample = _ner_sample(agg, opts)
         info.note += (f" NER read a seeded uniform sample of {agg.ner_records:,} of {agg.counts.records:,} records "
@@ -736,20 +741,23 @@ class _Run:
             if errs:
                 yield _Job(opts, role, file_no, batch=[], errors=tuple(errs))
 
-    def fold(self, progress: bool) -> tuple["_Aggregate", list[FileFingerprint]]:
+    def fold(self, progress: bool, engine: str = "local",
+             ray_address: str | None = None) -> tuple["_Aggregate", list[FileFingerprint]]:
+        from functools import partial
         from itertools import islice
 
-        from ftaudit.data import checkpoint
+        from ftaudit.data import checkpoint, parallel, ray_engine
         from ftaudit.data.loading import LINE_FORMATS
-        from ftaudit.data.parallel import imap_ordered
+
+        imap_ordered = (partial(ray_engine.imap_ordered, address=ray_address) if engine == "ray" else
+                        partial(parallel.imap_ordered, workers=self.opts.workers))
 
         agg = self.agg
         total = sum(p.stat().st_size for _, p in self.roles if self.formats[p] in LINE_FORMATS)
         bar = _Progress(progress, total_bytes=total, done_bytes=self.bytes_done)
         last_save = time.monotonic()
         try:
-            for role, file_no, out, nbytes in imap_ordered(_run_job, islice(self.jobs(), self.done, None),
-                                                           workers=self.opts.workers):
+            for role, file_no, out, nbytes in imap_ordered(_run_job, islice(self.jobs(), self.done, None)):
                 source = agg.sources[file_no]
                 if role == "train":
                     self.per_file[file_no] += agg.add_train(file_no, source, out)

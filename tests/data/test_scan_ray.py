@@ -1,0 +1,96 @@
+"""`ftaudit data scan --engine ray` on a local Ray cluster that the test starts (a head with 2 CPUs: two worker
+processes): the same report and findings file as the local engine, task errors as one line, an unreachable
+cluster refused at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import ray
+from faker import Faker
+
+from ftaudit.data.scan import ScanOptions, scan
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Ray head on 127.0.0.1 with 2 CPUs (token authentication off: a throwaway local cluster)."""
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="/tmp/rt")  # Ray's socket paths must stay short
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([str(BIN / "ray"), "start", "--head", "--num-cpus", "2", "--port", str(port), "--node-ip-address",
+                    "127.0.0.1", "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp],
+                   check=True, capture_output=True, env=env, timeout=180)
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        ray.shutdown()
+        subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, env=env, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _data(tmp_path: Path) -> tuple[Path, Path, Path]:
+    fake = Faker()
+    Faker.seed(2)
+    rows = [{"text": fake.paragraph() + (f" Mail {fake.email()}, IBAN DE89 3704 0044 0532 0130 00." if i % 4 == 0
+                                         else ""), "url": fake.url()} for i in range(600)]
+    rows += rows[:5]
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = tmp_path / "more.csv"
+    table.write_text("text\n" + "".join(f'"{fake.sentence()} call +44 20 7946 0{i:03d}"\n' for i in range(200)))
+    ev = tmp_path / "eval.jsonl"
+    ev.write_text("".join(json.dumps(r) + "\n" for r in rows[100:140]))
+    return train, table, ev
+
+
+def test_ray_engine_gives_the_local_report(tmp_path, cluster):
+    train, table, ev = _data(tmp_path)
+    opts = ScanOptions(workers=2, ner=False, shard_bytes=20_000)
+    local = scan([train, table], eval_paths=[ev], options=opts, findings_path=tmp_path / "local.jsonl")
+    on_ray = scan([train, table], eval_paths=[ev], options=opts, findings_path=tmp_path / "ray.jsonl", engine="ray",
+                  ray_address=cluster)
+    dump = lambda e: e.model_dump(mode="json", exclude={"scanned_at"})  # noqa: E731
+    assert dump(on_ray) == dump(local)
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    assert local.findings.total > 0 and local.leakage.exact_overlap == 40 and local.duplicates.exact_duplicate_records
+    assert ray.cluster_resources()["CPU"] == 2
+
+
+def test_a_task_error_is_one_line(tmp_path, cluster):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n' * 50 + '{"text": broken\n')
+    with pytest.raises(Exception) as info:
+        scan([bad], options=ScanOptions(ner=False, shard_bytes=100), engine="ray", ray_address=cluster)
+    assert type(info.value).__name__ == "BadInput" and str(info.value).count("\n") == 0
+    assert "line 51: invalid JSON" in str(info.value)
+
+
+def test_an_unreachable_cluster_is_refused_at_once(tmp_path):
+    train, _, _ = _data(tmp_path)
+    port = _free_port()
+    for args, message in ((["--engine", "ray", "--address", f"127.0.0.1:{port}"], "cannot reach the Ray cluster"),
+                          (["--address", f"127.0.0.1:{port}"], "use it with --engine ray"),
+                          (["--engine", "ray", "--address", "nonsense"], "give HOST:PORT")):
+        done = subprocess.run([str(BIN / "ftaudit"), "data", "scan", str(train), "--no-ner", "-o",
+                               str(tmp_path / "o"), *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and message in done.stderr, done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "o" / "data_report.json").exists()
