@@ -12,7 +12,7 @@ import pytest
 from ftaudit.data import bias, pieces
 from ftaudit.data.loading import iter_records
 from ftaudit.data.quality import MinHasher, exact_key, garbled_reason, normalise, shingles
-from ftaudit.data.scan import ScanOptions, _Worker
+from ftaudit.data.scan_worker import ScanOptions, Worker
 from ftaudit.data.spans import Intervals
 from ftaudit.data.stats import regex_token_count
 
@@ -52,7 +52,7 @@ def _peak(tmp_path, n_words: int) -> tuple[int, int]:
     path = tmp_path / f"long{n_words}.jsonl"
     path.write_text(json.dumps({"text": " ".join(rng.choice(words) for _ in range(n_words))}) + "\n")
     batch = list(iter_records(path))
-    worker = _Worker(ScanOptions(detect=False))
+    worker = Worker(ScanOptions(detect=False))
     tracemalloc.start()
     out = worker.run(batch, "train")
     _, peak = tracemalloc.get_traced_memory()

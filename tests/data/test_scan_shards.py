@@ -79,10 +79,10 @@ def test_interrupted_scan_resumes_to_the_same_report(tmp_path, monkeypatch):
     opts = ScanOptions(workers=1, ner=False, on_error="skip", shard_bytes=4096)
     whole = scan([data], options=opts, findings_path=tmp_path / "whole.jsonl")
     ckpt = tmp_path / "out" / checkpoint.FILENAME
-    from ftaudit.data import scan as scan_mod
+    from ftaudit.data import scan_run as scan_mod
 
     folded = {"n": 0}
-    original = scan_mod._Progress.advance
+    original = scan_mod.Progress.advance
 
     def stop_after_ten(self, *a):
         original(self, *a)
@@ -90,10 +90,10 @@ def test_interrupted_scan_resumes_to_the_same_report(tmp_path, monkeypatch):
         if folded["n"] == 10:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(scan_mod._Progress, "advance", stop_after_ten)
+    monkeypatch.setattr(scan_mod.Progress, "advance", stop_after_ten)
     with pytest.raises(KeyboardInterrupt):
         scan([data], options=opts, findings_path=tmp_path / "f.jsonl", checkpoint_path=ckpt, checkpoint_seconds=0)
-    monkeypatch.setattr(scan_mod._Progress, "advance", original)
+    monkeypatch.setattr(scan_mod.Progress, "advance", original)
     assert ckpt.is_file() and not (tmp_path / "f.jsonl").exists()
     resumed = scan([data], options=opts, findings_path=tmp_path / "f.jsonl", checkpoint_path=ckpt, resume=True)
     assert _dump(resumed) == _dump(whole)
@@ -135,9 +135,9 @@ def test_a_file_that_vanishes_mid_scan_fails_in_one_line_and_can_be_resumed(tmp_
     other = _dataset(tmp_path / "e.jsonl", 400, seed=4)
     opts = ScanOptions(workers=1, ner=False, on_error="skip", shard_bytes=4096)
     ckpt = tmp_path / "out" / checkpoint.FILENAME
-    from ftaudit.data import scan as scan_mod
+    from ftaudit.data import scan_run as scan_mod
 
-    original = scan_mod._Progress.advance
+    original = scan_mod.Progress.advance
     moved = tmp_path / "away.jsonl"
 
     def vanish(self, records, nbytes, source):
@@ -145,10 +145,10 @@ def test_a_file_that_vanishes_mid_scan_fails_in_one_line_and_can_be_resumed(tmp_
         if source.endswith("d.jsonl") and not moved.exists():
             other.rename(moved)  # the second file is gone before its first shard
 
-    monkeypatch.setattr(scan_mod._Progress, "advance", vanish)
+    monkeypatch.setattr(scan_mod.Progress, "advance", vanish)
     with pytest.raises(ShardUnavailable, match="disappeared during the scan"):
         scan([data, other], options=opts, checkpoint_path=ckpt, checkpoint_seconds=0)
-    monkeypatch.setattr(scan_mod._Progress, "advance", original)
+    monkeypatch.setattr(scan_mod.Progress, "advance", original)
     assert ckpt.is_file()
     moved.rename(other)
     whole = scan([data, other], options=opts)
