@@ -161,3 +161,16 @@ def test_a_file_that_vanishes_mid_scan_fails_in_one_line_and_can_be_resumed(tmp_
     assert "nothing to resume" in err and err.count("\n") == 1
     assert main(["data", "scan", str(data), "--shard-mb", "0", "-o", str(tmp_path / "x")]) == 1
     assert "--shard-mb must be positive" in capsys.readouterr().err
+
+
+def test_a_bad_encoding_in_a_later_shard_names_its_file_wide_line(tmp_path, capsys):
+    data = tmp_path / "mixed.jsonl"
+    with open(data, "wb") as fh:
+        for i in range(3000):
+            fh.write((json.dumps({"text": f"line {i} " + "x" * 50}) + "\n").encode())
+        fh.write('{"text": "café"}\n'.encode("latin-1"))  # one latin-1 line at the end, in the last shard
+    out = tmp_path / "out"
+    assert main(["data", "scan", str(data), "--no-ner", "--workers", "2", "--shard-mb", "0.01", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "line 3001 is not valid UTF-8" in err and err.count("\n") == 1
+    assert not (out / "data_report.json").exists() and not (out / checkpoint.FILENAME).exists()

@@ -7,7 +7,7 @@ current evidence.
 
 from __future__ import annotations
 
-from ftaudit.cli.ledger import _common
+from ftaudit.cli.ledger import _common, default_ledger
 from ftaudit.dashboard.roles import ROLES
 
 
@@ -38,18 +38,6 @@ def register(sub) -> None:
     r.add_argument("--json", action="store_true", help="one JSON object on stdout")
     _common(r)
     r.set_defaults(handler=release)
-
-
-def default_ledger(given: str | None) -> str | None:
-    """--ledger, else $FTAUDIT_LEDGER, else the ledger `make demo` writes (runs/ledger.sqlite) where it exists,
-    else the user data directory's."""
-    import os
-    from pathlib import Path
-
-    if given or os.environ.get("FTAUDIT_LEDGER"):
-        return given
-    demo = Path("runs") / "ledger.sqlite"
-    return str(demo) if demo.is_file() else None
 
 
 def serve(args) -> int:

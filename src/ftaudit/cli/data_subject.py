@@ -67,7 +67,7 @@ def _read_identifiers(source: str):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ftaudit.cli.dashboard import default_ledger
+    from ftaudit.cli.ledger import default_ledger
     from ftaudit.data import subject
     from ftaudit.data.anonymize import read_key
     from ftaudit.ledger.core import open_ledger
@@ -103,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _confirm(args: argparse.Namespace) -> int:
-    from ftaudit.cli.dashboard import default_ledger
+    from ftaudit.cli.ledger import default_ledger
     from ftaudit.data import subject
     from ftaudit.errors import BadInput
     from ftaudit.ledger.core import open_ledger

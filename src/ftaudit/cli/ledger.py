@@ -261,3 +261,15 @@ def bundle(args) -> int:
     print(f"bundle written: {args.output}: run {manifest.run_id}, {len(manifest.files)} files, "
           f"{len(manifest.referenced)} referenced by hash; signed by key {manifest.bundler_key_id}")
     return 0
+
+
+def default_ledger(given: str | None) -> str | None:
+    """--ledger, else $FTAUDIT_LEDGER, else the ledger `make demo` writes (runs/ledger.sqlite) where it exists,
+    else the user data directory's."""
+    import os
+    from pathlib import Path
+
+    if given or os.environ.get("FTAUDIT_LEDGER"):
+        return given
+    demo = Path("runs") / "ledger.sqlite"
+    return str(demo) if demo.is_file() else None
