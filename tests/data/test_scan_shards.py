@@ -104,7 +104,7 @@ def test_interrupted_scan_resumes_to_the_same_report(tmp_path, monkeypatch):
 
 
 def test_kill_9_mid_scan_then_resume_gives_the_uninterrupted_report(tmp_path):
-    data = _dataset(tmp_path / "d.jsonl", 6000)
+    data = _dataset(tmp_path / "d.jsonl", 10000)
     args = [str(BIN / "ftaudit"), "data", "scan", str(data), "--no-ner", "--on-error", "skip", "--workers", "2",
             "--shard-mb", "0.02", "--checkpoint-every", "0", "--policy", "off", "--json"]
     ref = subprocess.run(args + ["-o", str(tmp_path / "ref"), "--findings", str(tmp_path / "ref.jsonl")],

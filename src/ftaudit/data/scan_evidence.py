@@ -29,7 +29,7 @@ from ftaudit.data.scan_worker import NER_SAMPLE_RULE, ScanOptions
 from ftaudit.data.stats import TokenCounter
 
 if TYPE_CHECKING:
-    from ftaudit.data.scan import Aggregate
+    from ftaudit.data.scan_aggregate import Aggregate
 
 def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     """95 % Wilson score interval of a proportion k/n."""

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ftaudit.data.evidence import FileFingerprint
-from ftaudit.data.scan import Aggregate, FindingsWriter, classify, file_fingerprint
+from ftaudit.data.scan_aggregate import Aggregate, FindingsWriter, classify, file_fingerprint
 from ftaudit.data.scan_worker import VANISHED, Job, ScanOptions, ShardUnavailable, batches, run_job
 from ftaudit.errors import BadInput
 

@@ -208,7 +208,7 @@ def find(paths: Iterable[str | os.PathLike], identifiers: Sequence[Identifier], 
          request_id: str | None = None, action: str = "find") -> SubjectReport:
     """Every record of `paths` that holds one of the identifiers (every string of the record, metadata too)."""
     from ftaudit.data.loading import detect_format, iter_records, iter_texts
-    from ftaudit.data.scan import path_sha256
+    from ftaudit.data.scan_aggregate import path_sha256
 
     files = [Path(p).absolute() for p in paths]  # confirm may run from another directory
     if not files:
@@ -252,7 +252,7 @@ def erase(report: SubjectReport) -> SubjectReport:
     so the other records keep their numbers."""
     from ftaudit.data.anonymize import write_records
     from ftaudit.data.loading import detect_format, iter_records
-    from ftaudit.data.scan import path_sha256
+    from ftaudit.data.scan_aggregate import path_sha256
 
     for d in report.datasets:
         if not d.records:
@@ -282,7 +282,7 @@ def erase(report: SubjectReport) -> SubjectReport:
 
 def confirm(erasure: dict, *, already_confirmed: bool) -> list[dict]:
     """Replace each old version by its new one, after checking that neither changed since the erase request."""
-    from ftaudit.data.scan import path_sha256
+    from ftaudit.data.scan_aggregate import path_sha256
 
     if already_confirmed:
         raise BadInput(f"request {erasure['request_id']} was already confirmed")
