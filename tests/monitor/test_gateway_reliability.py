@@ -119,6 +119,9 @@ def test_kill_9_under_load_loses_at_most_the_last_flush_and_never_corrupts(stub,
     for t in threads:
         t.start()
     time.sleep(3)
+    deadline = time.monotonic() + 30  # a loaded CI machine may start the writer late: kill once it has committed
+    while not _committed_events(ledger) and time.monotonic() < deadline:
+        time.sleep(0.1)
     (writer,) = [c for c in _children(gw.proc.pid) if b"resource_tracker" not in _cmdline(c)]  # the event log's
     if victim == "gateway":
         gw.proc.send_signal(signal.SIGKILL)
@@ -156,6 +159,14 @@ def _children(pid: int) -> list[int]:
 
 def _cmdline(pid: int) -> bytes:
     return open(f"/proc/{pid}/cmdline", "rb").read()
+
+
+def _committed_events(ledger: str) -> int:
+    try:
+        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=1) as db:
+            return db.execute("SELECT count(*) FROM monitor_events").fetchone()[0]
+    except sqlite3.Error:  # not created yet, or its schema not yet written
+        return 0
 
 
 def _alive(pid: int) -> bool:
