@@ -80,6 +80,18 @@ def discard(path: Path | None, state_tmp: str | None = None) -> None:
         Path(state_tmp).unlink(missing_ok=True)
 
 
+def discard_stale(path: Path) -> None:
+    """A fresh scan replaces an old checkpoint, and the partial findings file it points to."""
+    if not path.is_file():
+        return
+    try:
+        with open(path, "rb") as fh:
+            tmp = getattr(pickle.load(fh), "findings_tmp", None)
+    except Exception:  # noqa: BLE001 - a damaged checkpoint is simply replaced
+        tmp = None
+    discard(path, tmp)
+
+
 def reopen(tmp: str, length: int):
     """The interrupted scan's partial findings file, cut back to what the checkpoint had folded."""
     fh = open(tmp, "r+b")

@@ -12,10 +12,12 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from itertools import chain
 from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+H = TypeVar("H")  # a handle on submitted work (a future, a Ray object ref)
 
 
 def default_workers() -> int:
@@ -47,16 +49,23 @@ def imap_ordered(fn: Callable[[T], R], chunks: Iterable[T], *, workers: int | No
     if second is None:
         yield fn(first)
         return
-    max_pending = max_pending or 2 * workers
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
     try:
-        pending: deque = deque([pool.submit(fn, first), pool.submit(fn, second)])
-        for chunk in it:
-            while len(pending) >= max_pending:
-                yield pending.popleft().result()
-            pending.append(pool.submit(fn, chunk))
-        while pending:
-            yield pending.popleft().result()
+        yield from in_order(lambda chunk: pool.submit(fn, chunk), lambda future: future.result(),
+                            chain((first, second), it), max_pending or 2 * workers)
     finally:
         # Also runs when the consumer stops early or an error is raised: drop queued work, reap the workers.
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def in_order(submit: Callable[[T], H], result: Callable[[H], R], chunks: Iterable[T],
+             max_pending: int) -> Iterator[R]:
+    """Submit chunks as they come, at most `max_pending` in flight, and yield their results in submission order."""
+    pending: deque = deque()
+    for chunk in chunks:
+        while len(pending) >= max_pending:
+            yield result(pending.popleft())
+        pending.append(submit(chunk))
+    while pending:
+        yield result(pending.popleft())
+

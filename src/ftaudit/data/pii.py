@@ -121,19 +121,20 @@ def _digit_regions(text: str) -> list[tuple[int, int]]:
     return [(s, e) for s, e in regions]
 
 
+def _find_all(text: str, literal: str) -> Iterator[int]:
+    i = text.find(literal)
+    while i >= 0:
+        yield i
+        i = text.find(literal, i + 1)
+
+
 def _literal_regions(text: str, literals: Sequence[str] | re.Pattern, before: int,
                      after: int) -> list[tuple[int, int]]:
     """Merged windows around each occurrence of the literals (str.find is much faster than any regex scan), or of
     a regex with a literal first character (re scans for that character at C speed)."""
     n = len(text)
-    hits: list[int] = []
-    if isinstance(literals, re.Pattern):
-        hits = [m.start() for m in literals.finditer(text)]
-    for lit in () if isinstance(literals, re.Pattern) else literals:
-        i = text.find(lit)
-        while i >= 0:
-            hits.append(i)
-            i = text.find(lit, i + 1)
+    hits = ([m.start() for m in literals.finditer(text)] if isinstance(literals, re.Pattern) else
+            [i for lit in literals for i in _find_all(text, lit)])
     regions: list[list[int]] = []
     for i in sorted(hits):
         s, e = max(0, i - before), min(n, i + after)

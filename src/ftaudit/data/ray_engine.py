@@ -9,10 +9,10 @@ stays for --resume). Every node needs ftaudit installed and the data paths reada
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
+from ftaudit.data.parallel import in_order
 from ftaudit.errors import BadInput, FtauditError
 
 T = TypeVar("T")
@@ -63,10 +63,15 @@ def imap_ordered(fn: Callable[[T], R], chunks: Iterable[T], *, address: str | No
     from ray.exceptions import RayError, RayTaskError
 
     task = ray.remote(max_retries=RETRIES, retry_exceptions=False)(fn)
-    max_pending = max_pending or 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
-    pending: deque = deque()
+    outstanding: set = set()
+
+    def submit(chunk):
+        ref = task.remote(chunk)
+        outstanding.add(ref)
+        return ref
 
     def result(ref):
+        outstanding.discard(ref)
         try:
             return ray.get(ref)
         except RayTaskError as exc:
@@ -78,12 +83,8 @@ def imap_ordered(fn: Callable[[T], R], chunks: Iterable[T], *, address: str | No
                            f"({type(exc).__name__}); nothing was written; rerun with --resume") from None
 
     try:
-        for chunk in chunks:
-            while len(pending) >= max_pending:
-                yield result(pending.popleft())
-            pending.append(task.remote(chunk))
-        while pending:
-            yield result(pending.popleft())
+        yield from in_order(submit, result, chunks,
+                            max_pending or 2 * max(1, int(ray.cluster_resources().get("CPU", 1))))
     finally:
-        for ref in pending:  # the consumer stopped early or failed: drop the queued work
+        for ref in outstanding:  # the consumer stopped early or failed: drop the queued work
             ray.cancel(ref, force=True)

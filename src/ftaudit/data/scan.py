@@ -56,25 +56,6 @@ def detection_info(ner: bool | None) -> DetectionInfo:
                          + phones, detectors=detectors + (["spacy-ner"] if ok else []))
 
 
-def count_records(paths: list[Path], formats: dict[Path, str]) -> int:
-    """Records in the training files, before the scan, for the NER sample's rate: lines of JSONL/text files
-    (one pass that counts newlines), the records of the others."""
-    from ftaudit.data.loading import LINE_FORMATS, iter_records
-
-    total = 0
-    for p in paths:
-        if formats[p] in LINE_FORMATS:
-            with open(p, "rb") as fh:
-                last = b"\n"
-                while chunk := fh.read(1 << 20):
-                    total += chunk.count(b"\n")
-                    last = chunk[-1:]
-                total += last != b"\n"
-        else:
-            total += sum(1 for _ in iter_records(p, on_error="skip", errors=[]))
-    return total
-
-
 def scan(
     paths: Iterable[str | os.PathLike],
     *,
@@ -97,7 +78,7 @@ def scan(
     is saved every `checkpoint_seconds` (after a folded shard), so that `resume=True` continues an interrupted scan
     and gives the report an uninterrupted one gives. `engine="ray"`: the same jobs as Ray tasks on the cluster at
     `ray_address` (`ftaudit.data.ray_engine`), the same report."""
-    from ftaudit.data.loading import detect_format
+    from ftaudit.data.loading import count_records, detect_format
     from ftaudit.data.policy import evaluate, load_policy
 
     opts = options or ScanOptions()
@@ -126,7 +107,7 @@ def scan(
         if opts.ner is False or opts.ner_sample < 1:
             raise BadInput("--ner sample:N needs N >= 1 and NER switched on")
         opts = dataclasses.replace(opts, ner=True,
-                                   ner_rate=min(1.0, opts.ner_sample / max(1, count_records(train, formats))))
+                                   ner_rate=min(1.0, opts.ner_sample / max(1, sum(count_records(p) for p in train))))
     info = detection_info(opts.ner) if opts.detect else None
     roles = [("train", p) for p in train] + [("eval", p) for p in evals]
     from ftaudit.data.scan_run import ScanRun

@@ -34,7 +34,7 @@ class ScanRun:
         if checkpoint_path is not None and resume:
             state = checkpoint.load(checkpoint_path, options=opts, inputs=self.inputs)
         elif checkpoint_path is not None:
-            discard_stale(checkpoint_path)
+            checkpoint.discard_stale(checkpoint_path)
         self.writer = FindingsWriter(findings_path, with_source=sum(r == "train" for r, _ in roles) > 1,
                                       resume=(state.findings_tmp, state.findings_bytes) if state else None)
         if state is not None:
@@ -129,22 +129,6 @@ class ScanRun:
                 findings_bytes=self.writer.position()))
         finally:
             self.agg.findings = agg
-
-
-def discard_stale(path: Path) -> None:
-    """A fresh scan replaces an old checkpoint, and the partial findings file it points to."""
-    import pickle
-
-    from ftaudit.data import checkpoint
-
-    if not path.is_file():
-        return
-    try:
-        with open(path, "rb") as fh:
-            tmp = getattr(pickle.load(fh), "findings_tmp", None)
-    except Exception:  # noqa: BLE001 - a damaged checkpoint is simply replaced
-        tmp = None
-    checkpoint.discard(path, tmp)
 
 
 class Progress:
