@@ -187,6 +187,13 @@ def test_objectives_add_their_lines(config_dir, capsys):
     assert grpo["tokens"] == 8 * (1_000_000 // 128 + 1) * (128 + 256)  # policy tokens: prompts × G × (P + C)
     assert grpo["training_flops"] == pytest.approx(sum(line["flops"] for line in g.values()))
     assert grpo["decision"]["role"] in ("downstream_modifier", "provider")
+    scored = _json(capsys, *base[:4], "--seq-len", "128", "--objective", "grpo", "--num-generations", "8",
+                   "--max-completion-length", "256", "--reference", "live", "--reward-model", str(config_dir))
+    r = {line["role"]: line for line in scored["breakdown"]}
+    # a reward model of the policy's shape scores every completion once, forward only: the reference's cost, apart
+    assert not r["reward"]["counted"] and "auxiliary" in r["reward"]["basis"]
+    assert r["reward"]["flops"] == pytest.approx(g["reference"]["flops"])
+    assert scored["training_flops"] == pytest.approx(grpo["training_flops"])  # not in the regulatory figure
     assert main(["estimate", *base, "--objective", "grpo"]) == 0
     assert "breakdown (planned)" in capsys.readouterr().out
 
@@ -194,6 +201,7 @@ def test_objectives_add_their_lines(config_dir, capsys):
 @pytest.mark.parametrize(("extra", "message"), [
     (["--objective", "grpo", "--reference", "precomputed"], "cannot be precomputed"),
     (["--objective", "grpo", "--num-generations", "0"], "--num-generations"),
+    (["--objective", "dpo", "--reward-model", "x"], "use it with --objective grpo"),
 ])
 def test_objective_bad_input(config_dir, capsys, extra, message):
     code = main(["estimate", "--config", str(config_dir), "--tokens", "1000", "--seq-len", "100", *extra])

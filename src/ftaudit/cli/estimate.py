@@ -45,6 +45,9 @@ def register(sub) -> None:
     p.add_argument("--num-generations", default="8", metavar="G", help="grpo: completions per prompt (default 8)")
     p.add_argument("--max-completion-length", default="256", metavar="C",
                    help="grpo: tokens per completion (default 256; counted at the maximum)")
+    p.add_argument("--reward-model", metavar="CONFIG", default=None,
+                   help="grpo: a reward model (config.json, its directory or a registry id) that scores every "
+                        "completion: its own line in the breakdown, not counted (auxiliary model)")
     p.add_argument("--reference", choices=["live", "precomputed", "none"], default=None,
                    help="reference model forwards: dpo default live (every epoch) or precomputed (once); grpo "
                    "default none (beta 0) or live (beta > 0)")
@@ -152,9 +155,14 @@ def run(args) -> int:
                      max_completion_length=_number(args.max_completion_length, "--max-completion-length",
                                                    positive=True, integer=True))
 
+    if args.reward_model and args.objective != "grpo":
+        raise BadInput("--reward-model prices the scoring of rollouts: use it with --objective grpo")
+    reward_fm = (build_flop_model(resolve_config(args.reward_model)[0], _setup(args, "full"))
+                 if args.reward_model else None)
+
     def estimate_for(fm, tokens, seq_len, *, epochs, config_source):
         return estimate_objective(fm, reference_fm, tokens, seq_len, epochs=epochs, config_source=config_source,
-                                  **objective)
+                                  reward_fm=reward_fm, **objective)
 
     planned_setup = _setup(args, method, lora_targets=targets, quant=quant)
     planned = estimate_for(build_flop_model(arch, planned_setup), tokens, seq_len, epochs=epochs,

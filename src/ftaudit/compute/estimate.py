@@ -209,11 +209,13 @@ def rollout_forward_flops(fm: FlopModel, prompt_len: int, completion_len: int) -
 
 def estimate_objective(fm: FlopModel, reference_fm: FlopModel, tokens: int, seq_len: int, *, epochs: float = 1,
                        objective: str = "sft", num_generations: int = 8, max_completion_length: int = 256,
-                       reference: str = "live", config_source: str = "") -> Estimate:
+                       reference: str = "live", config_source: str = "",
+                       reward_fm: FlopModel | None = None) -> Estimate:
     """The estimate for an objective. sft: `tokens` in sequences of `seq_len`. dpo: `tokens` of the chosen and the
     rejected sequences together, reference `live` (every epoch) or `precomputed` (once) or `none`. grpo: `tokens`
     are prompt tokens in prompts of `seq_len`, each completed `num_generations` times to `max_completion_length`
-    tokens; reference `live` (beta > 0) or `none`."""
+    tokens; reference `live` (beta > 0) or `none`; `reward_fm`: a reward model scoring every completion (reported,
+    not counted)."""
     if objective not in ("sft", "dpo", "grpo"):
         raise BadInput(f"unknown objective {objective!r}; use sft, dpo or grpo")
     if reference not in ("live", "precomputed", "none"):
@@ -244,6 +246,10 @@ def estimate_objective(fm: FlopModel, reference_fm: FlopModel, tokens: int, seq_
         if reference == "live":
             lines.append(_share("reference", rollouts * reference_fm.sequence(length).forward,
                                 "one forward of the frozen reference over every completion (beta > 0)"))
+        if reward_fm is not None:
+            lines.append(_share("reward", rollouts * reward_fm.sequence(length).forward,
+                                "one forward of the reward model over every completion (its output head priced as "
+                                "the config's LM head: an upper bound for a one-score head)"))
         e.assumptions.insert(0, f"GRPO: {prompts:,} prompts of {seq_len} tokens per epoch, {g} generations each; "
                                 f"policy tokens = prompts × generations × (prompt + completion)")
     extra = math.fsum(line.flops for line in lines if line.role != "policy" and line.counted)
