@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ftaudit.data.patterns import checksums as ck
 
@@ -124,6 +125,7 @@ PHONE_BACKEND = (f"phone numbers validated against libphonenumber's numbering pl
                  "pip install phonenumbers)")
 
 
+@lru_cache(maxsize=1 << 16)  # libphonenumber parsing is the costly step; logs and corpora repeat their numbers
 def phone_score(value: str) -> float:
     """0 (reject) … 0.75 for a phone candidate."""
     if _DATE_LIKE.search(value) or _DOTTED_QUAD.fullmatch(value):  # dates (2024-01-15, 15.01.2024) and IPv4-like
