@@ -41,3 +41,17 @@ def test_lexicon_is_documented_and_versioned():
     lex = default_lexicon()
     assert lex.version and set(lex.dimensions) == {"gender", "age", "ethnicity_nationality", "religion",
                                                    "disability"}
+
+
+def test_words_of_a_sentence_are_its_words_case_folded_one_by_one():
+    import sys
+
+    from ftaudit.data.bias import _CASED_LIMIT, _WORD, _words
+
+    # The fast path folds the sentence once; it must give what folding each word does, on every character that
+    # folding changes (and none above the limit the fast path's character table stops at).
+    changed = [chr(i) for i in range(sys.maxunicode + 1) if chr(i).casefold() != chr(i)]
+    assert max(map(ord, changed)) < _CASED_LIMIT
+    for c in changed:
+        for sentence in (f"a{c}b x", f"{c}-{c}'s {c}", f"the {c}{c}"):
+            assert _words(sentence) == [w.casefold() for w in _WORD.findall(sentence)], repr(sentence)

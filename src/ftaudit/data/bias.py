@@ -26,6 +26,7 @@ DISCLAIMER = (
     "their co-occurrence in the same sentence. English lexicon only; see the lexicon file for its limitations."
 )
 _WORD = re.compile(r"\w+(?:[-']\w+)*", re.UNICODE)
+_WORDCHAR = re.compile(r"\w")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -35,11 +36,8 @@ MAX_SENTENCE = 10_000
 
 
 def _sentences(text: str) -> Iterator[str]:
-    start = 0
-    for m in _SENTENCE.finditer(text):
-        yield from _bounded(text[start:m.start()])
-        start = m.end()
-    yield from _bounded(text[start:])
+    for sentence in _SENTENCE.split(text):
+        yield from _bounded(sentence)
 
 
 def _bounded(sentence: str) -> Iterator[str]:
@@ -58,6 +56,7 @@ class Lexicon:
     positive: frozenset[str]
     negative: frozenset[str]
     occupations: dict[str, list[tuple[str, ...]]]  # first word → phrases
+    first_words: frozenset[str]  # every phrase's first word: a sentence with none needs no matching
 
 
 def _phrases(terms: list[str]) -> list[tuple[str, ...]]:
@@ -83,7 +82,7 @@ def build_lexicon(doc: dict[str, Any]) -> Lexicon:
         version=str(doc["version"]), groups=groups, dimensions=dims,
         positive=frozenset(w.casefold() for w in doc["sentiment"]["positive"]),
         negative=frozenset(w.casefold() for w in doc["sentiment"]["negative"]),
-        occupations=occ,
+        occupations=occ, first_words=frozenset(groups) | frozenset(occ),
     )
 
 
@@ -139,6 +138,28 @@ def _match(words: list[str], i: int, candidates) -> tuple[int, Any] | None:
     return None
 
 
+def _words(sentence: str) -> list[str]:
+    """The sentence's words, case-folded: one casefold of the sentence, unless it holds one of the few characters
+    whose folding changes what a word is (İ becomes i + a combining dot, which is no word character)."""
+    if _boundary_changing().search(sentence):
+        return [w.casefold() for w in _WORD.findall(sentence)]
+    return _WORD.findall(sentence.casefold())
+
+
+_CASED_LIMIT = 0x20000  # every character whose casefold() differs lies below (the last cased script is Adlam)
+
+
+@lru_cache(maxsize=1)
+def _boundary_changing() -> re.Pattern:
+    """Characters that fold to characters of another kind for _WORD (word, connector, other)."""
+    def kind(c: str) -> int:
+        return 0 if _WORDCHAR.match(c) else 1 if c in "-'" else 2
+
+    found = [c for c in map(chr, range(_CASED_LIMIT)) if c.casefold() != c
+             and any(kind(x) != kind(c) for x in c.casefold())]
+    return re.compile("[" + "".join(map(re.escape, found)) + "]")
+
+
 def tally_record(texts: list[str], lexicon: Lexicon | None = None, tally: BiasTally | None = None) -> BiasTally:
     lex = lexicon or default_lexicon()
     tally = tally if tally is not None else BiasTally()
@@ -146,12 +167,12 @@ def tally_record(texts: list[str], lexicon: Lexicon | None = None, tally: BiasTa
     record_groups: set[tuple[str, str]] = set()
     for text in texts:
         for sentence in _sentences(text):
-            words = [w.casefold() for w in _WORD.findall(sentence)]
+            words = _words(sentence)
             if not words:
                 continue
             mentions: Counter = Counter()
             occupations: set[str] = set()
-            i = 0
+            i = 0 if not lex.first_words.isdisjoint(words) else len(words)
             while i < len(words):
                 w = words[i]
                 hit = _match(words, i, lex.groups.get(w, ()))
@@ -166,8 +187,8 @@ def tally_record(texts: list[str], lexicon: Lexicon | None = None, tally: BiasTa
                     i += occ[0]
                     continue
                 i += 1
-            pos = any(w in lex.positive for w in words)
-            neg = any(w in lex.negative for w in words)
+            pos = not lex.positive.isdisjoint(words)
+            neg = not lex.negative.isdisjoint(words)
             tally.sentences += 1
             tally.positive_sentences += pos
             tally.negative_sentences += neg

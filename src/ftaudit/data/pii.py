@@ -38,7 +38,7 @@ from ftaudit.data.patterns.recognizers import (
     phone_score,
 )
 from ftaudit.data.pieces import PIECE, pieces
-from ftaudit.data.secrets import SECRET_TYPES, detect_secrets
+from ftaudit.data.secrets import SECRET_TYPES, Candidates, detect_secrets
 from ftaudit.data.spans import Finding, Span, resolve_overlaps
 from ftaudit.data.special_categories import PREFIX as SPECIAL_PREFIX
 from ftaudit.data.special_categories import category_types, detect_special
@@ -314,8 +314,9 @@ def detect_many(texts: Sequence[str], *, ner: bool | None = None, types: Iterabl
     use_ner = _resolve_ner(ner) and (wanted is None or bool(wanted & set(NER_TYPES)))
     ner_ents = _ner_entities_many(texts) if use_ner else None
     results: list[list[Span]] = []
+    secret_candidates = Candidates.of(texts)
     for i, text in enumerate(texts):
-        spans = _pattern_spans(text) + detect_secrets(text)
+        spans = _pattern_spans(text) + detect_secrets(text, secret_candidates)
         if ner_ents is not None:
             # Shape and cue rules (ner_filter): identifiers are not names; e-mail/URL text is not a name either.
             spans += refine_entities(text, ner_ents[i], [(sp.start, sp.end) for sp in spans], _NER_LABELS)

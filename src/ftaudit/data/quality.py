@@ -26,8 +26,7 @@ import numpy as np
 from ftaudit.data.pieces import PIECE, pieces
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_WS = re.compile(r"\s+")
-_CHUNK = 8192
+_CHUNK = 2048  # shingles mixed at once: 2048 × 64 × 8 bytes stays in cache, a larger block is slower
 
 
 def normalise(text: str) -> str:
@@ -41,15 +40,20 @@ def normalised_pieces(text: str) -> Iterator[str]:
     nor case-folding join to their neighbour; a run of whitespace across a cut still becomes one space."""
     pending = started = False
     for _, piece in pieces(text):
-        n = _WS.sub(" ", unicodedata.normalize("NFKC", piece).casefold())
-        core = n.strip()
+        folded = _fold(piece)
+        core = " ".join(folded.split())  # str.split's whitespace is re's \s: every run becomes one space
         if not core:
-            pending = pending or bool(n)
+            pending = pending or bool(folded)
             continue
-        if started and (pending or n[0] == " "):
+        if started and (pending or folded[0].isspace()):
             yield " "
         yield core
-        started, pending = True, n[-1] == " "
+        started, pending = True, folded[-1].isspace()
+
+
+def _fold(piece: str) -> str:
+    # ASCII is its own NFKC form and lower() is its casefold(): the common case skips both Unicode passes.
+    return piece.lower() if piece.isascii() else unicodedata.normalize("NFKC", piece).casefold()
 
 
 def exact_key(text: str) -> bytes:
@@ -67,6 +71,13 @@ def shingles(text: str, *, word_ngram: int = 3, char_ngram: int = 5) -> set[str]
 def _shingle_chunks(text: str, word_ngram: int = 3, char_ngram: int = 5) -> Iterator[list[str]]:
     """The shingles of a text, a piece at a time (repeats included: a minimum does not care), so a 50 MB record
     never becomes one list of millions of words."""
+    if len(text) <= PIECE:  # one piece: its words at once (the cuts below only bound memory)
+        words = _WORD.findall("".join(normalised_pieces(text)))
+        if len(words) >= word_ngram:
+            yield list(map(" ".join, zip(*(words[i:] for i in range(word_ngram)))))
+            return
+        if not words:
+            return
     tail: list[str] = []  # the last n-1 words so far: the n-grams that cross a cut
     seen = 0
     buf = ""
@@ -80,7 +91,7 @@ def _shingle_chunks(text: str, word_ngram: int = 3, char_ngram: int = 5) -> Iter
         seen += len(found)
         words = tail + found
         tail = words[-(word_ngram - 1):]
-        return [" ".join(words[i : i + word_ngram]) for i in range(len(words) - word_ngram + 1)]
+        return list(map(" ".join, zip(*(words[i:] for i in range(word_ngram)))))
 
     for part in normalised_pieces(text):
         buf += part
@@ -103,11 +114,16 @@ def _shingle_chunks(text: str, word_ngram: int = 3, char_ngram: int = 5) -> Iter
         yield [flat[i : i + char_ngram] for i in range(start, stop)]
 
 
-def _mix64(z: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a bijective, well-mixing 64-bit hash (uint64 arithmetic wraps by design)."""
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+def _mix64(z: np.ndarray, tmp: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, in place (`tmp` is scratch of z's shape): a bijective, well-mixing 64-bit hash
+    (uint64 arithmetic wraps by design). In place, because fresh temporaries of megabytes cost page faults."""
+    for shift, mult in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        np.right_shift(z, np.uint64(shift), out=tmp)
+        z ^= tmp
+        z *= np.uint64(mult)
+    np.right_shift(z, np.uint64(31), out=tmp)
+    z ^= tmp
+    return z
 
 
 @dataclass(frozen=True)
@@ -121,22 +137,66 @@ class MinHasher:
         rng = np.random.default_rng(self.seed)
         object.__setattr__(self, "_seeds", rng.integers(0, np.iinfo(np.uint64).max, self.num_perm,
                                                         dtype=np.uint64, endpoint=True))
+        object.__setattr__(self, "_buffers", np.empty((2, _CHUNK, self.num_perm), dtype=np.uint64))
 
     def signature(self, text: str) -> np.ndarray | None:
         """uint32[num_perm], or None for a text with no shingles (empty)."""
+        return self.signatures([text])[0]
+
+    def signatures(self, texts: list[str]) -> list[np.ndarray | None]:
+        """`signature` of each text. The short texts of a batch share each numpy operation (per-record arrays of
+        ~100 shingles spend more time in numpy's call overhead than in the hashing); a text of more than _CHUNK
+        shingles is reduced alone, a chunk at a time, in memory bounded however long it is."""
+        out: list[np.ndarray | None] = [None] * len(texts)
+        group: list[tuple[int, np.ndarray]] = []
+        rows = 0
+        for i, text in enumerate(texts):
+            if len(text) > PIECE:
+                out[i] = self._reduce(_shingle_hashes(text))
+                continue
+            hv = list(_shingle_hashes(text))
+            if not hv:
+                continue
+            hv = np.concatenate(hv) if len(hv) > 1 else hv[0]
+            if len(hv) > _CHUNK:
+                out[i] = self._reduce([hv])
+                continue
+            if rows + len(hv) > _CHUNK:
+                self._reduce_group(group, out)
+                group, rows = [], 0
+            group.append((i, hv))
+            rows += len(hv)
+        if group:
+            self._reduce_group(group, out)
+        return out
+
+    def _mixed(self, hv: np.ndarray) -> np.ndarray:
+        """The seeded 64-bit mixer gives each of the num_perm hash functions an independent-looking order. Into
+        two buffers kept for the hasher's life: fresh megabyte arrays cost more in page faults than the mixing."""
+        z, tmp = self._buffers[0][: len(hv)], self._buffers[1][: len(hv)]
+        np.bitwise_xor(hv[:, None], self._seeds[None, :], out=z)
+        return _mix64(z, tmp)
+
+    def _reduce(self, chunks: Iterator[np.ndarray] | list[np.ndarray]) -> np.ndarray | None:
         out = np.full(self.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
         empty = True
-        for grams in _shingle_chunks(text):
+        for hv in chunks:
             empty = False
-            # crc32 (C speed, deterministic across processes, unlike hash()) maps shingles to 32 bits; the seeded
-            # 64-bit mixer then gives each of the num_perm hash functions an independent-looking order.
-            hv = np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), dtype=np.uint64, count=len(grams))
-            # Chunks keep memory at ~chunk × num_perm × 8 bytes even for a 50 MB record.
-            for i in range(0, len(hv), _CHUNK):
-                np.minimum(out, _mix64(hv[i : i + _CHUNK, None] ^ self._seeds[None, :]).min(axis=0), out=out)
-        if empty:
-            return None
-        return (out >> np.uint64(32)).astype(np.uint32)
+            for i in range(0, len(hv), _CHUNK):  # memory stays at ~_CHUNK × num_perm × 8 bytes
+                np.minimum(out, self._mixed(hv[i : i + _CHUNK]).min(axis=0), out=out)
+        return None if empty else (out >> np.uint64(32)).astype(np.uint32)
+
+    def _reduce_group(self, group: list[tuple[int, np.ndarray]], out: list) -> None:
+        starts = np.cumsum([0] + [len(hv) for _, hv in group[:-1]])
+        mins = np.minimum.reduceat(self._mixed(np.concatenate([hv for _, hv in group])), starts, axis=0)
+        for (i, _), row in zip(group, (mins >> np.uint64(32)).astype(np.uint32), strict=True):
+            out[i] = row
+
+
+def _shingle_hashes(text: str) -> Iterator[np.ndarray]:
+    """crc32 of each shingle (C speed, deterministic across processes, unlike hash()), a chunk at a time."""
+    for grams in _shingle_chunks(text):
+        yield np.fromiter(map(zlib.crc32, map(str.encode, grams)), dtype=np.uint64, count=len(grams))
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -287,8 +347,21 @@ _UNBROKEN = re.compile(r"\S{200}")  # as long as the longest whitespace-separate
 
 
 def _count(pattern: re.Pattern, text: str) -> int:
-    """Matches of a short pattern that never spans a space, a piece at a time (no list of 50 million letters)."""
-    return sum(len(pattern.findall(piece)) for _, piece in pieces(text))
+    """Matches of a short pattern that never spans a space, a piece at a time (no list of 50 million letters);
+    for a one-character pattern on a Latin-1 piece, by deleting the matching bytes (C speed, no match objects)."""
+    n = 0
+    table = _LATIN1_MATCHES.get(pattern)
+    for _, piece in pieces(text):
+        try:
+            raw = piece.encode("latin-1") if table is not None else None
+        except UnicodeEncodeError:
+            raw = None
+        n += len(pattern.findall(piece)) if raw is None else len(raw) - len(raw.translate(None, table))
+    return n
+
+
+# The Latin-1 characters each one-character pattern matches.
+_LATIN1_MATCHES = {p: bytes(c for c in range(256) if p.match(chr(c))) for p in (_CONTROL, _LETTER)}
 
 
 def garbled_reason(text: str) -> str | None:

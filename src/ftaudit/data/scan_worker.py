@@ -98,6 +98,7 @@ class Worker:
         opts = self.opts
         tally = bias_mod.BiasTally() if role == "train" else None
         out: list[RecordOut] = []
+        signed: list[tuple[RecordOut, str]] = []  # MinHash signatures are computed for the batch at once
         to_detect: list[tuple[RecordOut, str, str]] = []
         for rec in batch:
             try:
@@ -110,8 +111,8 @@ class Worker:
             content = [t for path, t in leaves if leaf_key(path) not in METADATA_KEYS]
             joined = "\n".join(content)
             r = RecordOut(
-                index=rec.index, rec_hash=prov.record_hash(rec.data), key=exact_key(joined),
-                sig=self.hasher.signature(joined), chars=len(joined), tokens=self.tokens(joined) if joined else 0,
+                index=rec.index, rec_hash=prov.record_hash(rec.data), key=exact_key(joined), sig=None,
+                chars=len(joined), tokens=self.tokens(joined) if joined else 0,
                 content_bytes=len(joined.encode("utf-8")), language=detect_language(joined) if joined else "und",
                 fields=len(leaves), content_fields=len(content), flag=quality_flag(content),
             )
@@ -122,6 +123,9 @@ class Worker:
                     r.ner = opts.ner_rate is not None and in_ner_sample(opts, file_no, rec.index)
                     to_detect += [(r, path, text) for path, text in leaves if text]
             out.append(r)
+            signed.append((r, joined))
+        for (r, _), sig in zip(signed, self.hasher.signatures([t for _, t in signed]), strict=True):
+            r.sig = sig
         if to_detect:
             self._detect(to_detect)
         return BatchOut(out, tally)

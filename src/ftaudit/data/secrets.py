@@ -117,9 +117,33 @@ def _jwt_ok(token: str) -> bool:
     return isinstance(header, dict) and "alg" in header
 
 
-def detect_secrets(text: str) -> list[Span]:
+JOIN_LIMIT = 1 << 22  # characters: batches up to this size are also looked at joined
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The patterns and key-name stems whose literals occur somewhere in a batch of texts: a literal absent from
+    the texts joined is absent from each, so the rest need not be tried text by text."""
+
+    patterns: tuple[SecretPattern, ...] = PATTERNS
+    stems: tuple[str, ...] = _KEY_STEMS
+
+    @classmethod
+    def of(cls, texts: list[str]) -> "Candidates":
+        if sum(map(len, texts)) > JOIN_LIMIT:  # a batch holding huge records: no joined copy of it
+            return EVERY
+        joined = "\0".join(texts)
+        lower = joined.lower()
+        return cls(tuple(p for p in PATTERNS if any(pre in joined for pre in p.prefixes)),
+                   tuple(stem for stem in _KEY_STEMS if stem in lower))
+
+
+EVERY = Candidates()
+
+
+def detect_secrets(text: str, candidates: Candidates = EVERY) -> list[Span]:
     spans: list[Span] = []
-    for p in PATTERNS:
+    for p in candidates.patterns:
         if not any(pre in text for pre in p.prefixes):
             continue
         for m in p.regex.finditer(text):
@@ -133,17 +157,17 @@ def detect_secrets(text: str) -> list[Span]:
                 continue
             s, e = m.span(p.group)
             spans.append(Span(s, e, p.type, p.score, "secret"))
-    if "=" in text or ":" in text:
-        spans += _assignments(text)
+    if candidates.stems and ("=" in text or ":" in text):
+        spans += _assignments(text, candidates.stems)
     return spans
 
 
-def _assignments(text: str) -> list[Span]:
+def _assignments(text: str, stems: tuple[str, ...]) -> list[Span]:
     lower = text.lower()
     if len(lower) != len(text):  # a few characters change length when lower-cased; keep offsets exact
         lower = text
     starts: set[int] = set()
-    for stem in _KEY_STEMS:
+    for stem in stems:
         i = lower.find(stem)
         while i >= 0:
             j = i

@@ -60,6 +60,7 @@ _SCRIPTS = {
     "KANA": re.compile(r"[\u3040-\u30FF]"),
     "HAN": re.compile(r"[\u4E00-\u9FFF\u3400-\u4DBF]"),
 }
+_OTHER_SCRIPT = re.compile("[" + "".join(rx.pattern[1:-1] for name, rx in _SCRIPTS.items() if name != "LATIN") + "]")
 _SCRIPT_LANG = {"GREEK": "el", "ARABIC": "ar", "HEBREW": "he", "DEVANAGARI": "hi", "THAI": "th", "HANGUL": "ko"}
 _WORD = re.compile(r"\w+", re.UNICODE)
 _WORDCHAR = re.compile(r"\w")
@@ -75,6 +76,10 @@ for _lang, _words in _STOPWORDS.items():
 def detect_language(text: str, *, sample_chars: int = 2000) -> str:
     """ISO 639-1 code, or 'und' when undetermined."""
     sample = text[:sample_chars]
+    if not _OTHER_SCRIPT.search(sample):  # Latin or no script: the counts need not be made
+        if not _SCRIPTS["LATIN"].search(sample):
+            return "und"
+        return _by_function_words(_WORD.findall(sample.casefold()), _LATIN_LANGS)
     scripts = {name: len(rx.findall(sample)) for name, rx in _SCRIPTS.items()}
     script = max(scripts, key=scripts.get)
     if scripts[script] == 0:
@@ -85,15 +90,19 @@ def detect_language(text: str, *, sample_chars: int = 2000) -> str:
         return "zh"
     if script in _SCRIPT_LANG:
         return _SCRIPT_LANG[script]
-    words = _WORD.findall(sample.casefold())
+    return _by_function_words(_WORD.findall(sample.casefold()),
+                              _CYRILLIC_LANGS if script == "CYRILLIC" else _LATIN_LANGS)
+
+
+def _by_function_words(words: list[str], langs: tuple[str, ...]) -> str:
     if not words:
         return "und"
-    langs = _CYRILLIC_LANGS if script == "CYRILLIC" else _LATIN_LANGS
     hits = dict.fromkeys(langs, 0)
-    for w in words:
-        for lang in _WORD_LANGS.get(w, ()):
+    counts = Counter(words)
+    for w in counts.keys() & _WORD_LANGS.keys():
+        for lang in _WORD_LANGS[w]:
             if lang in hits:
-                hits[lang] += 1
+                hits[lang] += counts[w]
     best = max(hits, key=hits.get)
     ranked = sorted(hits.values(), reverse=True)
     # Need a minimum of evidence, and a margin over the runner-up (fr/es/it/pt share many function words).
@@ -102,10 +111,23 @@ def detect_language(text: str, *, sample_chars: int = 2000) -> str:
     return best
 
 
+# Each ASCII byte as what _TOKEN sees in it: w (word character), s (space) or p (a punctuation token alone).
+_ASCII_CLASSES = bytes(b"w"[0] if _WORDCHAR.match(chr(c)) else b"s"[0] if chr(c).isspace() else b"p"[0]
+                       for c in range(128)) + b"p" * 128
+
+
+def _tokens_in(piece: str) -> int:
+    """len(_TOKEN.findall(piece)); on ASCII by counting word starts and punctuation bytes, without match objects."""
+    if not piece.isascii():
+        return len(_TOKEN.findall(piece))
+    classes = b"s" + piece.encode("ascii").translate(_ASCII_CLASSES)
+    return classes.count(b"p") + classes.count(b"sw") + classes.count(b"pw")
+
+
 def regex_token_count(text: str) -> int:
     n, word_open = 0, False
     for _, piece in pieces(text):
-        n += len(_TOKEN.findall(piece)) - (word_open and bool(_WORDCHAR.match(piece)))  # a blob cut mid-word
+        n += _tokens_in(piece) - (word_open and bool(_WORDCHAR.match(piece)))  # a blob cut mid-word
         word_open = bool(_WORDCHAR.match(piece[-1:]))
     return n
 
