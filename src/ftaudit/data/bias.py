@@ -170,9 +170,16 @@ def tally_record(texts: list[str], lexicon: Lexicon | None = None, tally: BiasTa
             words = _words(sentence)
             if not words:
                 continue
+            pos = not lex.positive.isdisjoint(words)
+            neg = not lex.negative.isdisjoint(words)
+            tally.sentences += 1
+            tally.positive_sentences += pos
+            tally.negative_sentences += neg
+            if lex.first_words.isdisjoint(words):
+                continue  # no group or occupation phrase can start here
             mentions: Counter = Counter()
             occupations: set[str] = set()
-            i = 0 if not lex.first_words.isdisjoint(words) else len(words)
+            i = 0
             while i < len(words):
                 w = words[i]
                 hit = _match(words, i, lex.groups.get(w, ()))
@@ -187,11 +194,6 @@ def tally_record(texts: list[str], lexicon: Lexicon | None = None, tally: BiasTa
                     i += occ[0]
                     continue
                 i += 1
-            pos = not lex.positive.isdisjoint(words)
-            neg = not lex.negative.isdisjoint(words)
-            tally.sentences += 1
-            tally.positive_sentences += pos
-            tally.negative_sentences += neg
             for key, n in mentions.items():
                 g = tally.groups.setdefault(key, GroupTally())
                 g.mentions += n
