@@ -1,7 +1,8 @@
 """Data scan throughput and near-duplicate search, as ratios against baselines measured in the same run.
 
-1. `scan` (patterns, no NER) on one and on all cores, against reading the same file with the loader alone; and
-   with `--engine ray` on a local Ray cluster of as many CPUs (started here, not timed; the driver's connection is
+1. `scan` (patterns, no NER) on one and on all cores, against reading the same file with the loader alone and
+   against the per-record engine before the batch fast path (git revision FTAUDIT_BENCH_BASELINE_REV, default
+   e3eb078, exported from this checkout's history and run in a subprocess on the same file); and with `--engine ray` on a local Ray cluster of as many CPUs (started here, not timed; the driver's connection is
    timed), against the local engine on the same cores.
 2. Near-duplicate search: MinHash + LSH against exact all-pairs Jaccard on the same texts (recall and speed-up).
 
@@ -47,6 +48,30 @@ def _time(fn) -> float:
     return time.perf_counter() - start
 
 
+BASELINE_REV = os.environ.get("FTAUDIT_BENCH_BASELINE_REV", "e3eb078")
+_TIMED_SCAN = ("import sys, time; from pathlib import Path; from ftaudit.data.scan import ScanOptions, scan; "
+               "t = time.perf_counter(); scan([Path(sys.argv[1])], options=ScanOptions(workers=1, ner=False)); "
+               "print(time.perf_counter() - t)")
+
+
+def _baseline_engine_time(path: Path) -> float | None:
+    """One-worker scan time of the engine at BASELINE_REV (its `src` exported with git archive); None without
+    git history."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "-C", str(root), "archive", BASELINE_REV, "src"], capture_output=True)
+        if archive.returncode:
+            return None
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        env = {**os.environ, "PYTHONPATH": str(Path(tmp) / "src")}
+        done = subprocess.run([sys.executable, "-c", _TIMED_SCAN, str(path)], capture_output=True, text=True,
+                              env=env, check=True)
+        return float(done.stdout.strip().splitlines()[-1])
+
+
 def _ray_time(path: Path, cores: int) -> float | None:
     """The scan on a local Ray head of `cores` CPUs; None when Ray is not installed."""
     import shutil
@@ -90,16 +115,22 @@ def main() -> None:
         load = _time(lambda: sum(1 for _ in iter_records(path)))
         one = _time(lambda: scan([path], options=ScanOptions(workers=1, ner=False)))
         many = _time(lambda: scan([path], options=ScanOptions(workers=cores, ner=False))) if cores > 1 else one
+        before = _baseline_engine_time(path)
         on_ray = _ray_time(path, cores)
         print(f"{n:,} records, {mb:.1f} MB, {cores} cores, load average {os.getloadavg()[0]:.2f}")
         print("| what | seconds | MB/s | records/s | vs loading only |")
         print("|---|---|---|---|---|")
-        rows = [("loading only (baseline)", load), ("full scan, 1 worker, no NER", one),
+        rows = [("loading only (baseline)", load)]
+        if before is not None:
+            rows.append((f"full scan, 1 worker, no NER, engine at {BASELINE_REV} (before the fast path)", before))
+        rows += [("full scan, 1 worker, no NER", one),
                 (f"full scan, {cores} workers, no NER", many)]
         if on_ray is not None:
             rows.append((f"full scan, Ray engine, local cluster of {cores} CPUs", on_ray))
         for name, t in rows:
             print(f"| {name} | {t:.2f} | {mb / t:.2f} | {n / t:,.0f} | {t / load:.1f}× |")
+        if before is not None:
+            print(f"\n1 worker vs the engine at {BASELINE_REV}: {before / one:.2f}× faster")
         print(f"\n{cores} workers vs 1: {one / many:.2f}×" + (f"; Ray engine vs {cores} local workers: "
                                                             f"{on_ray / many:.2f}× the time" if on_ray else ""))
 
