@@ -2,7 +2,8 @@
 
 1. `scan` (patterns, no NER) on one and on all cores, against reading the same file with the loader alone and
    against the per-record engine before the batch fast path (git revision FTAUDIT_BENCH_BASELINE_REV, default
-   e3eb078, exported from this checkout's history and run in a subprocess on the same file); and with `--engine ray` on a local Ray cluster of as many CPUs (started here, not timed; the driver's connection is
+   e3eb078, exported from this checkout's history and run in a subprocess on the same file); and with
+   `--engine ray` on a local Ray cluster of as many CPUs (started here, not timed; the driver's connection is
    timed), against the local engine on the same cores.
 2. Near-duplicate search: MinHash + LSH against exact all-pairs Jaccard on the same texts (recall and speed-up).
 

@@ -78,6 +78,27 @@ def test_find_every_spelling_across_datasets_and_nothing_else(tmp_path, capsys, 
     _no_values(out, err)
 
 
+def subject_data(tmp_path):
+    """ROWS among 400 other records, in a JSONL file (cut into many shards) and a CSV file (read in batches)."""
+    rows = [{"text": f"record {i} about the weather"} for i in range(400)]
+    for i, row in zip((3, 150, 151, 399, 200), ROWS, strict=True):
+        rows[i] = row
+    a = _jsonl(tmp_path / "many.jsonl", rows)
+    b = tmp_path / "many.csv"
+    b.write_text("text\n" + "".join(f"line {i}{' Jane Doe' if i % 97 == 5 else ''}\n" for i in range(300)))
+    return [a, b], [Identifier(k.strip(), v.strip()) for k, v in (line.split(":", 1) for line in IDS.splitlines())]
+
+
+def test_the_same_report_for_any_number_of_workers_and_shard_size(tmp_path):
+    files, ids = subject_data(tmp_path)
+    dump = lambda r: r.model_dump(exclude={"request_id"})  # noqa: E731
+    one = find(files, ids, workers=1)
+    assert [len(d.records) for d in one.datasets] == [3, 4] and one.datasets[0].records_scanned == 400
+    assert [h.record for h in one.datasets[0].records] == [3, 150, 399]
+    for workers, shard in ((2, 500), (2, 1 << 22), (3, 97)):
+        assert dump(find(files, ids, workers=workers, shard_bytes=shard, batch_size=64)) == dump(one)
+
+
 @pytest.mark.parametrize("preserve", [False, True], ids=["tagged", "format-preserving"])
 def test_pseudonyms_of_an_anonymised_copy_are_found_with_its_key(tmp_path, preserve):
     src = _jsonl(tmp_path / "src.jsonl", ROWS[:2] + [ROWS[2]])

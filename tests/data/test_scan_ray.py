@@ -1,9 +1,10 @@
 """`ftaudit data scan --engine ray` on a local Ray cluster that the test starts (a head with 2 CPUs: two worker
-processes): the same report and findings file as the local engine, task errors as one line, an unreachable
-cluster refused at once."""
+processes): the same report and findings file as the local engine, the same data-subject search, task errors as
+one line, an unreachable cluster refused at once."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -16,8 +17,11 @@ from pathlib import Path
 import pytest
 import ray
 from faker import Faker
+from test_data_subject import IDS, subject_data
 
+from ftaudit.cli import main
 from ftaudit.data.scan import ScanOptions, scan
+from ftaudit.data.subject import find
 
 BIN = Path(sys.executable).parent
 
@@ -94,3 +98,16 @@ def test_an_unreachable_cluster_is_refused_at_once(tmp_path):
         assert done.returncode == 1 and message in done.stderr, done.stderr
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert not (tmp_path / "o" / "data_report.json").exists()
+
+
+def test_a_data_subject_search_on_ray_finds_what_the_local_engine_finds(tmp_path, cluster, capsys, monkeypatch):
+    files, ids = subject_data(tmp_path)
+    dump = lambda r: r.model_dump(exclude={"request_id"})  # noqa: E731
+    local = find(files, ids, workers=2, shard_bytes=700)
+    assert dump(find(files, ids, engine="ray", ray_address=cluster, shard_bytes=700)) == dump(local)
+    assert local.records_found == 7
+    monkeypatch.setattr("sys.stdin", io.StringIO(IDS))
+    code = main(["data", "subject", "find", *map(str, files), "--engine", "ray", "--address", cluster,
+                 "--shard-mb", "0.001", "--ledger", str(tmp_path / "l.sqlite"), "--key", str(tmp_path / "k.pem")])
+    out = capsys.readouterr().out
+    assert code == 0 and "3 of 400 records: 3, 150, 399" in out and "4 of 300 records" in out

@@ -23,7 +23,6 @@ def register(sub) -> None:
     p.add_argument("--findings", metavar="OUT.jsonl", help="also write one JSON line per finding: record, field, "
                    "start, end, type, score (never the matched text)")
     p.add_argument("--json", action="store_true", help="print the JSON report on stdout; no progress display")
-    p.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes (default: all cores)")
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
                    help="on an unreadable record: stop (default) or skip it and list it in the report")
     p.add_argument("--policy", default=None, metavar="SPEC", help="data policy: default, strict, off, a YAML file, "
@@ -49,17 +48,35 @@ def register(sub) -> None:
                         "checkpoint in the output dir; the report is the one an uninterrupted scan writes")
     p.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS",
                    help="save the scan's state this often, after a finished shard (default 30; 0: every shard)")
-    p.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="local: worker processes on this machine (default); ray: tasks on a Ray cluster")
-    p.add_argument("--address", default=None, metavar="HOST:PORT|ray://HOST:10001",
-                   help="the Ray cluster (default: $RAY_ADDRESS, else a local Ray instance started for the scan)")
-    p.add_argument("--shard-mb", type=float, default=1.0, metavar="MB",
-                   help="JSONL and text files are cut into shards of this size that the workers read (default 1)")
+    add_engine_arguments(p, shard_mb=1.0)
     p.set_defaults(handler=run)
 
     t = sub.add_parser("datasheet-template", help="print or write a datasheet YAML to fill in")
     t.add_argument("-o", "--output", metavar="FILE", help="write it here instead of stdout (not overwritten)")
     t.set_defaults(handler=run_template)
+
+
+def add_engine_arguments(p, *, shard_mb: float) -> None:
+    """Where the work runs: shared by the commands that read whole datasets (scan, data-subject requests)."""
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: worker processes on this machine (default); ray: tasks on a Ray cluster")
+    p.add_argument("--address", default=None, metavar="HOST:PORT|ray://HOST:10001",
+                   help="the Ray cluster (default: $RAY_ADDRESS, else a local Ray instance started for the work)")
+    p.add_argument("--shard-mb", type=float, default=shard_mb, metavar="MB",
+                   help=f"JSONL and text files are cut into shards of this size that the workers read "
+                        f"(default {shard_mb:g})")
+
+
+def check_engine_arguments(args) -> None:
+    from ftaudit.errors import BadInput
+
+    if args.workers is not None and args.workers < 1:
+        raise BadInput(f"--workers must be at least 1, not {args.workers}")
+    if args.address and args.engine != "ray":
+        raise BadInput("--address is the Ray cluster's: use it with --engine ray")
+    if not args.shard_mb > 0:
+        raise BadInput("--shard-mb must be positive")
 
 
 def run(args) -> int:
@@ -73,12 +90,9 @@ def run(args) -> int:
     from ftaudit.data.scan import ScanOptions, scan
     from ftaudit.errors import BadInput
 
-    if args.workers is not None and args.workers < 1:
-        raise BadInput(f"--workers must be at least 1, not {args.workers}")
-    if args.address and args.engine != "ray":
-        raise BadInput("--address is the Ray cluster's: use it with --engine ray")
-    if not args.shard_mb > 0 or not args.checkpoint_every >= 0:
-        raise BadInput("--shard-mb must be positive and --checkpoint-every at least 0")
+    check_engine_arguments(args)
+    if not args.checkpoint_every >= 0:
+        raise BadInput("--checkpoint-every must be at least 0")
     fields = tuple(f.strip() for f in args.fields.split(",") if f.strip()) if args.fields else None
     ner, sample = _ner_mode(args)
     opts = ScanOptions(

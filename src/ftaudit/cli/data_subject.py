@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ftaudit.cli.data_scan import add_engine_arguments, check_engine_arguments
+
 DESCRIPTION = (
     "A person's identifiers (one a line: 'email: …', 'phone: …', 'name: …', 'id: …', or a bare value) are read from "
     "stdin or --identifiers FILE and never printed. find lists every record of the datasets that holds one (also "
@@ -27,6 +29,7 @@ def register(sub) -> None:
         a.add_argument("--key-file", metavar="F", help="the key `ftaudit data anonymize` used: also find its "
                                                       "pseudonyms and keyed hashes of the identifiers")
         _ledger_args(a)
+        add_engine_arguments(a, shard_mb=4.0)
         a.add_argument("--json", action="store_true", help="print the report as JSON")
         a.set_defaults(handler=_run)
     c = actions.add_parser("confirm", help="replace the old dataset versions by those an erase request wrote",
@@ -72,10 +75,12 @@ def _run(args: argparse.Namespace) -> int:
     from ftaudit.data.anonymize import read_key
     from ftaudit.ledger.core import open_ledger
 
+    check_engine_arguments(args)
     identifiers = _read_identifiers(args.identifiers)
     key = read_key(args.key_file) if args.key_file else None
     with open_ledger(default_ledger(args.ledger), key_path=args.key) as ledger:
-        report = subject.find(args.datasets, identifiers, key=key)
+        report = subject.find(args.datasets, identifiers, key=key, workers=args.workers, engine=args.engine,
+                              ray_address=args.address, shard_bytes=int(args.shard_mb * 1e6))
         if args.subject_command == "erase":
             report = subject.erase(report)
         held = {d.sha256: d.path for d in report.datasets if d.records}

@@ -68,13 +68,18 @@ def shingles(text: str, *, word_ngram: int = 3, char_ngram: int = 5) -> set[str]
     return {g for chunk in _shingle_chunks(text, word_ngram, char_ngram) for g in chunk}
 
 
+def _ngrams(words: list[str], n: int) -> list[str]:
+    """Every run of n consecutive words, joined by a space (the shorter slices end the zip where they should)."""
+    return list(map(" ".join, zip(*(words[i:] for i in range(n)), strict=False)))
+
+
 def _shingle_chunks(text: str, word_ngram: int = 3, char_ngram: int = 5) -> Iterator[list[str]]:
     """The shingles of a text, a piece at a time (repeats included: a minimum does not care), so a 50 MB record
     never becomes one list of millions of words."""
     if len(text) <= PIECE:  # one piece: its words at once (the cuts below only bound memory)
         words = _WORD.findall("".join(normalised_pieces(text)))
         if len(words) >= word_ngram:
-            yield list(map(" ".join, zip(*(words[i:] for i in range(word_ngram)))))
+            yield _ngrams(words, word_ngram)
             return
         if not words:
             return
@@ -91,7 +96,7 @@ def _shingle_chunks(text: str, word_ngram: int = 3, char_ngram: int = 5) -> Iter
         seen += len(found)
         words = tail + found
         tail = words[-(word_ngram - 1):]
-        return list(map(" ".join, zip(*(words[i:] for i in range(word_ngram)))))
+        return _ngrams(words, word_ngram)
 
     for part in normalised_pieces(text):
         buf += part

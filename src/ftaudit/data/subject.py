@@ -8,8 +8,9 @@ records, beside the old one, which stays until `confirm`. `affected_runs` lists 
 on a dataset version that held the person, and every run fine-tuned from one of those models: what a controller
 needs to answer the request and to decide on retraining.
 
-Identifiers never leave this module: results name them by number and kind, and the ledger entry of each request
-holds salted digests of them only.
+Identifiers are never written or printed: results name them by number and kind, the ledger entry of each request
+holds salted digests of them only, and the workers that search the shards (local processes or Ray tasks, the
+scan's engines) get only the compiled patterns, in memory.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import hashlib
 import os
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -204,10 +206,56 @@ class SubjectReport(BaseModel):
 
 # ------------------------------------------------------------------------------------------------ the actions
 
+@dataclass(frozen=True)
+class FindJob:
+    """A shard of a JSONL/text file its worker reads itself, or a batch of records the main process read."""
+
+    matcher: Matcher
+    path: str
+    span: Any = None  # loading.ByteRange
+    batch: list | None = None
+
+
+def find_in(job: FindJob) -> tuple[str, int, list[RecordHit]]:
+    """Worker entry point (a local process or a Ray task): (file, records read, the records that hold an
+    identifier)."""
+    from ftaudit.data.loading import iter_records, iter_texts
+
+    records = job.batch if job.batch is not None else iter_records(Path(job.path), span=job.span)
+    scanned, hits = 0, []
+    for rec in records:
+        scanned += 1
+        fields, found, pseudo = [], set(), False
+        for path, text in iter_texts(rec):
+            found_here = job.matcher.hits(text)
+            if found_here:
+                fields.append(path)
+                found.update(n for n, _ in found_here)
+                pseudo |= any(how == "pseudonym" for _, how in found_here)
+        if found:
+            hits.append(RecordHit(record=rec.index, fields=fields, identifiers=sorted(found), pseudonymised=pseudo))
+    return job.path, scanned, hits
+
+
+def _jobs(files: list[Path], matcher: Matcher, shard_bytes: int, batch_size: int) -> Iterator[FindJob]:
+    from ftaudit.data.loading import LINE_FORMATS, byte_ranges, detect_format, iter_records
+    from ftaudit.data.scan_worker import batches
+
+    for p in files:
+        if detect_format(p) in LINE_FORMATS:
+            yield from (FindJob(matcher, str(p), span=span) for span in byte_ranges(p, shard_bytes))
+        else:
+            yield from (FindJob(matcher, str(p), batch=b) for b in batches(iter_records(p), batch_size))
+
+
 def find(paths: Iterable[str | os.PathLike], identifiers: Sequence[Identifier], *, key: bytes | None = None,
-         request_id: str | None = None, action: str = "find") -> SubjectReport:
-    """Every record of `paths` that holds one of the identifiers (every string of the record, metadata too)."""
-    from ftaudit.data.loading import detect_format, iter_records, iter_texts
+         request_id: str | None = None, action: str = "find", workers: int | None = None, engine: str = "local",
+         ray_address: str | None = None, shard_bytes: int = 1 << 22, batch_size: int = 1024) -> SubjectReport:
+    """Every record of `paths` that holds one of the identifiers (every string of the record, metadata too), on
+    the scan's engines: `workers` local processes over byte-range shards, or Ray tasks (`engine="ray"`). The
+    identifiers travel to the workers only as the compiled patterns they match with, in memory."""
+    from ftaudit.data import parallel, ray_engine
+    from ftaudit.data.loading import detect_format
     from ftaudit.data.scan_aggregate import path_sha256
 
     files = [Path(p).absolute() for p in paths]  # confirm may run from another directory
@@ -217,25 +265,16 @@ def find(paths: Iterable[str | os.PathLike], identifiers: Sequence[Identifier], 
         detect_format(p)
         if not p.exists():
             raise BadInput(f"{p}: no such file or directory")
-    matcher = Matcher(identifiers, key)
-    results = []
-    for p in files:
-        result = DatasetResult(path=str(p), sha256=path_sha256(p)[0], records_scanned=0)
-        for rec in iter_records(p):
-            result.records_scanned += 1
-            fields, found, pseudo = [], set(), False
-            for path, text in iter_texts(rec):
-                hits = matcher.hits(text)
-                if hits:
-                    fields.append(path)
-                    found.update(n for n, _ in hits)
-                    pseudo |= any(how == "pseudonym" for _, how in hits)
-            if found:
-                result.records.append(RecordHit(record=rec.index, fields=fields, identifiers=sorted(found),
-                                                pseudonymised=pseudo))
-        results.append(result)
+    results = {str(p): DatasetResult(path=str(p), sha256=path_sha256(p)[0], records_scanned=0) for p in files}
+    jobs = _jobs(files, Matcher(identifiers, key), shard_bytes, batch_size)
+    done = (ray_engine.imap_ordered(find_in, jobs, address=ray_address) if engine == "ray" else
+            parallel.imap_ordered(find_in, jobs, workers=workers))
+    for path, scanned, hits in done:
+        results[path].records_scanned += scanned
+        results[path].records += hits
     return SubjectReport(request_id=request_id or secrets.token_hex(8), action=action,
-                         identifiers=[f"{n} ({i.kind})" for n, i in enumerate(identifiers, 1)], datasets=results)
+                         identifiers=[f"{n} ({i.kind})" for n, i in enumerate(identifiers, 1)],
+                         datasets=list(results.values()))
 
 
 def erased_path(path: Path, request_id: str) -> Path:

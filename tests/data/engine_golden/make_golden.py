@@ -23,9 +23,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "data")]
 
 
 def dataset() -> list[dict]:
+    from test_detection_spec_sets import NEGATIVES, positives, secret_positives
+
     from benchmarks.data_scan import _dataset
     from benchmarks.pii_detection import build_set
-    from test_detection_spec_sets import NEGATIVES, positives, secret_positives
 
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
