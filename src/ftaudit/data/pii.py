@@ -100,6 +100,7 @@ def _trim_iban(text: str, start: int, end: int) -> int | None:
 
 _ASCII_DIGIT = re.compile(r"[0-9]")  # a one-character class gets re's fast scan; r"\d+" is ~3x slower here
 _DIGITS_AT = re.compile(r"[0-9]*")
+_DECIMAL = re.compile(r"\d")  # what the recognisers' \d matches (any Unicode decimal digit)
 REGION_MARGIN = 32  # characters kept around digits: IBAN/NIF/fiscal-code letters, separators, context
 
 
@@ -154,6 +155,7 @@ def _pattern_spans(text: str) -> list[Span]:
     spans: list[Span] = []
     validated: list[tuple[int, int]] = []  # identifiers that passed their check digits or structure rules
     digit_regions = _digit_regions(text)
+    digits_in = [len(_DECIMAL.findall(text, rs, re_)) for rs, re_ in digit_regions]
     literal_regions: dict[str, list[tuple[int, int]]] = {}
     for r in RECOGNIZERS:
         if r.needs in _LITERAL_WINDOWS:
@@ -161,8 +163,8 @@ def _pattern_spans(text: str) -> list[Span]:
                 lits, before, after = _LITERAL_WINDOWS[r.needs]
                 literal_regions[r.needs] = _literal_regions(text, lits, before, after)
             regions = literal_regions[r.needs]
-        else:
-            regions = digit_regions
+        else:  # a match lies inside its region: a region with fewer digits than every match holds has none
+            regions = [g for g, n in zip(digit_regions, digits_in, strict=True) if n >= r.min_digits]
         for rs, re_ in regions:
             for m in r.regex.finditer(text, rs, re_):
                 s, e = m.span(r.group)

@@ -30,6 +30,8 @@ class PatternRecognizer:
     needs: str = "digit"  # where it can match: near a digit, or near "@" (emails) or "://"/"www." (URLs)
     group: int = 0  # the regex group that is the value
     bare_score: float | None = None  # score instead of `score` when the match has no separators at all
+    # Decimal digits every match holds (a test derives it from the regex): a region with fewer is not searched.
+    min_digits: int = 0
 
 
 def _rx(pattern: str, flags: int = 0) -> re.Pattern:
@@ -172,29 +174,35 @@ RECOGNIZERS: tuple[PatternRecognizer, ...] = (
     PatternRecognizer("EMAIL_ADDRESS", _EMAIL, 1.0, _email, ("email", "e-mail", "mail"), needs="@"),
     PatternRecognizer("URL", _URL, 0.5, None, ("url", "link", "website", "site"), needs="/"),
     PatternRecognizer("URL", _BARE_URL, 0.4, None, ("url", "link", "website", "site", "visit"), needs="."),
-    PatternRecognizer("IP_ADDRESS", _IPV4, 0.8, ck.ipv4, ("ip", "address", "host", "server", "client")),
+    PatternRecognizer("IP_ADDRESS", _IPV4, 0.8, ck.ipv4, ("ip", "address", "host", "server", "client"),
+                      min_digits=4),
     PatternRecognizer("IP_ADDRESS", _IPV6, 0.8, ck.ipv6, ("ip", "ipv6", "address", "host")),
     PatternRecognizer("CREDIT_CARD", _CARD, 0.9, ck.credit_card,
-                      ("card", "credit", "visa", "mastercard", "amex", "cc", "karte", "carte", "tarjeta", "carta")),
-    PatternRecognizer("IBAN_CODE", _IBAN, 1.0, ck.iban, ("iban", "account", "bank", "konto", "compte", "cuenta")),
+                      ("card", "credit", "visa", "mastercard", "amex", "cc", "karte", "carte", "tarjeta", "carta"),
+                      min_digits=12),
+    PatternRecognizer("IBAN_CODE", _IBAN, 1.0, ck.iban, ("iban", "account", "bank", "konto", "compte", "cuenta"),
+                      min_digits=2),
     # Nine bare digits are an SSN only with context (Presidio scores them 0.05).
-    PatternRecognizer("US_SSN", _SSN, 0.5, ck.us_ssn, ("ssn", "social security", "social"), bare_score=0.1),
-    PatternRecognizer("UK_NHS", _NHS, 0.5, ck.uk_nhs, ("nhs", "health service", "patient")),
-    PatternRecognizer("UK_NINO", _NINO, 0.5, None, ("national insurance", "nino", "ni number")),
-    PatternRecognizer("ES_NIF", _NIF, 0.85, ck.es_nif, ("nif", "dni", "documento", "identidad")),
-    PatternRecognizer("ES_NIE", _NIE, 0.85, ck.es_nie, ("nie", "extranjero", "identidad")),
+    PatternRecognizer("US_SSN", _SSN, 0.5, ck.us_ssn, ("ssn", "social security", "social"), bare_score=0.1,
+                      min_digits=9),
+    PatternRecognizer("UK_NHS", _NHS, 0.5, ck.uk_nhs, ("nhs", "health service", "patient"), min_digits=10),
+    PatternRecognizer("UK_NINO", _NINO, 0.5, None, ("national insurance", "nino", "ni number"), min_digits=6),
+    PatternRecognizer("ES_NIF", _NIF, 0.85, ck.es_nif, ("nif", "dni", "documento", "identidad"), min_digits=7),
+    PatternRecognizer("ES_NIE", _NIE, 0.85, ck.es_nie, ("nie", "extranjero", "identidad"), min_digits=7),
     PatternRecognizer("IT_FISCAL_CODE", _CF, 0.9, ck.it_fiscal_code, ("codice fiscale", "fiscale", "cf")),
-    PatternRecognizer("PL_PESEL", _PESEL, 0.5, ck.pl_pesel, ("pesel",)),
+    PatternRecognizer("PL_PESEL", _PESEL, 0.5, ck.pl_pesel, ("pesel",), min_digits=11),
     PatternRecognizer("DE_TAX_ID", _DE_TAX, 0.45, ck.de_tax_id,
-                      ("steuer", "identifikationsnummer", "steuer-id", "idnr", "tax id", "tin")),
+                      ("steuer", "identifikationsnummer", "steuer-id", "idnr", "tax id", "tin"), min_digits=11),
     PatternRecognizer("FR_NIR", _NIR, 0.85, ck.fr_nir,
-                      ("sécurité sociale", "securite sociale", "nir", "insee", "numéro de sécu", "social")),
-    PatternRecognizer("NL_BSN", _BSN, 0.4, ck.nl_bsn, ("bsn", "burgerservicenummer", "sofinummer")),
-    PatternRecognizer("SE_PERSONNUMMER", _PNR, 0.6, ck.se_personnummer, ("personnummer", "personnr")),
+                      ("sécurité sociale", "securite sociale", "nir", "insee", "numéro de sécu", "social"),
+                      min_digits=14),
+    PatternRecognizer("NL_BSN", _BSN, 0.4, ck.nl_bsn, ("bsn", "burgerservicenummer", "sofinummer"), min_digits=9),
+    PatternRecognizer("SE_PERSONNUMMER", _PNR, 0.6, ck.se_personnummer, ("personnummer", "personnr"),
+                      min_digits=10),
     PatternRecognizer("FI_PERSONAL_IDENTITY_CODE", _HETU, 0.9, ck.fi_hetu,
-                      ("henkilötunnus", "hetu", "personbeteckning")),
+                      ("henkilötunnus", "hetu", "personbeteckning"), min_digits=9),
     PatternRecognizer("BE_NATIONAL_NUMBER", _BE_NN, 0.45, ck.be_national_number,
-                      ("rijksregisternummer", "numéro national", "national number", "insz", "niss")),
+                      ("rijksregisternummer", "numéro national", "national number", "insz", "niss"), min_digits=11),
 )
 
 # Every type these recognisers (and the phone detector) can emit.
