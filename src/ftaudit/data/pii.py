@@ -156,6 +156,7 @@ def _pattern_spans(text: str) -> list[Span]:
     validated: list[tuple[int, int]] = []  # identifiers that passed their check digits or structure rules
     digit_regions = _digit_regions(text)
     digits_in = [len(_DECIMAL.findall(text, rs, re_)) for rs, re_ in digit_regions]
+    enough: dict[int, list[tuple[int, int]]] = {}  # min_digits → the digit regions that hold that many
     literal_regions: dict[str, list[tuple[int, int]]] = {}
     for r in RECOGNIZERS:
         if r.needs in _LITERAL_WINDOWS:
@@ -164,7 +165,9 @@ def _pattern_spans(text: str) -> list[Span]:
                 literal_regions[r.needs] = _literal_regions(text, lits, before, after)
             regions = literal_regions[r.needs]
         else:  # a match lies inside its region: a region with fewer digits than every match holds has none
-            regions = [g for g, n in zip(digit_regions, digits_in, strict=True) if n >= r.min_digits]
+            if r.min_digits not in enough:
+                enough[r.min_digits] = [g for g, n in zip(digit_regions, digits_in, strict=True) if n >= r.min_digits]
+            regions = enough[r.min_digits]
         for rs, re_ in regions:
             for m in r.regex.finditer(text, rs, re_):
                 s, e = m.span(r.group)
