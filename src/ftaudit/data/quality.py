@@ -233,12 +233,15 @@ class NearDuplicateIndex:
 
     def query(self, key: bytes, sig: np.ndarray | None) -> tuple[int | None, list[Pair]]:
         """(id of an exact duplicate or None, near-duplicate pairs with similarity ≥ threshold)."""
+        return self._query(key, sig, self._band_keys(sig) if sig is not None else [])
+
+    def _query(self, key: bytes, sig: np.ndarray | None, bands: list[bytes]) -> tuple[int | None, list[Pair]]:
         exact = self._exact.get(key)
         if sig is None:
             return exact, []
         seen: set[int] = set()
         pairs: list[Pair] = []
-        for band, bucket in zip(self._band_keys(sig), self._buckets, strict=True):
+        for band, bucket in zip(bands, self._buckets, strict=True):
             for pos in bucket.get(band, ()):
                 if pos in seen:
                     continue
@@ -249,7 +252,8 @@ class NearDuplicateIndex:
         return exact, pairs
 
     def add(self, item: int, key: bytes, sig: np.ndarray | None) -> tuple[int | None, list[Pair]]:
-        exact, pairs = self.query(key, sig)
+        bands = self._band_keys(sig) if sig is not None else []
+        exact, pairs = self._query(key, sig, bands)
         for p in pairs:
             p.b = item
         if exact is None:
@@ -259,14 +263,14 @@ class NearDuplicateIndex:
             pos = len(self._sigs)
             self._sigs.append(sig)
             self._ids.append(item)
-            for band, bucket in zip(self._band_keys(sig), self._buckets, strict=True):
+            for band, bucket in zip(bands, self._buckets, strict=True):
                 bucket.setdefault(band, []).append(pos)
         return exact, pairs
 
     def _band_keys(self, sig: np.ndarray) -> list[bytes]:
-        r = self.rows
+        step = self.rows * 4
         raw = sig.tobytes()
-        return [raw[i * r * 4 : (i + 1) * r * 4] for i in range(self.bands)]
+        return [raw[i : i + step] for i in range(0, len(raw), step)]
 
 
 class _UnionFind:
