@@ -68,3 +68,22 @@ def test_domains_ranked_by_content_size_not_record_count(tmp_path):
                                      (10_000, True, 500), (100_000, True, 1000), (100_000, False, 10_000)])
 def test_top_domain_count_follows_the_template(n, sme, k):
     assert prov.top_domain_count(n, sme=sme) == k
+
+
+def test_a_large_record_hashes_as_its_canonical_json_in_pieces():
+    import random
+
+    from ftaudit.data import provenance as prov
+
+    rng = random.Random(5)
+    alphabet = 'ab "\\\n\t\x00\x1fé€😀\u2028'
+    long = "".join(rng.choice(alphabet) for _ in range(prov._HASH_PIECE * 2 + 17))
+    records = [
+        {"text": long, "meta": {"b": [1, 2.5, None, True, long[:50]], "a": "x"}, "n": 10**30},
+        {"messages": [{"role": "user", "content": long}, {"role": "assistant", "content": "ok"}]},
+        {"z": {2: "int keys", 1: float("nan")}, "t": ("tu", "ple"), "when": __import__("datetime").date(2026, 1, 2)},
+        {},
+    ]
+    for rec in records:
+        assert "".join(prov.canonical_chunks(rec)).encode() == prov.canonical_json(rec)
+        assert prov.record_hash(rec, large=True) == prov.record_hash(rec)

@@ -36,8 +36,14 @@ MAX_SENTENCE = 10_000
 
 
 def _sentences(text: str) -> Iterator[str]:
-    for sentence in _SENTENCE.split(text):
-        yield from _bounded(sentence)
+    if len(text) <= MAX_SENTENCE:  # a list of a short text's sentences at once; a long one's one at a time
+        yield from _SENTENCE.split(text)
+        return
+    start = 0
+    for m in _SENTENCE.finditer(text):
+        yield from _bounded(text[start:m.start()])
+        start = m.end()
+    yield from _bounded(text[start:])
 
 
 def _bounded(sentence: str) -> Iterator[str]:

@@ -33,12 +33,48 @@ _SECOND_LEVEL = frozenset(
 
 
 
+_CANONICAL = {"sort_keys": True, "ensure_ascii": False, "separators": (",", ":"), "default": str}
+_HASH_PIECE = 1 << 18  # characters of a long string escaped and hashed at a time
+
+
 def canonical_json(data) -> bytes:
-    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+    return json.dumps(data, **_CANONICAL).encode("utf-8")
 
 
-def record_hash(data) -> bytes:
-    return hashlib.sha256(canonical_json(data)).digest()
+def record_hash(data, *, large: bool = False) -> bytes:
+    """sha256 of the record's canonical JSON. `large` (a record of megabytes): the same digest from the JSON in
+    pieces, so a 200 MB line is not copied twice more (its JSON, then its UTF-8) to be hashed."""
+    if not large:
+        return hashlib.sha256(canonical_json(data)).digest()
+    h = hashlib.sha256()
+    for chunk in canonical_chunks(data):
+        h.update(chunk.encode("utf-8"))
+    return h.digest()
+
+
+def canonical_chunks(value):
+    """`json.dumps(value, **_CANONICAL)` in consecutive parts. A string's escaping is per character, so a long one
+    is escaped a piece at a time; dicts with keys other than strings (which JSON converts) are dumped whole."""
+    if isinstance(value, str) and len(value) > _HASH_PIECE:
+        yield '"'
+        for i in range(0, len(value), _HASH_PIECE):
+            yield json.dumps(value[i : i + _HASH_PIECE], **_CANONICAL)[1:-1]
+        yield '"'
+    elif isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        yield "{"
+        for n, key in enumerate(sorted(value)):
+            yield ("," if n else "") + json.dumps(key, **_CANONICAL) + ":"
+            yield from canonical_chunks(value[key])
+        yield "}"
+    elif isinstance(value, (list, tuple)):
+        yield "["
+        for n, item in enumerate(value):
+            if n:
+                yield ","
+            yield from canonical_chunks(item)
+        yield "]"
+    else:
+        yield json.dumps(value, **_CANONICAL)
 
 
 class RecordDigest:

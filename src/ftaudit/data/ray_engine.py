@@ -20,7 +20,7 @@ R = TypeVar("R")
 RETRIES = 3
 
 
-def _connect(address: str | None):
+def connect(address: str | None):
     try:
         import ray
     except ImportError:
@@ -59,7 +59,7 @@ def _reachable(address: str, timeout: float = 3.0) -> None:
 
 def imap_ordered(fn: Callable[[T], R], chunks: Iterable[T], *, address: str | None = None,
                  max_pending: int | None = None) -> Iterator[R]:
-    ray = _connect(address)
+    ray = connect(address)
     from ray.exceptions import RayError, RayTaskError
 
     task = ray.remote(max_retries=RETRIES, retry_exceptions=False)(fn)

@@ -48,6 +48,7 @@ class ScanOptions:
 
 
 SPECIAL_PREFIX = "SPECIAL_CATEGORY_"
+LARGE_RECORD = 1 << 20  # characters: a record this long is hashed in pieces
 # ---------------------------------------------------------------------------------------------------------------
 # Worker side
 # ---------------------------------------------------------------------------------------------------------------
@@ -110,8 +111,9 @@ class Worker:
                 continue
             content = [t for path, t in leaves if leaf_key(path) not in METADATA_KEYS]
             joined = "\n".join(content)
+            large = sum(len(t) for _, t in leaves) > LARGE_RECORD
             r = RecordOut(
-                index=rec.index, rec_hash=prov.record_hash(rec.data), key=exact_key(joined), sig=None,
+                index=rec.index, rec_hash=prov.record_hash(rec.data, large=large), key=exact_key(joined), sig=None,
                 chars=len(joined), tokens=self.tokens(joined) if joined else 0,
                 content_bytes=len(joined.encode("utf-8")), language=detect_language(joined) if joined else "und",
                 fields=len(leaves), content_fields=len(content), flag=quality_flag(content),
