@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import tracemalloc
 
@@ -146,3 +147,13 @@ def test_scan_records_multiprocess_matches_single_process(tmp_path):
     finally:
         pii.BATCH_ITEMS = old
     assert one == two and len(one) == 6000 and one[-1].record == 2999
+
+
+def test_jsonl_lines_that_start_with_a_bom_are_read(tmp_path):
+    """Files concatenated with `cat` carry each one's UTF-8 BOM at a line start; bad UTF-8 is still one line."""
+    p = tmp_path / "cat.jsonl"
+    p.write_bytes(codecs.BOM_UTF8 + b'{"text": "a"}\n' + codecs.BOM_UTF8 + '{"text": "é"}\n'.encode())
+    assert [r.data["text"] for r in iter_records(p)] == ["a", "é"]
+    p.write_bytes(b'{"text": "a"}\n{"text": "\xff"}\n')
+    with pytest.raises(BadInput, match=r"line 2 is not valid UTF-8 \(byte 10 of the line\); convert the file"):
+        list(iter_records(p))

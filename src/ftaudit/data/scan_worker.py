@@ -15,6 +15,7 @@ from typing import Any
 
 from ftaudit.data import bias as bias_mod
 from ftaudit.data import provenance as prov
+from ftaudit.data.pieces import pieces
 from ftaudit.data.quality import MinHasher, exact_key, quality_flag
 from ftaudit.data.samples import redacted_context
 from ftaudit.data.stats import TokenCounter, detect_language
@@ -115,7 +116,7 @@ class Worker:
             r = RecordOut(
                 index=rec.index, rec_hash=prov.record_hash(rec.data, large=large), key=exact_key(joined), sig=None,
                 chars=len(joined), tokens=self.tokens(joined) if joined else 0,
-                content_bytes=len(joined.encode("utf-8")), language=detect_language(joined) if joined else "und",
+                content_bytes=utf8_length(joined), language=detect_language(joined) if joined else "und",
                 fields=len(leaves), content_fields=len(content), flag=quality_flag(content),
             )
             if role == "train":
@@ -159,6 +160,13 @@ class Worker:
 
 NER_SAMPLE_RULE = ("record I of file K (both 0-based, files in the order given) had NER when the first 8 bytes "
                    "of sha256 of the text SEED:K:I, read as a big-endian integer, are below rate × 2^64")
+
+
+def utf8_length(text: str) -> int:
+    """len(text.encode()), without a copy of the text (ASCII is one byte a character; else a piece at a time)."""
+    if text.isascii():
+        return len(text)
+    return sum(len(piece.encode("utf-8")) for _, piece in pieces(text))
 
 
 def in_ner_sample(opts: ScanOptions, file_no: int, index: int) -> bool:
