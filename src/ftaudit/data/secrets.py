@@ -130,7 +130,7 @@ class Candidates:
 
     @classmethod
     def of(cls, texts: list[str]) -> "Candidates":
-        if sum(map(len, texts)) > JOIN_LIMIT:  # a batch holding huge records: no joined copy of it
+        if len(texts) < 2 or sum(map(len, texts)) > JOIN_LIMIT:  # one text gains nothing; huge ones: no copy
             return EVERY
         joined = "\0".join(texts)
         lower = joined.lower()
