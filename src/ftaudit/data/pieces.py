@@ -35,3 +35,10 @@ def pieces(text: str, size: int | None = None, overlap: int = 0) -> Iterator[tup
         if end >= len(text):
             return
         pos = max(end - overlap, pos + 1)
+
+
+def utf8_length(text: str) -> int:
+    """len(text.encode()), without a copy of the text (ASCII is one byte a character; else a piece at a time)."""
+    if text.isascii():
+        return len(text)
+    return sum(len(piece.encode("utf-8")) for _, piece in pieces(text))

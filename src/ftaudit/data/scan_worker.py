@@ -15,7 +15,7 @@ from typing import Any
 
 from ftaudit.data import bias as bias_mod
 from ftaudit.data import provenance as prov
-from ftaudit.data.pieces import pieces
+from ftaudit.data.pieces import utf8_length
 from ftaudit.data.quality import MinHasher, exact_key, quality_flag
 from ftaudit.data.samples import redacted_context
 from ftaudit.data.stats import TokenCounter, detect_language
@@ -160,13 +160,6 @@ class Worker:
 
 NER_SAMPLE_RULE = ("record I of file K (both 0-based, files in the order given) had NER when the first 8 bytes "
                    "of sha256 of the text SEED:K:I, read as a big-endian integer, are below rate × 2^64")
-
-
-def utf8_length(text: str) -> int:
-    """len(text.encode()), without a copy of the text (ASCII is one byte a character; else a piece at a time)."""
-    if text.isascii():
-        return len(text)
-    return sum(len(piece.encode("utf-8")) for _, piece in pieces(text))
 
 
 def in_ner_sample(opts: ScanOptions, file_no: int, index: int) -> bool:
