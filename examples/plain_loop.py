@@ -58,6 +58,8 @@ def main(argv=None) -> None:
             optimizer.zero_grad()
             if meter.step():  # the gate (none here) says stop
                 break
+    if a.accelerate:
+        accelerator.end_training()  # the process group goes before exit: gloo's threads die with it, not in teardown
     if meter.rank0:
         print(f"{meter.state.regulatory_flops:.6g} FLOP over {meter.state.counts.micro_batches} micro-batches "
               f"on {meter.state.world_size} process(es)")
