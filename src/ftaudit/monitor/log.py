@@ -11,9 +11,10 @@ process), so replicas never wait on one row; each chain is anchored by signed ch
 Events are built and written by a child process, in batches every `flush_ms` (default 200 ms; a committed batch is
 never half-written). The gateway hands each exchange over synchronously, into a pipe the writer drains at once, before
 the client sees the end of its answer: a kill -9 of the gateway loses no answered request (the writer drains the
-pipe, writes, checkpoints and exits); a kill -9 of the writer as well loses at most the batch it was collecting,
-one flush interval. A full queue is refused up front (the gateway answers 503 and counts it), so nothing is dropped
-silently. Art. 12(1) and 19(1)/26(6): logs kept at least six months.
+pipe, writes, checkpoints and exits); a kill -9 of the writer as well loses what it had received and not committed:
+the batch it was collecting (one flush interval while it keeps up; it runs niced, so on a busy host its backlog,
+which `queue_max` bounds and /healthz's events_written shows). A full queue is refused up front (the gateway
+answers 503 and counts it), so nothing is dropped silently. Art. 12(1) and 19(1)/26(6): logs kept at least six months.
 """
 
 from __future__ import annotations
