@@ -1,4 +1,5 @@
-"""Shared by every test directory: no model hub, one thread per op, and a throwaway PostgreSQL server."""
+"""Shared by every test directory: no model hub, one thread per op, a throwaway PostgreSQL server and a local S3
+server."""
 
 import glob
 import os
@@ -82,3 +83,22 @@ def pg_url(postgres_server):
     with psycopg.connect(postgres_server.format(db="postgres"), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return postgres_server.format(db=name)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> dict[str, str]:
+    """A local S3 server (moto's) on a free port: the environment that points AWS clients (boto3, Arrow, Ray's
+    nodes) at it. Given to the processes that need it, never set for the whole test run (in-process mocks of AWS
+    would follow it)."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
+    server.stop()
+

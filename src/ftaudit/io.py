@@ -99,10 +99,15 @@ def read_yaml(path: str | os.PathLike, what: str, *, hint: str = ""):
 
 def sha256_file(path: str | os.PathLike) -> tuple[str, int]:
     """(sha256 hex digest, size in bytes) of a file, read in 1 MiB blocks."""
+    with open(path, "rb") as fh:
+        return sha256_stream(fh)
+
+
+def sha256_stream(fh) -> tuple[str, int]:
+    """(sha256 hex digest, size in bytes) of what is left to read in a binary stream."""
     h = hashlib.sha256()
     size = 0
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-            size += len(block)
+    while block := fh.read(1 << 20):
+        h.update(block)
+        size += len(block)
     return h.hexdigest(), size

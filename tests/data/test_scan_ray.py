@@ -5,7 +5,6 @@ one line, an unreachable cluster refused at once."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import socket
@@ -16,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import ray
-from faker import Faker
 from test_data_subject import IDS, subject_data
+from test_scan_object_storage import corpus, s3_put
 
 from ftaudit.cli import main
 from ftaudit.data.scan import ScanOptions, scan
@@ -33,11 +32,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A Ray head on 127.0.0.1 with 2 CPUs (token authentication off: a throwaway local cluster)."""
+def cluster(s3_server):
+    """A Ray head on 127.0.0.1 with 2 CPUs (token authentication off: a throwaway local cluster), its nodes given
+    the local S3 server's credentials and endpoint, as a cloud cluster's nodes have theirs."""
     port = _free_port()
     temp = tempfile.mkdtemp(prefix="/tmp/rt")  # Ray's socket paths must stay short
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, **s3_server, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     subprocess.run([str(BIN / "ray"), "start", "--head", "--num-cpus", "2", "--port", str(port), "--node-ip-address",
                     "127.0.0.1", "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp],
                    check=True, capture_output=True, env=env, timeout=180)
@@ -51,18 +51,11 @@ def cluster():
 
 
 def _data(tmp_path: Path) -> tuple[Path, Path, Path]:
-    fake = Faker()
-    Faker.seed(2)
-    rows = [{"text": fake.paragraph() + (f" Mail {fake.email()}, IBAN DE89 3704 0044 0532 0130 00." if i % 4 == 0
-                                         else ""), "url": fake.url()} for i in range(600)]
-    rows += rows[:5]
-    train = tmp_path / "train.jsonl"
-    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    table = tmp_path / "more.csv"
-    table.write_text("text\n" + "".join(f'"{fake.sentence()} call +44 20 7946 0{i:03d}"\n' for i in range(200)))
+    """The object-storage tests' corpus on disk: its JSONL and CSV files, and 40 of the JSONL's lines as eval."""
+    local = corpus(tmp_path)
     ev = tmp_path / "eval.jsonl"
-    ev.write_text("".join(json.dumps(r) + "\n" for r in rows[100:140]))
-    return train, table, ev
+    ev.write_text("".join((local / "a.jsonl").read_text().splitlines(True)[100:140]))
+    return local / "a.jsonl", local / "b.csv", ev
 
 
 def test_ray_engine_gives_the_local_report(tmp_path, cluster):
@@ -100,6 +93,22 @@ def test_an_unreachable_cluster_is_refused_at_once(tmp_path):
     assert not (tmp_path / "o" / "data_report.json").exists()
 
 
+def test_ray_tasks_read_their_shards_from_object_storage(tmp_path, cluster, s3_server, monkeypatch):
+    for k, v in s3_server.items():
+        monkeypatch.setenv(k, v)
+    local = corpus(tmp_path)
+    for f in sorted(local.iterdir()):
+        s3_put(s3_server, f"s3://ray-corpus/v1/{f.name}", f.read_bytes())
+    opts = ScanOptions(workers=2, ner=False, shard_bytes=10_000)
+    on_ray = scan(["s3://ray-corpus/v1/"], eval_paths=["s3://ray-corpus/v1/a.jsonl"], options=opts, engine="ray",
+                  ray_address=cluster, findings_path=tmp_path / "ray.jsonl")
+    here = scan(["s3://ray-corpus/v1/"], eval_paths=["s3://ray-corpus/v1/a.jsonl"], options=opts,
+                findings_path=tmp_path / "here.jsonl")
+    dump = lambda e: e.model_dump(mode="json", exclude={"scanned_at"})  # noqa: E731
+    assert dump(on_ray) == dump(here) and here.counts.records == 677 and here.leakage.exact_overlap > 0
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "here.jsonl").read_bytes()
+
+
 def test_a_data_subject_search_on_ray_finds_what_the_local_engine_finds(tmp_path, cluster, capsys, monkeypatch):
     files, ids = subject_data(tmp_path)
     dump = lambda r: r.model_dump(exclude={"request_id"})  # noqa: E731
@@ -123,7 +132,7 @@ def test_a_worker_killed_mid_scan_is_retried_and_the_report_is_whole(tmp_path, c
 
     train, _, _ = _data(tmp_path)
     big = tmp_path / "big.jsonl"
-    big.write_text(train.read_text() * 6)
+    big.write_text(train.read_text() * 9)
     opts = ScanOptions(workers=2, ner=False, shard_bytes=30_000)
     killed: list[int] = []
 
@@ -144,4 +153,4 @@ def test_a_worker_killed_mid_scan_is_retried_and_the_report_is_whole(tmp_path, c
     local = scan([big], options=opts)
     assert killed, "no Ray task worker was seen running"
     dump = lambda e: e.model_dump(mode="json", exclude={"scanned_at"})  # noqa: E731
-    assert dump(on_ray) == dump(local) and local.counts.records == 3630
+    assert dump(on_ray) == dump(local) and local.counts.records == 3663

@@ -1,6 +1,7 @@
-"""Sharded scans: JSONL/text files cut into byte-range shards that the workers read themselves give the report of
-one unsharded pass, for any shard size and any number of workers; a scan killed with -9 or interrupted resumes
-from its checkpoint to the same report and findings file; a file that vanishes mid-scan fails in one line."""
+"""Sharded scans: JSONL/text files cut into byte-range shards, Parquet files into row-group shards, that the workers
+read themselves give the report of one unsharded pass, for any shard size and any number of workers; a scan killed
+with -9 or interrupted resumes from its checkpoint to the same report and findings file; a file that vanishes
+mid-scan fails in one line."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from faker import Faker
 
 from ftaudit.cli import main
 from ftaudit.data import checkpoint
-from ftaudit.data.loading import byte_ranges, iter_records
+from ftaudit.data.loading import byte_ranges, count_records, iter_records, row_groups
 from ftaudit.data.scan import ScanOptions, ShardUnavailable, scan
 
 BIN = Path(sys.executable).parent
@@ -59,6 +60,39 @@ def test_shard_size_and_workers_do_not_change_the_report(tmp_path):
     assert whole.counts.skipped_records == 1 and whole.skipped[0].index == 5
     assert whole.duplicates.exact_duplicate_records > 0 and whole.findings.total > 0
     assert len(list(byte_ranges(data, 4096))) >= 20
+
+
+def _parquet(tmp_path: Path, n: int, group: int) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [json.loads(line) for line in _dataset(tmp_path / "p.jsonl", n).read_text().splitlines()
+            if line.startswith("{\"")]
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=group)
+    return path
+
+
+def test_parquet_row_group_shards_do_not_change_the_report(tmp_path, capsys):
+    data = _parquet(tmp_path, 400, group=23)
+    whole = scan([data], options=ScanOptions(workers=1, ner=False, shard_bytes=1 << 30), findings_path=tmp_path / "a")
+    for workers, shard in ((1, 1), (2, 3000), (2, 20_000)):
+        sharded = scan([data], options=ScanOptions(workers=workers, ner=False, shard_bytes=shard),
+                       findings_path=tmp_path / "b")
+        assert _dump(sharded) == _dump(whole), (workers, shard)
+        assert (tmp_path / "b").read_bytes() == (tmp_path / "a").read_bytes()
+    assert whole.counts.records == 398 and whole.findings.total > 0 and whole.duplicates.exact_duplicate_records
+    spans = list(row_groups(data, 3000))
+    assert len(spans) > 3 and spans[0].first == 0 and spans[-1].stop == 18  # 398 rows in groups of 23
+    assert all(a.stop == b.first and b.first_row == a.first_row + 23 * (a.stop - a.first)
+               for a, b in zip(spans, spans[1:], strict=False))
+    indexes = [r.index for span in spans for r in iter_records(data, span=span)]
+    assert indexes == list(range(398)) == [r.index for r in iter_records(data)] and count_records(data) == 398
+    code = main(["data", "scan", str(data), "--no-ner", "--fields", "prompt", "--shard-mb", "0.001",
+                 "--output-dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 1 and "has no field 'prompt' (fields present: text, url)" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o" / "data_report.json").exists()
 
 
 def test_byte_ranges_cover_every_line_once(tmp_path):

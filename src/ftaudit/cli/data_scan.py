@@ -14,7 +14,8 @@ def register(sub) -> None:
         description="Scan training data and write data_report.json/.md/.html and "
                     "training_content_summary.data.json. Exit 5 when the data policy blocks training.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="training data: JSONL, JSON, CSV, Parquet, text or a "
-                   "saved Hugging Face dataset directory")
+                   "saved Hugging Face dataset directory; a local path or an s3://, gs://, abfs:// or hdfs:// URL "
+                   "(a prefix: the data files under it)")
     p.add_argument("--eval", dest="eval_paths", action="append", default=[], metavar="PATH",
                    help="evaluation data to check for overlap with the training data (repeatable)")
     p.add_argument("--datasheet", metavar="FILE", help="the filled datasheet YAML (see datasheet-template)")

@@ -17,7 +17,7 @@ from typing import Any
 from ftaudit.errors import BadInput
 from ftaudit.io import atomic_open
 
-VERSION = 1
+VERSION = 2  # 2: Parquet files cut into row-group shards (the job list changed)
 FILENAME = "scan.checkpoint"
 
 

@@ -8,6 +8,7 @@ quotes the offending content (it may hold personal data).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import json
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ftaudit.data.storage import ObjectPath, location
 from ftaudit.errors import BadInput
 
 OnError = Literal["stop", "skip"]
@@ -53,18 +55,57 @@ class ByteRange:
     end: int
     first_line: int
 
+    @property
+    def bytes(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class RowGroups:
+    """A shard of a Parquet file: row groups [first, stop); `first_row` is the file-wide index of its first row,
+    `bytes` their compressed size (what reading them costs)."""
+
+    first: int
+    stop: int
+    first_row: int
+    bytes: int
+
 
 LINE_FORMATS = ("jsonl", "text")  # the formats that shard by byte range
+SHARDED = (*LINE_FORMATS, "parquet")  # the formats a worker reads a shard of itself
+
+
+def shards(path: str | os.PathLike, fmt: str, shard_bytes: int) -> Iterator[ByteRange | RowGroups]:
+    """The shards of a JSONL, text or Parquet file (`fmt` in SHARDED), each about `shard_bytes`."""
+    return byte_ranges(path, shard_bytes) if fmt in LINE_FORMATS else row_groups(path, shard_bytes)
+
+
+def row_groups(path: str | os.PathLike, shard_bytes: int) -> Iterator[RowGroups]:
+    """Consecutive row groups of a Parquet file, about `shard_bytes` compressed each (at least one group): read
+    from the footer alone."""
+    p = location(path)
+    _check_file(p, text=False)
+    with _parquet_file(p) as pf:
+        meta = pf.metadata
+    first = first_row = size = rows = 0
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        size += sum(group.column(c).total_compressed_size for c in range(group.num_columns))
+        rows += group.num_rows
+        if size >= shard_bytes or i == meta.num_row_groups - 1:
+            yield RowGroups(first, i + 1, first_row, size)
+            first, first_row, size, rows = i + 1, first_row + rows, 0, 0
 
 
 def byte_ranges(path: str | os.PathLike, shard_bytes: int) -> Iterator[ByteRange]:
     """Cut a line-oriented file into shards of about `shard_bytes`, each ending just after a newline (or at the end
     of the file). One sequential read that only counts newlines, in bounded memory, so that every shard knows the
     number of its first line. A missing, empty, binary or UTF-16 file fails first, as `iter_records` does."""
-    _check_file(Path(path), text=True)
-    size = os.path.getsize(path)
+    p = location(path)
+    _check_file(p, text=True)
+    size = p.stat().st_size
     start = first_line = 0
-    with open(path, "rb") as fh:
+    with p.open("rb") as fh:
         while start < size:
             end = min(size, start + shard_bytes)
             fh.seek(start)
@@ -112,9 +153,12 @@ class _Sink:
 
 def detect_format(path: str | os.PathLike) -> str:
     """'jsonl' | 'json' | 'csv' | 'tsv' | 'parquet' | 'text' | 'hf_dataset' from the path; BadInput otherwise."""
-    p = Path(path)
+    p = location(path)
     if p.is_dir():
-        if (p / "dataset_dict.json").is_file() or (p / "state.json").is_file():
+        if _saved_dataset(p):
+            if isinstance(p, ObjectPath):
+                raise BadInput(f"{p}: a dataset saved with save_to_disk is read from a local directory; copy it "
+                               "here, or save it as Parquet (dataset.to_parquet) and scan that")
             return "hf_dataset"
         raise BadInput(f"{p}: is a directory but not a Hugging Face dataset saved with save_to_disk "
                        "(no dataset_dict.json or state.json)")
@@ -137,14 +181,30 @@ def detect_format(path: str | os.PathLike) -> str:
                    f"{', '.join(SUPPORTED)} or a directory written by datasets' save_to_disk")
 
 
-def _check_file(p: Path, *, text: bool) -> None:
+def _saved_dataset(p: Path | ObjectPath) -> bool:
+    return (p / "dataset_dict.json").is_file() or (p / "state.json").is_file()
+
+
+def data_files(path: str | os.PathLike) -> list[Path | ObjectPath]:
+    """The files a path names: itself; for a prefix (a folder) in object storage, the data files under it
+    (supported types, in name order), so that `s3://bucket/corpus/` scans every shard of the corpus."""
+    p = location(path)
+    if not isinstance(p, ObjectPath) or not p.is_dir() or _saved_dataset(p):
+        return [p]
+    files = [q for q in p.rglob("*") if q.suffix.lower() in SUPPORTED]
+    if not files:
+        raise BadInput(f"{p}: no data files under this prefix (looked for {', '.join(SUPPORTED)})")
+    return files
+
+
+def _check_file(p: Path | ObjectPath, *, text: bool) -> None:
     """Missing, empty, binary or UTF-16 files fail early with one clear line."""
     if not p.exists():
         raise BadInput(f"{p}: no such file")
     if not p.is_file():
         raise BadInput(f"{p}: not a regular file")
     try:
-        with open(p, "rb") as fh:
+        with p.open("rb") as fh:
             head = fh.read(_SNIFF_BYTES)
     except OSError as exc:
         raise BadInput(f"{p}: cannot read: {exc.strerror}") from None
@@ -206,7 +266,7 @@ def _as_record_data(value: Any) -> dict | None:
 
 def _jsonl(p: Path, sink: _Sink, span: ByteRange | None = None) -> Iterator[Record]:
     src = str(p)
-    with open(p, "rb") as fh:
+    with p.open("rb") as fh:
         for lineno, raw in _Lines(fh, p, span):
             if raw.isspace():
                 continue
@@ -276,7 +336,7 @@ def _json(p: Path, sink: _Sink) -> Iterator[Record]:
     """A top-level JSON array, streamed element by element; a top-level object is one record, and a '.json' file
     that holds several objects one after another is read as JSON Lines."""
     src = str(p)
-    with open(p, "rb") as fh:
+    with p.open("rb") as fh:
         t = _ChunkedText(fh, p)
         t.more()
         if t.buf.startswith("\ufeff"):
@@ -348,7 +408,7 @@ def _decode_value(t: _ChunkedText, p: Path, index: int):
 def _csv(p: Path, sink: _Sink, delimiter: str) -> Iterator[Record]:
     src = str(p)
     csv.field_size_limit(sys.maxsize)  # a single 50 MB cell is data, not an error
-    with open(p, "rb") as raw:
+    with p.open("rb") as raw:
         stream = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
         reader = csv.reader(stream, delimiter=delimiter)
         try:
@@ -379,7 +439,7 @@ def _csv(p: Path, sink: _Sink, delimiter: str) -> Iterator[Record]:
 
 def _text(p: Path, span: ByteRange | None = None) -> Iterator[Record]:
     src = str(p)
-    with open(p, "rb") as fh:
+    with p.open("rb") as fh:
         for lineno, raw in _Lines(fh, p, span):
             line = _decode(raw, p, lineno).rstrip("\r\n")
             del raw
@@ -387,20 +447,29 @@ def _text(p: Path, span: ByteRange | None = None) -> Iterator[Record]:
                 yield Record(lineno, src, {"text": line})
 
 
-def _parquet(p: Path) -> Iterator[Record]:
+@contextlib.contextmanager
+def _parquet_file(p: Path | ObjectPath) -> Iterator:
+    """A pyarrow ParquetFile over the file or object, closed after; an unreadable file is one line."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    with p.open("rb") if isinstance(p, ObjectPath) else contextlib.nullcontext(p) as source:
+        try:
+            pf = pq.ParquetFile(source)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise BadInput(f"{p}: not a readable Parquet file ({type(exc).__name__})") from None
+        yield pf
+
+
+def _parquet(p: Path | ObjectPath, span: RowGroups | None = None) -> Iterator[Record]:
     src = str(p)
-    try:
-        pf = pq.ParquetFile(p)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise BadInput(f"{p}: not a readable Parquet file ({type(exc).__name__})") from None
-    index = 0
-    for batch in pf.iter_batches(batch_size=1024):
-        for row in batch.to_pylist():
-            yield Record(index, src, row)
-            index += 1
+    with _parquet_file(p) as pf:
+        groups = range(span.first, span.stop) if span is not None else range(pf.metadata.num_row_groups)
+        index = span.first_row if span is not None else 0
+        for batch in pf.iter_batches(batch_size=1024, row_groups=list(groups)):
+            for row in batch.to_pylist():
+                yield Record(index, src, row)
+                index += 1
 
 
 def _hf_dataset(p: Path) -> Iterator[Record]:
@@ -421,9 +490,9 @@ def _hf_dataset(p: Path) -> Iterator[Record]:
 
 
 def iter_records(path: str | os.PathLike, *, on_error: OnError = "stop", errors: list | None = None,
-                 span: ByteRange | None = None) -> Iterator[Record]:
-    """Streams the records of one file (or saved dataset directory), or of one shard (`span`, from `byte_ranges`)
-    of a JSONL or text file.
+                 span: ByteRange | RowGroups | None = None) -> Iterator[Record]:
+    """Streams the records of one file (or saved dataset directory), or of one shard (`span`, from `shards`) of a
+    JSONL, text or Parquet file.
 
     on_error="stop": the first bad record raises BadInput naming the file and line. on_error="skip": bad records
     are skipped and, if `errors` is a list, a LoadError is appended for each. Problems with the file as a whole
@@ -431,15 +500,16 @@ def iter_records(path: str | os.PathLike, *, on_error: OnError = "stop", errors:
     """
     if on_error not in ("stop", "skip"):
         raise BadInput(f"on_error must be 'stop' or 'skip', not {on_error!r}")
-    p = Path(path)
+    p = location(path)
     if not p.exists():
         raise BadInput(f"{p}: no such file or directory")
     fmt = detect_format(p)
     sink = _Sink(on_error, errors)
     if span is not None:
-        if fmt not in LINE_FORMATS:
-            raise BadInput(f"{p}: only JSONL and text files are read by byte range, not {fmt}")
-        yield from (_jsonl(p, sink, span) if fmt == "jsonl" else _text(p, span))
+        if fmt not in SHARDED:
+            raise BadInput(f"{p}: only JSONL, text and Parquet files are read by shard, not {fmt}")
+        yield from (_jsonl(p, sink, span) if fmt == "jsonl" else _text(p, span) if fmt == "text" else
+                    _parquet(p, span))
         return
     if fmt == "hf_dataset":
         yield from _hf_dataset(p)
@@ -465,12 +535,16 @@ def iter_records(path: str | os.PathLike, *, on_error: OnError = "stop", errors:
 
 def count_records(path: str | os.PathLike) -> int:
     """About how many records a file holds, cheaply: the lines of a JSONL or text file (one pass that only counts
-    newlines; blank lines included), the records of other formats."""
-    p = Path(path)
-    if detect_format(p) not in LINE_FORMATS:
+    newlines; blank lines included), the rows of a Parquet file (its footer), the records of other formats."""
+    p = location(path)
+    fmt = detect_format(p)
+    if fmt == "parquet":
+        with _parquet_file(p) as pf:
+            return pf.metadata.num_rows
+    if fmt not in LINE_FORMATS:
         return sum(1 for _ in iter_records(p, on_error="skip", errors=[]))
     total, last = 0, b"\n"
-    with open(p, "rb") as fh:
+    with p.open("rb") as fh:
         while chunk := fh.read(1 << 20):
             total += chunk.count(b"\n")
             last = chunk[-1:]

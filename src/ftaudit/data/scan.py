@@ -78,12 +78,12 @@ def scan(
     is saved every `checkpoint_seconds` (after a folded shard), so that `resume=True` continues an interrupted scan
     and gives the report an uninterrupted one gives. `engine="ray"`: the same jobs as Ray tasks on the cluster at
     `ray_address` (`ftaudit.data.ray_engine`), the same report."""
-    from ftaudit.data.loading import count_records, detect_format
+    from ftaudit.data.loading import count_records, data_files, detect_format
     from ftaudit.data.policy import evaluate, load_policy
 
     opts = options or ScanOptions()
-    train = [Path(p) for p in paths]
-    evals = [Path(p) for p in eval_paths]
+    train = [f for p in paths for f in data_files(p)]
+    evals = [f for p in eval_paths for f in data_files(p)]
     if not train:
         raise BadInput("no data to scan: pass one or more files")
     if opts.workers < 1:

@@ -26,8 +26,9 @@ from ftaudit.data.evidence import (
 from ftaudit.data.quality import DuplicateFinder
 from ftaudit.data.scan_worker import SPECIAL_PREFIX, BatchOut, RecordOut, ScanOptions
 from ftaudit.data.stats import TextStats
+from ftaudit.data.storage import ObjectPath
 from ftaudit.errors import BadInput
-from ftaudit.io import sha256_file
+from ftaudit.io import sha256_file, sha256_stream
 
 _INDEX = re.compile(r"\[\d+\]")
 ID_SHIFT = 40  # item id = file number << 40 | record index: no per-record bookkeeping for 1e12 records per file
@@ -295,16 +296,18 @@ class _SpecialAgg:
                                    record_examples=(self.examples + self.term_examples)[:MAX_EXAMPLES])
 
 
-def file_fingerprint(path: Path, role: str, fmt: str, records: int, skipped: int) -> FileFingerprint:
+def file_fingerprint(path: Path | ObjectPath, role: str, fmt: str, records: int, skipped: int) -> FileFingerprint:
     digest, size = path_sha256(path)
     return FileFingerprint(path=str(path), role=role, format=fmt, sha256=digest, bytes=size, records=records,
                            skipped=skipped)
 
 
-def path_sha256(path: Path) -> tuple[str, int]:
-    """sha256 of a file; for a dataset directory, sha256 over its sorted 'relative path  file-sha256' lines."""
+def path_sha256(path: Path | ObjectPath) -> tuple[str, int]:
+    """sha256 of a file (or object); for a dataset directory, sha256 over its sorted 'relative path  file-sha256'
+    lines."""
     if path.is_file():
-        return sha256_file(path)
+        with path.open("rb") as fh:
+            return sha256_stream(fh)
     lines, total = [], 0
     for p in sorted(q for q in path.rglob("*") if q.is_file()):
         digest, size = sha256_file(p)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ftaudit.data.evidence import FileFingerprint
 from ftaudit.data.scan_aggregate import Aggregate, FindingsWriter, classify, file_fingerprint
-from ftaudit.data.scan_worker import VANISHED, Job, ScanOptions, ShardUnavailable, batches, run_job
+from ftaudit.data.scan_worker import VANISHED, Job, ScanOptions, ShardUnavailable, run_job, units
 from ftaudit.errors import BadInput
 
 
@@ -48,23 +48,14 @@ class ScanRun:
             self.done = self.bytes_done = 0
 
     def jobs(self) -> Iterator[Job]:
-        from ftaudit.data.loading import LINE_FORMATS, byte_ranges, iter_records
-
         opts = self.opts
         for file_no, (role, p) in enumerate(self.roles):
             if not p.exists():
                 raise ShardUnavailable(VANISHED.format(p=p))
-            if self.formats[p] in LINE_FORMATS:
-                size = p.stat().st_size
-                for span in byte_ranges(p, opts.shard_bytes):
-                    yield Job(opts, role, file_no, path=str(p), span=span, size=size)
-                continue
-            errs: list = []  # read here: each batch takes the unreadable records met since the one before
-            for batch in batches(iter_records(p, on_error=opts.on_error, errors=errs), opts.batch_size):
-                yield Job(opts, role, file_no, batch=batch, errors=tuple(errs))
-                errs.clear()
-            if errs:
-                yield Job(opts, role, file_no, batch=[], errors=tuple(errs))
+            size = p.stat().st_size if p.is_file() else 0
+            for u in units(p, self.formats[p], shard_bytes=opts.shard_bytes, batch_size=opts.batch_size,
+                           on_error=opts.on_error):
+                yield Job(opts, role, file_no, path=str(p), span=u.span, size=size, batch=u.batch, errors=u.errors)
 
     def fold(self, progress: bool, engine: str = "local",
              ray_address: str | None = None) -> tuple["Aggregate", list[FileFingerprint]]:
@@ -72,13 +63,13 @@ class ScanRun:
         from itertools import islice
 
         from ftaudit.data import checkpoint, parallel, ray_engine
-        from ftaudit.data.loading import LINE_FORMATS
+        from ftaudit.data.loading import SHARDED
 
         imap_ordered = (partial(ray_engine.imap_ordered, address=ray_address) if engine == "ray" else
                         partial(parallel.imap_ordered, workers=self.opts.workers))
 
         agg = self.agg
-        total = sum(p.stat().st_size for _, p in self.roles if self.formats[p] in LINE_FORMATS)
+        total = sum(p.stat().st_size for _, p in self.roles if self.formats[p] in SHARDED)
         bar = Progress(progress, total_bytes=total, done_bytes=self.bytes_done)
         last_save = time.monotonic()
         try:
@@ -95,7 +86,7 @@ class ScanRun:
                     self._save()
                     last_save = time.monotonic()
             for file_no, (_, p) in enumerate(self.roles):
-                if self.formats[p] in LINE_FORMATS and not self.per_file[file_no] and not self.errors[file_no]:
+                if self.formats[p] in SHARDED and not self.per_file[file_no] and not self.errors[file_no]:
                     raise BadInput(f"{p}: contains no records")  # what iter_records says of a whole file
                 for e in self.errors[file_no]:
                     agg._skip(e.source, e.index, e.message)

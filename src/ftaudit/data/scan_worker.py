@@ -10,7 +10,6 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ftaudit.data import bias as bias_mod
@@ -19,6 +18,7 @@ from ftaudit.data.pieces import utf8_length
 from ftaudit.data.quality import MinHasher, exact_key, quality_flag
 from ftaudit.data.samples import redacted_context
 from ftaudit.data.stats import TokenCounter, detect_language
+from ftaudit.data.storage import location
 from ftaudit.errors import BadInput
 
 # Leaf keys that describe a record rather than hold its content: scanned for personal data (an author's email in
@@ -187,21 +187,21 @@ VANISHED = ("{p}: disappeared during the scan; nothing was written; put it back 
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of work: a batch of records the main process read (JSON, CSV, Parquet, datasets), or a shard of a
-    JSONL or text file that the worker reads itself (no records pickled across processes)."""
+    """One unit of work: a batch of records the main process read (JSON, CSV, datasets), or a shard of a JSONL,
+    text or Parquet file that the worker reads itself (no records pickled across processes)."""
 
     opts: ScanOptions
     role: str
     file_no: int
     batch: list | None = None
     path: str | None = None
-    span: Any = None  # loading.ByteRange
+    span: Any = None  # loading.ByteRange | loading.RowGroups
     size: int = 0  # the file's size when the scan started
     errors: tuple = ()  # a batch's unreadable records (read by the main process)
 
     @property
     def bytes(self) -> int:
-        return self.span.end - self.span.start if self.span is not None else 0
+        return self.span.bytes if self.span is not None else 0
 
 
 def run_job(job: Job) -> tuple[str, int, BatchOut, int]:
@@ -220,7 +220,7 @@ def run_job(job: Job) -> tuple[str, int, BatchOut, int]:
 def _run_shard(worker: Worker, job: Job) -> BatchOut:
     from ftaudit.data.loading import iter_records
 
-    p = Path(job.path)
+    p = location(job.path)
     try:
         if p.stat().st_size != job.size:
             raise ShardUnavailable(f"{p}: changed during the scan (its size is not what it was when the scan "
@@ -232,6 +232,31 @@ def _run_shard(worker: Worker, job: Job) -> BatchOut:
     for batch in batches(records, job.opts.batch_size):
         out.extend(worker.run(batch, job.role, job.file_no))
     return out
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A piece of a file for a worker: a shard it reads itself, or a batch of records read here with the
+    unreadable records met since the batch before (on_error="skip")."""
+
+    span: Any = None
+    batch: list | None = None
+    errors: tuple = ()
+
+
+def units(p, fmt: str, *, shard_bytes: int, batch_size: int, on_error: str = "stop") -> Iterator[Unit]:
+    """A file cut for the workers: JSONL, text and Parquet into shards, the other formats into batches."""
+    from ftaudit.data.loading import SHARDED, iter_records, shards
+
+    if fmt in SHARDED:
+        yield from (Unit(span=span) for span in shards(p, fmt, shard_bytes))
+        return
+    errs: list = []
+    for batch in batches(iter_records(p, on_error=on_error, errors=errs), batch_size):
+        yield Unit(batch=batch, errors=tuple(errs))
+        errs.clear()
+    if errs:
+        yield Unit(batch=[], errors=tuple(errs))
 
 
 def batches(records: Iterator, size: int) -> Iterator[list]:

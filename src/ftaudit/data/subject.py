@@ -208,11 +208,12 @@ class SubjectReport(BaseModel):
 
 @dataclass(frozen=True)
 class FindJob:
-    """A shard of a JSONL/text file its worker reads itself, or a batch of records the main process read."""
+    """A shard of a JSONL, text or Parquet file its worker reads itself, or a batch of records the main process
+    read."""
 
     matcher: Matcher
     path: str
-    span: Any = None  # loading.ByteRange
+    span: Any = None  # loading.ByteRange | loading.RowGroups
     batch: list | None = None
 
 
@@ -221,7 +222,7 @@ def find_in(job: FindJob) -> tuple[str, int, list[RecordHit]]:
     identifier)."""
     from ftaudit.data.loading import iter_records, iter_texts
 
-    records = job.batch if job.batch is not None else iter_records(Path(job.path), span=job.span)
+    records = job.batch if job.batch is not None else iter_records(job.path, span=job.span)
     scanned, hits = 0, []
     for rec in records:
         scanned += 1
@@ -238,14 +239,12 @@ def find_in(job: FindJob) -> tuple[str, int, list[RecordHit]]:
 
 
 def _jobs(files: list[Path], matcher: Matcher, shard_bytes: int, batch_size: int) -> Iterator[FindJob]:
-    from ftaudit.data.loading import LINE_FORMATS, byte_ranges, detect_format, iter_records
-    from ftaudit.data.scan_worker import batches
+    from ftaudit.data.loading import detect_format
+    from ftaudit.data.scan_worker import units
 
     for p in files:
-        if detect_format(p) in LINE_FORMATS:
-            yield from (FindJob(matcher, str(p), span=span) for span in byte_ranges(p, shard_bytes))
-        else:
-            yield from (FindJob(matcher, str(p), batch=b) for b in batches(iter_records(p), batch_size))
+        for u in units(p, detect_format(p), shard_bytes=shard_bytes, batch_size=batch_size):
+            yield FindJob(matcher, str(p), span=u.span, batch=u.batch)
 
 
 def find(paths: Iterable[str | os.PathLike], identifiers: Sequence[Identifier], *, key: bytes | None = None,

@@ -1,0 +1,144 @@
+"""Where scanned data lives: a local path, or an object in storage that Apache Arrow's filesystems read —
+`s3://bucket/key` (AWS S3 and S3-compatible stores: MinIO, Ceph, R2 …), `gs://bucket/key` (Google Cloud Storage),
+`abfs://container@account.dfs.core.windows.net/path` (Azure), `hdfs://host:port/path`.
+
+`location(text)` gives a `pathlib.Path` for a local path and an `ObjectPath` for a URL; both answer the same few
+questions (name, suffix, exists, is_file, is_dir, stat, open), so the loaders and shards read either the same way.
+Credentials and endpoints come from each store's usual environment (AWS_ACCESS_KEY_ID / AWS_PROFILE /
+AWS_ENDPOINT_URL, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_ACCOUNT_KEY …), as Arrow, Ray and the clouds' own
+tools read them. Objects are read, never written: outputs go to local paths.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from types import SimpleNamespace
+
+from ftaudit.errors import BadInput
+
+SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs")
+_URL = re.compile(r"([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
+READ_BUFFER = 8 << 20  # one ranged GET per 8 MiB read, not one per line
+
+
+def location(path: str | os.PathLike) -> Path | ObjectPath:
+    if isinstance(path, (Path, ObjectPath)):
+        return path
+    text = os.fspath(path)
+    m = _URL.match(text)
+    if m is None:
+        return Path(text)
+    scheme = m.group(1).lower()
+    if scheme not in SCHEMES:
+        raise BadInput(f"{text}: unsupported storage scheme {scheme}://; supported: a local path or "
+                       + ", ".join(f"{s}://" for s in SCHEMES))
+    return ObjectPath(text.rstrip("/"))
+
+
+def is_remote(path: str | os.PathLike) -> bool:
+    return isinstance(location(path), ObjectPath)
+
+
+@dataclass(frozen=True)
+class ObjectPath:
+    """An object (or a prefix, the "directory") in object storage, by URL."""
+
+    url: str
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __truediv__(self, name: str) -> ObjectPath:
+        return ObjectPath(f"{self.url}/{name}")
+
+    @property
+    def name(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.name).suffix
+
+    def absolute(self) -> ObjectPath:
+        return self
+
+    def _info(self):
+        import pyarrow.fs as pafs
+
+        fs, key = _filesystem(self.url)
+        try:
+            return fs.get_file_info(key), pafs.FileType
+        except OSError as exc:
+            raise unreadable(self, exc) from None
+
+    def exists(self) -> bool:
+        info, kind = self._info()
+        return info.type != kind.NotFound
+
+    def is_file(self) -> bool:
+        info, kind = self._info()
+        return info.type == kind.File
+
+    def is_dir(self) -> bool:
+        info, kind = self._info()
+        return info.type == kind.Directory
+
+    def stat(self) -> SimpleNamespace:
+        info, kind = self._info()
+        if info.type == kind.NotFound:
+            raise FileNotFoundError(self.url)
+        mtime = info.mtime_ns if info.mtime_ns is not None else 0
+        return SimpleNamespace(st_size=info.size or 0, st_mtime_ns=mtime)
+
+    def open(self, mode: str = "rb") -> io.BufferedReader:
+        if mode != "rb":
+            raise BadInput(f"{self.url}: objects in storage are read, not written; write to a local path")
+        fs, key = _filesystem(self.url)
+        try:
+            return io.BufferedReader(fs.open_input_file(key), READ_BUFFER)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise unreadable(self, exc) from None
+
+    def rglob(self, pattern: str):
+        """The objects under this prefix, in name order (`pattern` must be "*": only what `Path.rglob("*")` is
+        used for here)."""
+        import pyarrow.fs as pafs
+
+        if pattern != "*":
+            raise ValueError("ObjectPath.rglob supports only '*'")
+        fs, key = _filesystem(self.url)
+        try:
+            infos = fs.get_file_info(pafs.FileSelector(key, recursive=True))
+        except OSError as exc:
+            raise unreadable(self, exc) from None
+        root = self.url[: len(self.url) - len(key)]
+        return sorted(ObjectPath(root + i.path) for i in infos if i.type == pafs.FileType.File)
+
+    def relative_to(self, other: ObjectPath) -> PurePosixPath:
+        return PurePosixPath(self.url[len(other.url):].lstrip("/"))
+
+    def __lt__(self, other: ObjectPath) -> bool:
+        return self.url < other.url
+
+
+def unreadable(p: ObjectPath, exc: OSError) -> BadInput:
+    first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    return BadInput(f"{p}: cannot read it from object storage: {first}; check the URL, the credentials and, for an "
+                    "S3-compatible store, AWS_ENDPOINT_URL")
+
+
+def _filesystem(url: str):
+    """(filesystem, key) for a URL, made each time (about 8 ms): credentials and endpoints are read as they are now,
+    not as they were when the process first asked."""
+    import pyarrow.fs as pafs
+
+    try:
+        return pafs.FileSystem.from_uri(url)
+    except (OSError, ValueError) as exc:
+        raise unreadable(ObjectPath(url), exc if isinstance(exc, OSError) else OSError(str(exc))) from None
