@@ -5,6 +5,7 @@ one line, an unreachable cluster refused at once."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import socket
@@ -21,6 +22,7 @@ from test_scan_object_storage import corpus, s3_put
 from ftaudit.cli import main
 from ftaudit.data.scan import ScanOptions, scan
 from ftaudit.data.subject import find
+from ftaudit.errors import BadInput
 
 BIN = Path(sys.executable).parent
 
@@ -91,6 +93,42 @@ def test_an_unreachable_cluster_is_refused_at_once(tmp_path):
         assert done.returncode == 1 and message in done.stderr, done.stderr
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert not (tmp_path / "o" / "data_report.json").exists()
+
+
+def test_duplicates_and_leaks_found_across_the_cluster_are_the_drivers(tmp_path, cluster, capsys):
+    """--lsh cluster: band keys grouped by Ray tasks, outcomes replayed in the driver; the report and the findings
+    file equal the local engine's streaming index, near duplicates and near leaks included."""
+    train, table, ev = _data(tmp_path)
+    rows = [json.loads(line) for line in train.read_text().splitlines()]
+    edited = tmp_path / "edited.jsonl"  # one word changed in 80 of the texts: near, not exact, duplicates
+    edited.write_text("".join(json.dumps({**r, "text": r["text"].replace(" ", " very ", 1)}) + "\n"
+                              for r in rows[200:280]))
+    near_eval = tmp_path / "near_eval.jsonl"
+    near_eval.write_text("".join(json.dumps({"text": r["text"].replace(" ", " truly ", 1)}) + "\n"
+                                 for r in rows[300:320]))
+    opts = ScanOptions(workers=2, ner=False, shard_bytes=15_000)
+    args = dict(eval_paths=[ev, near_eval], options=opts)
+    local = scan([train, table, edited], findings_path=tmp_path / "local.jsonl", **args)
+    on_ray = scan([train, table, edited], findings_path=tmp_path / "ray.jsonl", engine="ray", ray_address=cluster,
+                  lsh="cluster", **args)
+    dump = lambda e: e.model_dump(mode="json", exclude={"scanned_at"})  # noqa: E731
+    assert dump(on_ray) == dump(local)
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    d, leaks = local.duplicates, local.leakage
+    assert d.near_duplicate_records >= 40 and d.exact_duplicate_records >= 7
+    assert leaks.exact_overlap == 40 and leaks.near_overlap >= 8
+    with pytest.raises(BadInput, match="--resume cannot continue a scan with --lsh cluster"):
+        scan([train], options=opts, engine="ray", ray_address=cluster, lsh="cluster", resume=True,
+             checkpoint_path=tmp_path / "c")
+    with pytest.raises(BadInput, match="'cluster' with --engine ray"):
+        scan([train], options=opts, lsh="cluster")
+    code = main(["data", "scan", str(train), str(table), str(edited), "--eval", str(ev), "--eval", str(near_eval),
+                 "--no-ner", "--policy", "off", "--engine", "ray", "--address", cluster, "--lsh", "cluster",
+                 "--shard-mb", "0.015", "--output-dir", str(tmp_path / "o")])
+    report = json.loads((tmp_path / "o" / "data_report.json").read_text())
+    assert code == 0 and report["duplicates"] == dump(local)["duplicates"]
+    assert report["leakage"] == dump(local)["leakage"]
+    capsys.readouterr()
 
 
 def test_ray_tasks_read_their_shards_from_object_storage(tmp_path, cluster, s3_server, monkeypatch):

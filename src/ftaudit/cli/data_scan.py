@@ -44,6 +44,9 @@ def register(sub) -> None:
                         "uniform sample of about N records with the rates estimated and their 95 %% intervals "
                         "(sample:N), or not at all (off); default: every record when a NER model is installed")
     p.add_argument("--ner-seed", type=int, default=0, metavar="S", help="seed of the NER sample (default 0)")
+    p.add_argument("--lsh", choices=["driver", "cluster"], default="driver",
+                   help="where duplicates and eval leaks are found: driver (one index in this process, default) "
+                        "or cluster (with --engine ray: band keys grouped across the cluster; not resumable)")
     p.add_argument("--resume", action="store_true",
                    help="continue a scan that was interrupted (Ctrl-C, kill, a lost machine) from its last "
                         "checkpoint in the output dir; the report is the one an uninterrupted scan writes")
@@ -65,7 +68,7 @@ def add_engine_arguments(p, *, shard_mb: float) -> None:
     p.add_argument("--address", default=None, metavar="HOST:PORT|ray://HOST:10001",
                    help="the Ray cluster (default: $RAY_ADDRESS, else a local Ray instance started for the work)")
     p.add_argument("--shard-mb", type=float, default=shard_mb, metavar="MB",
-                   help=f"JSONL and text files are cut into shards of this size that the workers read "
+                   help=f"JSONL, text and Parquet files are cut into shards of this size that the workers read "
                         f"(default {shard_mb:g})")
 
 
@@ -104,7 +107,8 @@ def run(args) -> int:
     evidence = scan(args.paths, eval_paths=args.eval_paths, datasheet=args.datasheet, policy=args.policy,
                     options=opts, findings_path=args.findings, progress=not args.json and sys.stderr.isatty(),
                     tdm=args.tdm, checkpoint_path=Path(args.output_dir) / checkpoint.FILENAME, resume=args.resume,
-                    checkpoint_seconds=args.checkpoint_every, engine=args.engine, ray_address=args.address)
+                    checkpoint_seconds=args.checkpoint_every, engine=args.engine, ray_address=args.address,
+                    lsh=args.lsh)
     written = write_reports(evidence, args.output_dir)
     if args.json:
         print(render_json(evidence), end="")

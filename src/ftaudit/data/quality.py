@@ -319,7 +319,11 @@ class DuplicateFinder:
         self._pairs: list[Pair] = []
 
     def add(self, item: int, key: bytes, sig: np.ndarray | None) -> None:
-        exact, pairs = self.index.add(item, key, sig)
+        self.note(item, *self.index.add(item, key, sig))
+
+    def note(self, item: int, exact: int | None, pairs: list[Pair]) -> None:
+        """What the index found for `item` (the earlier item it repeats exactly, or the earlier items it is near),
+        whichever index found it: this one, or the cluster's (`lsh_shuffle`)."""
         if exact is not None:
             self._exact_items += 1
             self._exact.union(exact, item)

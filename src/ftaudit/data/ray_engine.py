@@ -4,7 +4,9 @@ The same jobs as the local engine — byte-range shards that each task reads its
 run as Ray tasks, at most `max_pending` in flight, and come back in submission order, so the driver folds them as
 the local engine does and the report is the same. Ray retries a task whose worker or node is lost (3 times);
 after that, or when the cluster cannot be reached, the scan fails with one line and writes nothing (its checkpoint
-stays for --resume). Every node needs ftaudit installed and the data paths readable (a shared filesystem).
+stays for --resume). Every node needs ftaudit installed and the data readable (object storage, or a shared
+filesystem). With `--lsh cluster` the tasks keep their records' keys and signatures in the object store and the
+duplicate search runs as tasks too (`lsh_shuffle`).
 """
 
 from __future__ import annotations
@@ -57,34 +59,64 @@ def _reachable(address: str, timeout: float = 3.0) -> None:
                        "running (ray start --head), and is the port open?") from None
 
 
-def imap_ordered(fn: Callable[[T], R], chunks: Iterable[T], *, address: str | None = None,
-                 max_pending: int | None = None) -> Iterator[R]:
+def imap_ordered(fn: Callable[..., R], chunks: Iterable[T], *, address: str | None = None,
+                 max_pending: int | None = None, args: tuple = (), keep: int = 0) -> Iterator:
+    """fn(chunk, *args) over chunks as Ray tasks, results in order. With `keep`, fn returns 1 + keep values: the
+    first comes back, the others stay in the cluster's object store, and each result is (first, [their refs])."""
     ray = connect(address)
-    from ray.exceptions import RayError, RayTaskError
-
-    task = ray.remote(max_retries=RETRIES, retry_exceptions=False)(fn)
+    task = ray.remote(max_retries=RETRIES, retry_exceptions=False, num_returns=1 + keep)(fn)
     outstanding: set = set()
 
     def submit(chunk):
-        ref = task.remote(chunk)
-        outstanding.add(ref)
-        return ref
+        refs = task.remote(chunk, *args)
+        first = refs[0] if keep else refs
+        outstanding.add(first)
+        return refs
 
-    def result(ref):
-        outstanding.discard(ref)
-        try:
-            return ray.get(ref)
-        except RayTaskError as exc:
-            if isinstance(exc.cause, FtauditError):
-                raise exc.cause from None  # the task's own one-line error, without the remote traceback
-            raise BadInput(f"a scan task failed on the Ray cluster: {type(exc.cause).__name__}: {exc.cause}") from None
-        except RayError as exc:
-            raise BadInput(f"a scan task was lost on the Ray cluster after {RETRIES} retries "
-                           f"({type(exc).__name__}); nothing was written; rerun with --resume") from None
+    def result(refs):
+        first = refs[0] if keep else refs
+        outstanding.discard(first)
+        value = _get(ray, first)
+        return (value, refs[1:]) if keep else value
 
     try:
-        yield from in_order(submit, result, chunks,
-                            max_pending or 2 * max(1, int(ray.cluster_resources().get("CPU", 1))))
+        yield from in_order(submit, result, chunks, max_pending or 2 * cpus(ray))
     finally:
         for ref in outstanding:  # the consumer stopped early or failed: drop the queued work
             ray.cancel(ref, force=True)
+
+
+def run_all(fn: Callable[..., R], calls: list[tuple], *, address: str | None = None) -> list[R]:
+    """fn(*args) for each args as Ray tasks, all at once; object refs among the args are resolved by Ray."""
+    ray = connect(address)
+    task = ray.remote(max_retries=RETRIES, retry_exceptions=False)(fn)
+    refs = [task.remote(*args) for args in calls]
+    try:
+        return [_get(ray, ref, then="run the scan again") for ref in refs]
+    except BaseException:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        raise
+
+
+def put(value, *, address: str | None = None):
+    return connect(address).put(value)
+
+
+def cpus(ray=None) -> int:
+    ray = ray or connect(None)
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def _get(ray, ref, then: str = "rerun with --resume"):
+    from ray.exceptions import RayError, RayTaskError
+
+    try:
+        return ray.get(ref)
+    except RayTaskError as exc:
+        if isinstance(exc.cause, FtauditError):
+            raise exc.cause from None  # the task's own one-line error, without the remote traceback
+        raise BadInput(f"a scan task failed on the Ray cluster: {type(exc.cause).__name__}: {exc.cause}") from None
+    except RayError as exc:
+        raise BadInput(f"a scan task was lost on the Ray cluster after {RETRIES} retries "
+                       f"({type(exc).__name__}); nothing was written; {then}") from None

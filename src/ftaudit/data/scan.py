@@ -71,13 +71,15 @@ def scan(
     checkpoint_seconds: float = 30.0,
     engine: str = "local",
     ray_address: str | None = None,
+    lsh: str = "driver",
 ) -> DataEvidence:
     """Scan training files (and eval files for leakage); return the evidence. Never raises for a policy block:
     the verdict is in `evidence.policy` (see `policy.enforce`). `tdm`: saved TDM reservations of the source domains
     (`ftaudit.data.tdm`), checked against every domain of the training data. `checkpoint_path`: where the state
     is saved every `checkpoint_seconds` (after a folded shard), so that `resume=True` continues an interrupted scan
     and gives the report an uninterrupted one gives. `engine="ray"`: the same jobs as Ray tasks on the cluster at
-    `ray_address` (`ftaudit.data.ray_engine`), the same report."""
+    `ray_address` (`ftaudit.data.ray_engine`), the same report; with `lsh="cluster"` also the duplicate and leak
+    search, band keys grouped across the cluster (`ftaudit.data.lsh_shuffle`; not resumable)."""
     from ftaudit.data.loading import count_records, data_files, detect_format
     from ftaudit.data.policy import evaluate, load_policy
 
@@ -94,6 +96,11 @@ def scan(
         raise BadInput("the near-duplicate threshold must be in (0, 1]")
     if engine not in ("local", "ray"):
         raise BadInput(f"--engine must be 'local' or 'ray', not {engine!r}")
+    if lsh not in ("driver", "cluster") or (lsh == "cluster" and engine != "ray"):
+        raise BadInput(f"--lsh must be 'driver', or 'cluster' with --engine ray, not {lsh!r} with --engine {engine}")
+    if lsh == "cluster" and resume:
+        raise BadInput("--resume cannot continue a scan with --lsh cluster (its duplicate index lived on the "
+                       "cluster); run it again without --resume")
     formats = {p: detect_format(p) for p in train + evals}  # unknown types fail before any work
     for p in train + evals:
         if not p.exists():
@@ -114,7 +121,7 @@ def scan(
 
     run = ScanRun(opts, roles, formats, findings_path, Path(checkpoint_path) if checkpoint_path else None, resume,
                checkpoint_seconds)
-    agg, files = run.fold(progress, engine, ray_address)
+    agg, files = run.fold(progress, engine, ray_address, lsh)
     if info is not None and opts.ner_rate is not None:
         info.ner_sample = ner_sample_evidence(agg, opts)
         info.note += (f" NER read a seeded uniform sample of {agg.ner_records:,} of {agg.counts.records:,} records "

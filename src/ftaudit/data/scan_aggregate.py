@@ -23,15 +23,14 @@ from ftaudit.data.evidence import (
     SkippedRecord,
     SpecialCategoryFlag,
 )
-from ftaudit.data.quality import DuplicateFinder
-from ftaudit.data.scan_worker import SPECIAL_PREFIX, BatchOut, RecordOut, ScanOptions
+from ftaudit.data.quality import DuplicateFinder, Pair
+from ftaudit.data.scan_worker import ID_SHIFT, SPECIAL_PREFIX, BatchOut, RecordOut, ScanOptions
 from ftaudit.data.stats import TextStats
 from ftaudit.data.storage import ObjectPath
 from ftaudit.errors import BadInput
 from ftaudit.io import sha256_file, sha256_stream
 
 _INDEX = re.compile(r"\[\d+\]")
-ID_SHIFT = 40  # item id = file number << 40 | record index: no per-record bookkeeping for 1e12 records per file
 MAX_EXAMPLES = 20
 MAX_SKIPPED_LISTED = 50
 
@@ -162,6 +161,7 @@ class Aggregate:
         self.sources: list[str] = []
         self.ner_records = 0
         self.ner_type_records: Counter = Counter()  # records NER read that hold this NER type
+        self.index_here = True  # False: the cluster finds duplicates and leaks (lsh_shuffle), `note`d afterwards
 
     def source_of(self, item: int) -> tuple[str, int]:
         return self.sources[item >> ID_SHIFT], item & ((1 << ID_SHIFT) - 1)
@@ -177,7 +177,7 @@ class Aggregate:
             n += 1
             self.digest.update(r.rec_hash)
             self._content(r)
-            if r.flag != "empty":  # empty records are reported as empty, not as duplicates of each other
+            if r.flag != "empty" and self.index_here:  # empty records are not duplicates of each other
                 self.dups.add((file_no << ID_SHIFT) | r.index, r.key, r.sig)
             self.domains.add(r.domains, r.content_bytes, r.domain_method)
             self.ner_records += r.ner
@@ -193,22 +193,25 @@ class Aggregate:
             n += 1
             self.eval_records += 1
             self.eval_digest.update(r.rec_hash)
-            if r.flag == "empty":
-                continue
-            exact, pairs = self.dups.index.query(r.key, r.sig)
-            match: tuple[int, float] | None = None
-            if exact is not None:
-                self.exact_leaks += 1
-                match = (exact, 1.0)
-            elif pairs:
-                self.near_leaks += 1
-                best = max(pairs, key=lambda p: p.similarity)
-                match = (best.a, best.similarity)
-            if match and len(self.leak_examples) < MAX_EXAMPLES:
-                t_src, t_idx = self.source_of(match[0])
-                self.leak_examples.append(RecordPair(a_source=source, a_record=r.index, b_source=t_src,
-                                                     b_record=t_idx, similarity=round(match[1], 4)))
+            if r.flag != "empty" and self.index_here:
+                self.leak(source, r.index, *self.dups.index.query(r.key, r.sig))
         return n
+
+    def leak(self, source: str, index: int, exact: int | None, pairs: list[Pair]) -> None:
+        """What the training data's index found for an eval record: the training record it repeats exactly, or
+        those it is near."""
+        match: tuple[int, float] | None = None
+        if exact is not None:
+            self.exact_leaks += 1
+            match = (exact, 1.0)
+        elif pairs:
+            self.near_leaks += 1
+            best = max(pairs, key=lambda p: p.similarity)
+            match = (best.a, best.similarity)
+        if match and len(self.leak_examples) < MAX_EXAMPLES:
+            t_src, t_idx = self.source_of(match[0])
+            self.leak_examples.append(RecordPair(a_source=source, a_record=index, b_source=t_src,
+                                                 b_record=t_idx, similarity=round(match[1], 4)))
 
     def _skip(self, source: str, index: int, reason: str) -> None:
         self.counts.skipped_records += 1

@@ -57,23 +57,38 @@ class ScanRun:
                            on_error=opts.on_error):
                 yield Job(opts, role, file_no, path=str(p), span=u.span, size=size, batch=u.batch, errors=u.errors)
 
-    def fold(self, progress: bool, engine: str = "local",
-             ray_address: str | None = None) -> tuple["Aggregate", list[FileFingerprint]]:
+    def fold(self, progress: bool, engine: str = "local", ray_address: str | None = None,
+             lsh: str = "driver") -> tuple["Aggregate", list[FileFingerprint]]:
+        """`lsh="cluster"` (Ray only): the records' keys and signatures stay in the cluster and duplicates and
+        leaks are found there after the fold (`lsh_shuffle`); no checkpoint is written (the parts die with the
+        driver)."""
         from functools import partial
         from itertools import islice
 
-        from ftaudit.data import checkpoint, parallel, ray_engine
+        from ftaudit.data import checkpoint, lsh_shuffle, parallel, ray_engine
         from ftaudit.data.loading import SHARDED
 
-        imap_ordered = (partial(ray_engine.imap_ordered, address=ray_address) if engine == "ray" else
-                        partial(parallel.imap_ordered, workers=self.opts.workers))
+        fn, parts = run_job, []
+        if lsh == "cluster":
+            fn, partitions = lsh_shuffle.run_and_split, ray_engine.cpus(ray_engine.connect(ray_address))
+            imap_ordered = partial(ray_engine.imap_ordered, address=ray_address, args=(partitions,),
+                                   keep=2 * partitions)
+            self.agg.index_here, self.checkpoint_path = False, None
+        elif engine == "ray":
+            imap_ordered = partial(ray_engine.imap_ordered, address=ray_address)
+        else:
+            imap_ordered = partial(parallel.imap_ordered, workers=self.opts.workers)
 
         agg = self.agg
         total = sum(p.stat().st_size for _, p in self.roles if self.formats[p] in SHARDED)
         bar = Progress(progress, total_bytes=total, done_bytes=self.bytes_done)
         last_save = time.monotonic()
         try:
-            for role, file_no, out, nbytes in imap_ordered(run_job, islice(self.jobs(), self.done, None)):
+            for result in imap_ordered(fn, islice(self.jobs(), self.done, None)):
+                if lsh == "cluster":
+                    result, refs = result
+                    parts.append(refs)
+                role, file_no, out, nbytes = result
                 source = agg.sources[file_no]
                 if role == "train":
                     self.per_file[file_no] += agg.add_train(file_no, source, out)
@@ -85,6 +100,9 @@ class ScanRun:
                 if self.checkpoint_path is not None and time.monotonic() - last_save >= self.checkpoint_seconds:
                     self._save()
                     last_save = time.monotonic()
+            if lsh == "cluster":
+                evals = frozenset(i for i, (role, _) in enumerate(self.roles) if role == "eval")
+                lsh_shuffle.on_cluster(agg, parts, evals, address=ray_address)
             for file_no, (_, p) in enumerate(self.roles):
                 if self.formats[p] in SHARDED and not self.per_file[file_no] and not self.errors[file_no]:
                     raise BadInput(f"{p}: contains no records")  # what iter_records says of a whole file

@@ -49,6 +49,7 @@ class ScanOptions:
 
 
 SPECIAL_PREFIX = "SPECIAL_CATEGORY_"
+ID_SHIFT = 40  # item id = file number << 40 | record index: no per-record bookkeeping for 1e12 records per file
 LARGE_RECORD = 1 << 20  # characters: a record this long is hashed in pieces
 # ---------------------------------------------------------------------------------------------------------------
 # Worker side
