@@ -58,11 +58,16 @@ def main(argv=None) -> None:
             optimizer.zero_grad()
             if meter.step():  # the gate (none here) says stop
                 break
+    state, rank0 = meter.state, meter.rank0
     if a.accelerate:
-        accelerator.end_training()  # the process group goes before exit: gloo's threads die with it, not in teardown
-    if meter.rank0:
-        print(f"{meter.state.regulatory_flops:.6g} FLOP over {meter.state.counts.micro_batches} micro-batches "
-              f"on {meter.state.world_size} process(es)")
+        # Gloo's process group must die while Python still runs, and not inside DDP's deallocation: there it waits
+        # for its threads holding the GIL and can deadlock (pytorch/pytorch#56297). So nothing keeps the model.
+        del meter
+        model, optimizer = accelerator.free_memory(model, optimizer)
+        accelerator.end_training()
+    if rank0:
+        print(f"{state.regulatory_flops:.6g} FLOP over {state.counts.micro_batches} micro-batches "
+              f"on {state.world_size} process(es)")
 
 
 if __name__ == "__main__":
