@@ -487,10 +487,6 @@ class FlopMeter:
             t = torch.tensor([seconds], dtype=torch.float64, device=dev)
             dist.all_reduce(t, op=dist.ReduceOp.MAX)
             seconds = float(t.item())
-            if final:
-                # Gloo's workers drop a finished collective's Python tensors holding the GIL; a process group torn
-                # down at exit in that instant deadlocks on them. A barrier's wait releases the GIL until they have.
-                dist.barrier()
 
         base = self._base
         new = base.model_copy(deep=True)
