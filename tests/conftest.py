@@ -102,3 +102,10 @@ def s3_server() -> dict[str, str]:
            "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
     server.stop()
 
+
+@pytest.fixture
+def s3(s3_server, monkeypatch) -> dict[str, str]:
+    """The local S3 server, its endpoint and credentials in this process's environment."""
+    for k, v in s3_server.items():
+        monkeypatch.setenv(k, v)
+    return s3_server

@@ -46,9 +46,9 @@ def corpus(tmp_path):
     return local
 
 
-def _upload(s3_server, local, prefix: str) -> None:
+def _upload(s3_env, local, prefix: str) -> None:
     for f in sorted(local.iterdir()):
-        s3_put(s3_server, f"{prefix}/{f.name}", f.read_bytes())
+        s3_put(s3_env, f"{prefix}/{f.name}", f.read_bytes())
 
 
 def _same_report(remote, local, prefix: str, local_dir) -> None:
@@ -59,11 +59,9 @@ def _same_report(remote, local, prefix: str, local_dir) -> None:
         [(f.sha256, f.bytes, f.records, f.format) for f in local.files]
 
 
-def test_a_scan_of_objects_in_s3_is_the_scan_of_the_same_bytes_on_disk(tmp_path, s3_server, monkeypatch):
-    for k, v in s3_server.items():
-        monkeypatch.setenv(k, v)
+def test_a_scan_of_objects_in_s3_is_the_scan_of_the_same_bytes_on_disk(tmp_path, s3):
     local = corpus(tmp_path)
-    _upload(s3_server, local, "s3://corpus-one/v1")
+    _upload(s3, local, "s3://corpus-one/v1")
     opts = ScanOptions(workers=2, ner=False, shard_bytes=10_000)  # a dozen ranged reads of the JSONL object
     names = ["a.jsonl", "b.csv", "c.parquet"]
     on_s3 = scan([f"s3://corpus-one/v1/{n}" for n in names], options=opts, findings_path=tmp_path / "s3.jsonl")
@@ -77,12 +75,10 @@ def test_a_scan_of_objects_in_s3_is_the_scan_of_the_same_bytes_on_disk(tmp_path,
     assert s3_lines == disk_lines and len(disk_lines) == on_disk.findings.total
 
 
-def test_a_prefix_is_its_data_files_in_name_order(tmp_path, s3_server, monkeypatch, capsys):
-    for k, v in s3_server.items():
-        monkeypatch.setenv(k, v)
+def test_a_prefix_is_its_data_files_in_name_order(tmp_path, s3, capsys):
     local = corpus(tmp_path)
-    _upload(s3_server, local, "s3://corpus-two/2026/12")
-    s3_put(s3_server, "s3://corpus-two/2026/12/README", b"not data")  # no data suffix: not scanned
+    _upload(s3, local, "s3://corpus-two/2026/12")
+    s3_put(s3, "s3://corpus-two/2026/12/README", b"not data")  # no data suffix: not scanned
     opts = ScanOptions(workers=1, ner=False)
     _same_report(scan(["s3://corpus-two/2026/"], options=opts), scan(sorted(local.iterdir()), options=opts),
                  "s3://corpus-two/2026/12", local)
@@ -99,19 +95,15 @@ def test_a_prefix_is_its_data_files_in_name_order(tmp_path, s3_server, monkeypat
     ("s3://corpus-three/empty/", "no data files under this prefix"),
     ("ftp://host/data.jsonl", "unsupported storage scheme ftp://"),
 ])
-def test_what_is_not_there_is_one_line_and_nothing_is_written(tmp_path, s3_server, monkeypatch, capsys, url, says):
-    for k, v in s3_server.items():
-        monkeypatch.setenv(k, v)
-    s3_put(s3_server, "s3://corpus-three/empty/notes.bin", b"\x00")
+def test_what_is_not_there_is_one_line_and_nothing_is_written(tmp_path, s3, capsys, url, says):
+    s3_put(s3, "s3://corpus-three/empty/notes.bin", b"\x00")
     code = main(["data", "scan", url, "--no-ner", "--output-dir", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == BAD_INPUT and says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
-def test_an_unreachable_store_is_one_line(tmp_path, s3_server, monkeypatch, capsys):
-    for k, v in s3_server.items():
-        monkeypatch.setenv(k, v)
+def test_an_unreachable_store_is_one_line(tmp_path, s3, capsys, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
     code = main(["data", "scan", "s3://corpus-four/a.jsonl", "--no-ner", "--output-dir", str(tmp_path / "o")])
     err = capsys.readouterr().err

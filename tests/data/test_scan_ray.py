@@ -131,12 +131,10 @@ def test_duplicates_and_leaks_found_across_the_cluster_are_the_drivers(tmp_path,
     capsys.readouterr()
 
 
-def test_ray_tasks_read_their_shards_from_object_storage(tmp_path, cluster, s3_server, monkeypatch):
-    for k, v in s3_server.items():
-        monkeypatch.setenv(k, v)
+def test_ray_tasks_read_their_shards_from_object_storage(tmp_path, cluster, s3):
     local = corpus(tmp_path)
     for f in sorted(local.iterdir()):
-        s3_put(s3_server, f"s3://ray-corpus/v1/{f.name}", f.read_bytes())
+        s3_put(s3, f"s3://ray-corpus/v1/{f.name}", f.read_bytes())
     opts = ScanOptions(workers=2, ner=False, shard_bytes=10_000)
     on_ray = scan(["s3://ray-corpus/v1/"], eval_paths=["s3://ray-corpus/v1/a.jsonl"], options=opts, engine="ray",
                   ray_address=cluster, findings_path=tmp_path / "ray.jsonl")

@@ -103,8 +103,7 @@ def put(value, *, address: str | None = None):
     return connect(address).put(value)
 
 
-def cpus(ray=None) -> int:
-    ray = ray or connect(None)
+def cpus(ray) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 

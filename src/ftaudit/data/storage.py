@@ -39,10 +39,6 @@ def location(path: str | os.PathLike) -> Path | ObjectPath:
     return ObjectPath(text.rstrip("/"))
 
 
-def is_remote(path: str | os.PathLike) -> bool:
-    return isinstance(location(path), ObjectPath)
-
-
 @dataclass(frozen=True)
 class ObjectPath:
     """An object (or a prefix, the "directory") in object storage, by URL."""
@@ -63,33 +59,25 @@ class ObjectPath:
     def suffix(self) -> str:
         return PurePosixPath(self.name).suffix
 
-    def absolute(self) -> ObjectPath:
-        return self
-
     def _info(self):
-        import pyarrow.fs as pafs
-
         fs, key = _filesystem(self.url)
         try:
-            return fs.get_file_info(key), pafs.FileType
+            return fs.get_file_info(key)
         except OSError as exc:
             raise unreadable(self, exc) from None
 
     def exists(self) -> bool:
-        info, kind = self._info()
-        return info.type != kind.NotFound
+        return self._info().type.name != "NotFound"
 
     def is_file(self) -> bool:
-        info, kind = self._info()
-        return info.type == kind.File
+        return self._info().type.name == "File"
 
     def is_dir(self) -> bool:
-        info, kind = self._info()
-        return info.type == kind.Directory
+        return self._info().type.name == "Directory"
 
     def stat(self) -> SimpleNamespace:
-        info, kind = self._info()
-        if info.type == kind.NotFound:
+        info = self._info()
+        if info.type.name == "NotFound":
             raise FileNotFoundError(self.url)
         mtime = info.mtime_ns if info.mtime_ns is not None else 0
         return SimpleNamespace(st_size=info.size or 0, st_mtime_ns=mtime)
@@ -118,13 +106,7 @@ class ObjectPath:
         except OSError as exc:
             raise unreadable(self, exc) from None
         root = self.url[: len(self.url) - len(key)]
-        return sorted(ObjectPath(root + i.path) for i in infos if i.type == pafs.FileType.File)
-
-    def relative_to(self, other: ObjectPath) -> PurePosixPath:
-        return PurePosixPath(self.url[len(other.url):].lstrip("/"))
-
-    def __lt__(self, other: ObjectPath) -> bool:
-        return self.url < other.url
+        return [ObjectPath(root + path) for path in sorted(i.path for i in infos if i.type == pafs.FileType.File)]
 
 
 def unreadable(p: ObjectPath, exc: OSError) -> BadInput:
