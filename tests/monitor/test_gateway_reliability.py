@@ -97,7 +97,7 @@ def test_with_an_api_key_every_route_but_health_needs_it(stub, run_dir, monitor_
         gw.proc.wait(30)
 
 
-BACKLOG, PACE_S, MAX_RATE = 40, 0.05, 400  # events; seconds; answers per second four clients reach here at most
+BACKLOG, PACE_S = 40, 0.05  # answers a client may be ahead of what the writer committed; seconds between looks
 
 
 @pytest.mark.parametrize("victim", ["gateway", "gateway and writer"])
@@ -109,16 +109,20 @@ def test_kill_9_under_load_loses_at_most_the_writers_batch_and_never_corrupts(st
     assert listening["event"] == "listening" and listening["url"] == gw.url
     answered: list[str] = []
     stop = threading.Event()
-    # Killing the gateway alone: as fast as four clients go. Killing its writer too: paced by the writer's progress
-    # (answers at most BACKLOG ahead of what /healthz says it wrote), so that what it holds at the kill is about one
-    # batch, however slowly a loaded machine lets it run; the gateway deliberately runs the writer niced.
-    caught_up = threading.Event()
-    caught_up.set()
+    # Killing the gateway alone: as fast as four clients go. Killing its writer too: a client sends only while the
+    # answers are at most BACKLOG ahead of the last committed count /healthz showed (committed events are never
+    # lost, and that count only grows), so what the writer holds at the kill is at most BACKLOG plus one request per
+    # client, however slowly a loaded machine lets the niced writer run.
+    seen = threading.Condition()
+    committed = [0]
 
     def client():
         while not stop.is_set():
             if victim != "gateway":
-                caught_up.wait(1)
+                with seen:
+                    seen.wait_for(lambda: stop.is_set() or len(answered) - committed[0] < BACKLOG)
+                if stop.is_set():
+                    return
             try:
                 status, body, _ = _chat(gw.url, run_dir)
             except OSError:
@@ -132,7 +136,9 @@ def test_kill_9_under_load_loses_at_most_the_writers_batch_and_never_corrupts(st
                 written = _get(gw.url + "/healthz")["events_written"]
             except OSError:
                 return
-            (caught_up.set if len(answered) - written <= BACKLOG else caught_up.clear)()
+            with seen:
+                committed[0] = max(committed[0], written)
+                seen.notify_all()
             time.sleep(PACE_S)
 
     threads = [threading.Thread(target=client) for _ in range(4)] + [threading.Thread(target=pacer)]
@@ -149,7 +155,8 @@ def test_kill_9_under_load_loses_at_most_the_writers_batch_and_never_corrupts(st
         os.killpg(gw.proc.pid, signal.SIGKILL)
     gw.proc.wait(10)
     stop.set()
-    caught_up.set()
+    with seen:
+        seen.notify_all()
     for t in threads:
         t.join(30)
     deadline = time.monotonic() + 30  # an orphaned writer drains the pipe, writes, checkpoints and exits
@@ -166,9 +173,8 @@ def test_kill_9_under_load_loses_at_most_the_writers_batch_and_never_corrupts(st
         # Each exchange reaches the writer before its client sees the end of the answer: none answered is lost.
         assert len(events) >= len(answered), (len(events), len(answered))
     else:
-        # The writer's batch in the making is lost with it: the backlog the pacing allows, plus the answers of one
-        # pacer interval and of four clients in flight.
-        assert len(events) >= len(answered) - (BACKLOG + 4 + MAX_RATE * PACE_S), (len(events), len(answered))
+        # The writer's batch in the making is lost with it: the backlog the pacing allows and four clients in flight.
+        assert len(events) >= len(answered) - (BACKLOG + 4), (len(events), len(answered))
     assert len(logged) == len(events)
 
 
