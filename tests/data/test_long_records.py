@@ -3,13 +3,15 @@ the words of the record (issue: a 50 MB single-line record needed 1.4 GB without
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
-from ftaudit.data import bias, pieces
+from ftaudit.data import bias, pieces, pii
 from ftaudit.data.loading import iter_records
 from ftaudit.data.quality import MinHasher, exact_key, garbled_reason, normalise, shingles
 from ftaudit.data.scan_worker import ScanOptions, Worker
@@ -85,3 +87,31 @@ def test_intervals_answer_as_the_pairwise_check_does():
                 assert index.overlaps(qs, qe) == any(qs < be and bs < qe for bs, be in ranges), (ranges, qs, qe)
             index.add(s, e)
             ranges.append((s, e))
+
+
+def _golden_texts() -> list[str]:
+    with gzip.open(Path(__file__).parent / "engine_golden" / "dataset.jsonl.gz", "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    return [v for row in rows for v in row.values() if isinstance(v, str)]
+
+
+@pytest.mark.parametrize("size", [4096, 8192])
+def test_detection_in_windows_finds_what_reading_the_whole_text_finds(monkeypatch, size):
+    """Identifiers, secrets and lexicon terms of the golden engine set, glued into long texts (no separator,
+    spaces, newlines, an 'İ' that stops case folding) around a blob without whitespace: the same spans, types and
+    scores whether a text is read whole or in windows (every match here is shorter than half the overlap)."""
+    rng = random.Random(size)
+    texts = _golden_texts()
+    rng.shuffle(texts)
+    long_texts = []
+    for start in range(0, len(texts), 150):
+        glue = rng.choice(["", " ", "\n", " İ "])
+        parts = texts[start:start + 150] + [" " + "QUJD" * rng.randint(0, 3000) + " "]
+        rng.shuffle(parts)
+        long_texts.append(glue.join(parts))
+    assert sum(len(t) > 2 * size for t in long_texts) >= 10
+    whole = pii.detect_many(long_texts, ner=False)
+    monkeypatch.setattr(pieces, "WINDOW", size)
+    monkeypatch.setattr(pieces, "OVERLAP", size // 2)
+    assert pii.detect_many(long_texts, ner=False) == whole
+    assert sum(map(len, whole)) > 1000

@@ -8,9 +8,17 @@ is its own size plus one piece, however long it is.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from itertools import chain, pairwise
+
+from ftaudit.data.spans import Span
 
 PIECE = 1 << 18  # characters per piece for the statistics; NER uses its own, smaller windows
+# Pattern, secret and lexicon detectors on texts longer than WINDOW: windows overlapping by OVERLAP, so that any
+# match and the context it reads up to OVERLAP / 2 characters on each side are seen whole by one window.
+WINDOW = 1 << 20
+OVERLAP = 1 << 16
 
 
 def pieces(text: str, size: int | None = None, overlap: int = 0) -> Iterator[tuple[int, str]]:
@@ -35,6 +43,24 @@ def pieces(text: str, size: int | None = None, overlap: int = 0) -> Iterator[tup
         if end >= len(text):
             return
         pos = max(end - overlap, pos + 1)
+
+
+def windowed(detect: Callable[[str], list[Span]], text: str, size: int | None = None,
+             overlap: int | None = None) -> list[Span]:
+    """detect(text) read in overlapping windows. Each window keeps the spans that start in its own part, from the
+    middle of its overlap with the previous window to the middle of its overlap with the next: every span is
+    found once, by the window where it and its context lie furthest from a cut."""
+    size, overlap = size or WINDOW, overlap or OVERLAP
+    if len(text) <= size:
+        return detect(text)
+    spans: list[Span] = []
+    lo = 0
+    for (pos, window), (next_pos, _) in pairwise(chain(pieces(text, size, overlap), [(len(text), "")])):
+        hi = (next_pos + pos + len(window)) // 2 if next_pos < len(text) else len(text)
+        spans += [replace(sp, start=sp.start + pos, end=sp.end + pos) for sp in detect(window)
+                  if lo <= sp.start + pos < hi]
+        lo = hi
+    return spans
 
 
 def utf8_length(text: str) -> int:

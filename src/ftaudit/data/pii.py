@@ -17,7 +17,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from ftaudit.data.loading import LoadError, OnError, iter_records, iter_texts  # noqa: F401 (re-exported)
 from ftaudit.data.ner_filter import NER_SCORE, refine_entities  # noqa: F401 (NER_SCORE re-exported)
@@ -37,9 +37,9 @@ from ftaudit.data.patterns.recognizers import (
     TLD_HIT,
     phone_score,
 )
-from ftaudit.data.pieces import PIECE, pieces
+from ftaudit.data.pieces import OVERLAP, PIECE, WINDOW, pieces, windowed
 from ftaudit.data.secrets import SECRET_TYPES, Candidates, detect_secrets
-from ftaudit.data.spans import Finding, Span, resolve_overlaps
+from ftaudit.data.spans import Finding, Span, folds, resolve_overlaps
 from ftaudit.data.special_categories import PREFIX as SPECIAL_PREFIX
 from ftaudit.data.special_categories import category_types, detect_special
 from ftaudit.errors import BadInput
@@ -60,7 +60,8 @@ NER_WINDOW = 10_000
 NER_OVERLAP = 300
 NER_BATCH_CHARS = 10_000
 NER_LONG_TEXT_NOTE = (f"texts longer than {NER_WINDOW:,} characters were read by NER in windows of {NER_WINDOW:,} "
-                      f"characters overlapping by {NER_OVERLAP}, and every per-record statistic (duplicates, tokens, "
+                      f"characters overlapping by {NER_OVERLAP} (the pattern, secret and lexicon detectors: windows of "
+                      f"{WINDOW:,} overlapping by {OVERLAP:,}), and every per-record statistic (duplicates, tokens, "
                       f"garbled check, bias sentences) read long texts in pieces of {PIECE:,} characters cut at "
                       "whitespace, so a record of any length is scanned in bounded memory")
 
@@ -210,6 +211,10 @@ def _pattern_spans(text: str) -> list[Span]:
     return spans
 
 
+def _identifier_spans(text: str, candidates: Candidates, fold: bool) -> list[Span]:
+    return _pattern_spans(text) + detect_secrets(text, candidates, fold)
+
+
 # ---------------------------------------------------------------------------------------------------- NER
 
 _NER_STATE: dict = {}
@@ -321,13 +326,14 @@ def detect_many(texts: Sequence[str], *, ner: bool | None = None, types: Iterabl
     results: list[list[Span]] = []
     secret_candidates = Candidates.of(texts)
     for i, text in enumerate(texts):
-        spans = _pattern_spans(text) + detect_secrets(text, secret_candidates)
+        fold = folds(text)
+        spans = windowed(partial(_identifier_spans, candidates=secret_candidates, fold=fold), text)
         if ner_ents is not None:
             # Shape and cue rules (ner_filter): identifiers are not names; e-mail/URL text is not a name either.
             spans += refine_entities(text, ner_ents[i], [(sp.start, sp.end) for sp in spans], _NER_LABELS)
         spans = resolve_overlaps(spans)
         if special:
-            spans += detect_special(text)  # flags for review; they do not compete with personal-data spans
+            spans += windowed(partial(detect_special, fold=fold), text)  # flags for review, not competing
             spans.sort(key=lambda s: (s.start, s.end))
         results.append([s for s in spans if s.score >= min_score and (wanted is None or s.type in wanted)])
     return results

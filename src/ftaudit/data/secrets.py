@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from ftaudit.data.spans import Span
+from ftaudit.data.spans import Span, folds
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ class Candidates:
 EVERY = Candidates()
 
 
-def detect_secrets(text: str, candidates: Candidates = EVERY) -> list[Span]:
+def detect_secrets(text: str, candidates: Candidates = EVERY, fold: bool | None = None) -> list[Span]:
     spans: list[Span] = []
     for p in candidates.patterns:
         if not any(pre in text for pre in p.prefixes):
@@ -158,14 +158,12 @@ def detect_secrets(text: str, candidates: Candidates = EVERY) -> list[Span]:
             s, e = m.span(p.group)
             spans.append(Span(s, e, p.type, p.score, "secret"))
     if candidates.stems and ("=" in text or ":" in text):
-        spans += _assignments(text, candidates.stems)
+        spans += _assignments(text, candidates.stems, folds(text) if fold is None else fold)
     return spans
 
 
-def _assignments(text: str, stems: tuple[str, ...]) -> list[Span]:
-    lower = text.lower()
-    if len(lower) != len(text):  # a few characters change length when lower-cased; keep offsets exact
-        lower = text
+def _assignments(text: str, stems: tuple[str, ...], fold: bool) -> list[Span]:
+    lower = text.lower() if fold else text  # spans.folds: offsets stay exact
     starts: set[int] = set()
     for stem in stems:
         i = lower.find(stem)

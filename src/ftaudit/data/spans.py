@@ -17,6 +17,11 @@ class Span:
     detector: str
 
 
+def folds(text: str) -> bool:
+    """Whether text.lower() keeps every offset: U+0130 ('İ') is the one character whose lower case is two."""
+    return "\u0130" not in text
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """A detection addressed in a dataset: record index (0-based line/row in its file), field path, offsets into
