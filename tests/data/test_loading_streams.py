@@ -8,9 +8,10 @@ import tracemalloc
 
 import pytest
 
+from ftaudit.cli import main
 from ftaudit.data.loading import LoadError, iter_records, iter_texts
 from ftaudit.data.pii import scan_records
-from ftaudit.errors import BadInput
+from ftaudit.errors import BAD_INPUT, BadInput
 
 ROWS = [{"text": "hello a@example.org"}, {"prompt": "p", "completion": "c"},
         {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "call +44 20 7946 0958"}]}]
@@ -56,6 +57,25 @@ def test_csv_tsv_text_parquet_and_hf_dataset(tmp_path):
 
     datasets.Dataset.from_list([{"text": "x"}, {"text": "y@example.org"}]).save_to_disk(str(tmp_path / "ds"))
     assert [t for _, t in _all(tmp_path / "ds")] == [{"text": "x"}, {"text": "y@example.org"}]
+
+
+@pytest.mark.parametrize(("damage", "says"), [
+    (lambda d: next(d.glob("*.arrow")).unlink(), "listed in .*state.json but missing; save the dataset again"),
+    (lambda d: next(d.glob("*.arrow")).write_bytes(b"\x00" * 64), "not a readable Arrow file of a saved dataset"),
+    (lambda d: (d / "state.json").write_text("{}"), "state.json: not the state.json that datasets' save_to_disk"),
+])
+def test_a_damaged_saved_dataset_is_one_line(tmp_path, capsys, damage, says):
+    import datasets
+
+    datasets.Dataset.from_list([{"text": "a@example.org"}] * 3).save_to_disk(str(tmp_path / "ds"))
+    damage(tmp_path / "ds")
+    capsys.readouterr()  # datasets' own progress bar
+    with pytest.raises(BadInput, match=says):
+        list(iter_records(tmp_path / "ds"))
+    code = main(["data", "scan", str(tmp_path / "ds"), "--no-ner", "--output-dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == BAD_INPUT and len(err.strip().splitlines()) == 1 and "a@example" not in err
+    assert not (tmp_path / "o" / "data_report.json").exists()
 
 
 def test_field_paths_quote_unusual_keys_and_missing_field_is_bad_input(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from faker import Faker
 
 from ftaudit.cli import main
+from ftaudit.data.loading import iter_records
 from ftaudit.data.scan import ScanOptions, scan
 from ftaudit.errors import BAD_INPUT
 
@@ -110,3 +111,29 @@ def test_an_unreachable_store_is_one_line(tmp_path, s3, capsys, monkeypatch):
     assert code == BAD_INPUT and len(err.strip().splitlines()) == 1
     assert "cannot read it from object storage" in err and "AWS_ENDPOINT_URL" in err
     assert not (tmp_path / "o" / "data_report.json").exists()
+
+
+def test_a_saved_dataset_in_s3_is_read_from_its_arrow_files_as_on_disk(tmp_path, s3):
+    """A `save_to_disk` DatasetDict (two splits, one in two Arrow shards, a shuffled selection) uploaded as it is:
+    the rows are those `datasets.load_from_disk` gives, and the remote scan equals the local one."""
+    import datasets
+
+    rows = [{"text": r["text"], "n": i} for i, r in enumerate(json.loads(line) for line in
+                                                             (corpus(tmp_path) / "a.jsonl").read_text().splitlines())]
+    whole = datasets.Dataset.from_list(rows)
+    saved = tmp_path / "saved"
+    datasets.DatasetDict(train=whole.select(range(300)).shuffle(seed=3),
+                         test=whole.select(range(300, len(rows)))).save_to_disk(str(saved), num_shards={"train": 2,
+                                                                                                       "test": 1})
+    assert len(list((saved / "train").glob("*.arrow"))) == 2
+    for f in sorted(saved.rglob("*")):
+        if f.is_file():
+            s3_put(s3, f"s3://corpus-five/saved/{f.relative_to(saved)}", f.read_bytes())
+    loaded = datasets.load_from_disk(str(saved))
+    want = [(f"{saved}[{split}]", i, dict(row)) for split in ("train", "test") for i, row in enumerate(loaded[split])]
+    got = [(r.source, r.index, r.data) for r in iter_records(saved)]
+    assert got == want and got[0][2]["n"] != 0
+    opts = ScanOptions(workers=2, ner=False)
+    on_s3, on_disk = scan(["s3://corpus-five/saved"], options=opts), scan([saved], options=opts)
+    _same_report(on_s3, on_disk, "s3://corpus-five/saved", saved)
+    assert on_disk.counts.records == len(rows) and on_disk.findings.total > 100

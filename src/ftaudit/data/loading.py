@@ -156,9 +156,6 @@ def detect_format(path: str | os.PathLike) -> str:
     p = location(path)
     if p.is_dir():
         if _saved_dataset(p):
-            if isinstance(p, ObjectPath):
-                raise BadInput(f"{p}: a dataset saved with save_to_disk is read from a local directory; copy it "
-                               "here, or save it as Parquet (dataset.to_parquet) and scan that")
             return "hf_dataset"
         raise BadInput(f"{p}: is a directory but not a Hugging Face dataset saved with save_to_disk "
                        "(no dataset_dict.json or state.json)")
@@ -472,21 +469,44 @@ def _parquet(p: Path | ObjectPath, span: RowGroups | None = None) -> Iterator[Re
                 index += 1
 
 
-def _hf_dataset(p: Path) -> Iterator[Record]:
+def _hf_dataset(p: Path | ObjectPath) -> Iterator[Record]:
+    """The rows of a `save_to_disk` directory, local or in object storage, read from its Arrow files as stored
+    (every column, whatever format view was set; rows numbered per split), with no `datasets` import."""
+    if (p / "dataset_dict.json").is_file():
+        for split in _json_file(p / "dataset_dict.json", "splits"):
+            yield from _arrow_split(p / split, f"{p}[{split}]")
+    else:
+        yield from _arrow_split(p, str(p))
+
+
+def _arrow_split(p: Path | ObjectPath, src: str) -> Iterator[Record]:
+    import pyarrow as pa
+
+    index = 0
+    for data_file in _json_file(p / "state.json", "_data_files"):
+        f = p / data_file["filename"]
+        try:
+            with f.open("rb") as fh:
+                for batch in pa.ipc.open_stream(fh):
+                    for row in batch.to_pylist():
+                        yield Record(index, src, row)
+                        index += 1
+        except FileNotFoundError:
+            raise BadInput(f"{f}: listed in {p / 'state.json'} but missing; save the dataset again") from None
+        except pa.ArrowInvalid as exc:
+            raise BadInput(f"{f}: not a readable Arrow file of a saved dataset ({exc})") from None
+
+
+def _json_file(p: Path | ObjectPath, key: str) -> Any:
     try:
-        import datasets
-    except ImportError:
-        raise BadInput(f"{p}: reading a saved Hugging Face dataset needs the 'datasets' package "
-                       "(pip install 'ftaudit[train]')") from None
-    try:
-        ds = datasets.load_from_disk(str(p))
-    except Exception as exc:  # datasets raises many types for a corrupt directory
-        raise BadInput(f"{p}: cannot load the saved dataset ({type(exc).__name__})") from None
-    splits = ds.items() if isinstance(ds, datasets.DatasetDict) else [(None, ds)]
-    for split, part in splits:
-        src = f"{p}[{split}]" if split else str(p)
-        for index, row in enumerate(part):
-            yield Record(index, src, dict(row))
+        with p.open("rb") as fh:
+            return json.load(fh)[key]
+    except FileNotFoundError:
+        raise BadInput(f"{p}: missing, so this is not a complete save_to_disk directory; save the dataset "
+                       "again") from None
+    except (ValueError, KeyError, TypeError):
+        raise BadInput(f"{p}: not the {p.name} that datasets' save_to_disk writes (no {key!r}); save the dataset "
+                       "again") from None
 
 
 def iter_records(path: str | os.PathLike, *, on_error: OnError = "stop", errors: list | None = None,

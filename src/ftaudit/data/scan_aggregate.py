@@ -28,7 +28,7 @@ from ftaudit.data.scan_worker import ID_SHIFT, SPECIAL_PREFIX, BatchOut, RecordO
 from ftaudit.data.stats import TextStats
 from ftaudit.data.storage import ObjectPath
 from ftaudit.errors import BadInput
-from ftaudit.io import sha256_file, sha256_stream
+from ftaudit.io import sha256_stream
 
 _INDEX = re.compile(r"\[\d+\]")
 MAX_EXAMPLES = 20
@@ -312,8 +312,12 @@ def path_sha256(path: Path | ObjectPath) -> tuple[str, int]:
         with path.open("rb") as fh:
             return sha256_stream(fh)
     lines, total = [], 0
-    for p in sorted(q for q in path.rglob("*") if q.is_file()):
-        digest, size = sha256_file(p)
+    # A local tree and its copy in object storage give the same digest: the same names, in path order.
+    files = [(q.relative_to(path).as_posix(), q) for q in path.rglob("*") if q.is_file()] if isinstance(path, Path) \
+        else [(q.url[len(path.url.rstrip("/")) + 1:], q) for q in path.rglob("*")]
+    for name, p in sorted(files, key=lambda f: f[0].split("/")):
+        with p.open("rb") as fh:
+            digest, size = sha256_stream(fh)
         total += size
-        lines.append(f"{p.relative_to(path).as_posix()}  {digest}\n")
+        lines.append(f"{name}  {digest}\n")
     return hashlib.sha256("".join(lines).encode()).hexdigest(), total
