@@ -34,6 +34,26 @@ def test_record_digest_survives_reserialisation_and_tracks_content(tmp_path):
     assert len({a.record_digest.value, moved.record_digest.value, edited.record_digest.value}) == 3
 
 
+def test_record_digest_is_the_documented_chain_in_one_block_of_state(tmp_path, monkeypatch):
+    """The digest recomputed from its stated definition (blocks of 3 records here: 10 records, the last block
+    partial), with 1 or 2 workers; the state it keeps never exceeds one block."""
+    monkeypatch.setattr(prov.RecordDigest, "BLOCK", 3)
+    rows = [{"text": f"record {i}", "id": i} for i in range(10)]
+    path = _jsonl(tmp_path / "a.jsonl", rows)
+    h = bytes(32)
+    for start in range(0, len(rows), 3):
+        h = hashlib.sha256(h + b"".join(hashlib.sha256(json.dumps(r, sort_keys=True, separators=(",", ":"),
+                                                                  ensure_ascii=False).encode()).digest()
+                                         for r in rows[start:start + 3])).digest()
+    for workers in (1, 2):
+        ev = scan([path], options=ScanOptions(detect=False, workers=workers, shard_bytes=64))
+        assert (ev.record_digest.value, ev.record_digest.records) == (h.hex(), 10)
+    digest = prov.RecordDigest()
+    for i in range(10):
+        digest.update(bytes([i]) * 32)
+        assert len(digest._block) <= 3 * 32
+
+
 @pytest.mark.parametrize("url,domain", [
     ("https://www.news.bbc.co.uk/story/1?x=2", "bbc.co.uk"),
     ("http://user:secret@shop.example.com:8080/cart", "example.com"),

@@ -1,3 +1,5 @@
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -25,7 +27,7 @@ def test_token_counts_and_distribution():
     assert regex_token_count("Hello, world! It's 2026.") == 9
     counter = TokenCounter()
     assert counter.method == "tokens (regex: words + punctuation marks)" and counter("a b, c") == 4
-    d = distribution(np.array([0, 1, 3, 10, 100, 1000]), "characters")
+    d = distribution(Counter([0, 1, 3, 10, 100, 1000]), "characters")
     assert (d.count, d.min, d.max, d.total, d.unit) == (6, 0, 1000, 1114, "characters")
     assert sum(b.count for b in d.histogram) == 6 and (d.histogram[0].low, d.histogram[0].high) == (0, 0)
     assert all(b.low <= b.high for b in d.histogram)
@@ -33,6 +35,23 @@ def test_token_counts_and_distribution():
     stats.add(10, 3, "en")
     stats.add(30, 7, "de")
     assert stats.char_distribution().mean == 20.0 and stats.languages == {"en": 1, "de": 1}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_distribution_from_length_counts_is_numpys_on_every_length(seed):
+    """Lengths kept as {length: records}: the same figures as numpy on the array of every record's length."""
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, rng.choice([2, 50, 10**6, 10**12]), size=int(rng.integers(1, 3000)))
+    if seed % 3 == 0:
+        values = np.repeat(values[:5], rng.integers(1, 400, size=len(values[:5])))
+    d = distribution(Counter(values.tolist()), "characters")
+    edges = [0, 1] + [1 << k for k in range(1, max(1, int(values.max()).bit_length()) + 1)]
+    edges += [edges[-1] * 2] if edges[-1] <= values.max() else []
+    counts, _ = np.histogram(values, bins=edges)
+    assert [(b.low, b.count) for b in d.histogram] == [(edges[i], int(k)) for i, k in enumerate(counts) if k]
+    assert (d.count, d.total, d.min, d.max, d.mean) == (values.size, int(values.sum()), int(values.min()),
+                                                        int(values.max()), round(float(values.mean()), 3))
+    assert [d.p50, d.p90, d.p99] == np.percentile(values, [50, 90, 99]).tolist()
 
 
 def test_hf_tokenizer_is_used_when_given(tmp_path):

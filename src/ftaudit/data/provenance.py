@@ -78,20 +78,30 @@ def canonical_chunks(value):
 
 
 class RecordDigest:
-    """Order-sensitive digest over records: feed `record_hash` values in order."""
+    """Order-sensitive digest over records: feed `record_hash` values in order. A chain over fixed blocks of
+    records, so its state is at most one block whatever the dataset's size, and a scan checkpoint can hold it."""
 
-    algorithm = "sha256(concat(sha256(canonical_json(record)) for record in order))"
+    BLOCK = 4096  # records
+    algorithm = (f"h = sha256(h || concat(sha256(canonical_json(record)) for the next {BLOCK} records in order)) "
+                 "from h = 32 zero bytes, over every block, the last one partial")
 
     def __init__(self):
-        self._hashes = bytearray()  # 32 bytes a record; kept (not a running hash) so a scan checkpoint can hold it
+        self._chain = bytes(32)
+        self._block = bytearray()
         self.records = 0
 
     def update(self, rec_hash: bytes) -> None:
-        self._hashes += rec_hash
+        self._block += rec_hash
         self.records += 1
+        if self.records % self.BLOCK == 0:
+            self._fold()
+
+    def _fold(self) -> None:
+        self._chain = hashlib.sha256(self._chain + self._block).digest()
+        self._block = bytearray()
 
     def hexdigest(self) -> str:
-        return hashlib.sha256(self._hashes).hexdigest()
+        return (hashlib.sha256(self._chain + self._block).digest() if self._block else self._chain).hex()
 
 
 def registrable_domain(host: str) -> str | None:

@@ -16,7 +16,6 @@ of a Hugging Face tokenizer when the caller passes one (`tokenizer=` name or pat
 from __future__ import annotations
 
 import re
-from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -166,41 +165,56 @@ class TokenCounter:
         return regex_token_count(text)
 
 
-def distribution(values: np.ndarray, unit: str) -> LengthDistribution:
-    if values.size == 0:
+def distribution(lengths: Counter, unit: str) -> LengthDistribution:
+    """The distribution of record lengths given as {length: records}; percentiles are numpy's default ('linear')
+    on the lengths themselves, found by rank instead of from a sorted copy of every record's length."""
+    if not lengths:
         return LengthDistribution(unit=unit, count=0, total=0, min=0, max=0, mean=0.0, p50=0.0, p90=0.0, p99=0.0)
-    v = values.astype(np.int64)
-    top = int(v.max())
+    v = np.array(sorted(lengths), dtype=np.int64)
+    c = np.array([lengths[x] for x in v.tolist()], dtype=np.int64)
+    n, top = int(c.sum()), int(v[-1])
+    total = int((v * c).sum())
     # Powers of two: record lengths span orders of magnitude, linear bins would hide everything but one.
     edges = [0, 1] + [1 << k for k in range(1, max(1, top.bit_length()) + 1)]
     if edges[-1] <= top:
         edges.append(edges[-1] * 2)
-    counts, _ = np.histogram(v, bins=edges)
-    hist = [HistogramBin(low=edges[i], high=edges[i + 1] - 1, count=int(c)) for i, c in enumerate(counts) if c]
-    q = np.percentile(v, [50, 90, 99])
+    counts, _ = np.histogram(v, bins=edges, weights=c)
+    hist = [HistogramBin(low=edges[i], high=edges[i + 1] - 1, count=int(k)) for i, k in enumerate(counts) if k]
+    ends = np.cumsum(c)  # records with a length up to v[i]
+
+    def at(rank: int) -> int:  # the length of the rank-th record in length order, 0-based
+        return int(v[np.searchsorted(ends, rank, side="right")])
+
+    def percentile(q: float) -> float:
+        pos = (n - 1) * (q / 100)  # numpy's virtual index and interpolation, operation for operation
+        below = int(pos)
+        a, b, t = at(below), at(min(below + 1, n - 1)), pos - below
+        return float(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
+
     return LengthDistribution(
-        unit=unit, count=int(v.size), total=int(v.sum()), min=int(v.min()), max=top, mean=round(float(v.mean()), 3),
-        p50=float(q[0]), p90=float(q[1]), p99=float(q[2]), histogram=hist,
+        unit=unit, count=n, total=total, min=int(v[0]), max=top, mean=round(total / n, 3),
+        p50=percentile(50), p90=percentile(90), p99=percentile(99), histogram=hist,
     )
 
 
 @dataclass
 class TextStats:
-    """Streaming accumulator over records: per-record lengths kept as compact int arrays (8 bytes/record)."""
+    """Streaming accumulator over records: how many records have each length, so memory grows with the distinct
+    lengths, not with the records."""
 
-    chars: array = field(default_factory=lambda: array("q"))
-    tokens: array = field(default_factory=lambda: array("q"))
+    chars: Counter = field(default_factory=Counter)
+    tokens: Counter = field(default_factory=Counter)
     languages: Counter = field(default_factory=Counter)  # records per language
     language_chars: Counter = field(default_factory=Counter)  # characters per language
 
     def add(self, n_chars: int, n_tokens: int, language: str) -> None:
-        self.chars.append(n_chars)
-        self.tokens.append(n_tokens)
+        self.chars[n_chars] += 1
+        self.tokens[n_tokens] += 1
         self.languages[language] += 1
         self.language_chars[language] += n_chars
 
     def char_distribution(self) -> LengthDistribution:
-        return distribution(np.frombuffer(self.chars, dtype=np.int64), "characters")
+        return distribution(self.chars, "characters")
 
     def token_distribution(self, unit: str) -> LengthDistribution:
-        return distribution(np.frombuffer(self.tokens, dtype=np.int64), unit)
+        return distribution(self.tokens, unit)
