@@ -85,3 +85,63 @@ def test_empty_records():
     assert quality_flag([]) == "empty"
     assert quality_flag(["", "  \n"]) == "empty"
     assert quality_flag(["fine text"]) is None
+
+
+class _DictIndex:
+    """The index as dicts of lists, the definition the numpy index must answer as."""
+
+    def __init__(self, num_perm, bands, threshold):
+        self.rows, self.threshold = num_perm // bands, threshold
+        self.buckets = [{} for _ in range(bands)]
+        self.exact, self.sigs, self.ids = {}, [], []
+
+    def run(self, item, key, sig, add):
+        bands = [sig[b * self.rows:(b + 1) * self.rows].tobytes() for b in range(len(self.buckets))] \
+            if sig is not None else []
+        exact, seen, pairs = self.exact.get(key), set(), []
+        for band, bucket in zip(bands, self.buckets, strict=False):  # no bands without a signature
+            for pos in bucket.get(band, ()):
+                if pos not in seen:
+                    seen.add(pos)
+                    sim = similarity(sig, self.sigs[pos])
+                    if sim >= self.threshold and self.ids[pos] != exact:
+                        pairs.append((self.ids[pos], item, sim))
+        if add and exact is None:
+            self.exact[key] = item
+            if sig is not None:
+                self.sigs.append(sig)
+                self.ids.append(item)
+                for band, bucket in zip(bands, self.buckets, strict=False):  # no bands without a signature
+                    bucket.setdefault(band, []).append(len(self.sigs) - 1)
+        return exact, pairs
+
+
+@pytest.mark.parametrize(("num_perm", "bands", "batch"), [(64, 16, 1), (64, 16, 7), (64, 16, 250), (32, 16, 40),
+                                                          (64, 8, 33)])
+def test_the_numpy_index_answers_as_dicts_of_lists(texts, monkeypatch, num_perm, bands, batch):
+    """Planted exact and near repeats (also inside one batch), records without a signature, then queries: the
+    same exact matches and the same pairs in the same order, whatever the batch size and band width."""
+    rng = random.Random(batch)
+    items = []
+    for i in range(900):
+        t = texts[rng.randrange(1 + i // 3)]  # repeats near and far, inside a batch and across batches
+        words = t.split()
+        for _ in range(rng.choice([0, 0, 1, 2, 8])):
+            words[rng.randrange(len(words))] = "zebra"
+        items.append(rng.choice([t, " ".join(words), " ".join(words), ""]))
+    hasher = MinHasher(num_perm=num_perm)
+    rows = [(i, exact_key(t), hasher.signature(t)) for i, t in enumerate(items)]
+    from ftaudit.data.quality import NearDuplicateIndex
+
+    monkeypatch.setattr(NearDuplicateIndex, "_BLOCK", 64)  # signatures over many blocks
+    index, ref = NearDuplicateIndex(num_perm, bands, 0.7), _DictIndex(num_perm, bands, 0.7)
+    got, want = [], []
+    for start in range(0, len(rows), batch):
+        part = rows[start:start + batch]
+        got += index.add_many(*(list(c) for c in zip(*part, strict=True)))
+        want += [ref.run(*r, True) for r in part]
+    queries = rows[::5]
+    got += index.query_many([k for _, k, _ in queries], [s for *_, s in queries])
+    want += [ref.run(-1, k, s, False) for _, k, s in queries]
+    assert [(e, [(p.a, p.b, p.similarity) for p in ps]) for e, ps in got] == want
+    assert sum(e is not None for e, _ in want) > 100 and sum(len(ps) for _, ps in want) > 100

@@ -170,6 +170,7 @@ class Aggregate:
         n = 0
         if out.bias is not None:
             self.bias.merge(out.bias)
+        indexed = []
         for r in out.records:
             if r.skipped is not None:
                 self._skip(source, r.index, r.skipped)
@@ -178,14 +179,18 @@ class Aggregate:
             self.digest.update(r.rec_hash)
             self._content(r)
             if r.flag != "empty" and self.index_here:  # empty records are not duplicates of each other
-                self.dups.add((file_no << ID_SHIFT) | r.index, r.key, r.sig)
+                indexed.append(r)
             self.domains.add(r.domains, r.content_bytes, r.domain_method)
             self.ner_records += r.ner
             self._findings(source, r)
+        if indexed:
+            self.dups.add_many([(file_no << ID_SHIFT) | r.index for r in indexed], [r.key for r in indexed],
+                               [r.sig for r in indexed])
         return n
 
     def add_eval(self, source: str, out: BatchOut) -> int:
         n = 0
+        queried = []
         for r in out.records:
             if r.skipped is not None:
                 self._skip(source, r.index, r.skipped)
@@ -194,7 +199,10 @@ class Aggregate:
             self.eval_records += 1
             self.eval_digest.update(r.rec_hash)
             if r.flag != "empty" and self.index_here:
-                self.leak(source, r.index, *self.dups.index.query(r.key, r.sig))
+                queried.append(r)
+        found = self.dups.index.query_many([r.key for r in queried], [r.sig for r in queried])
+        for r, (exact, pairs) in zip(queried, found, strict=True):
+            self.leak(source, r.index, exact, pairs)
         return n
 
     def leak(self, source: str, index: int, exact: int | None, pairs: list[Pair]) -> None:
