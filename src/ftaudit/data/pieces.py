@@ -45,17 +45,15 @@ def pieces(text: str, size: int | None = None, overlap: int = 0) -> Iterator[tup
         pos = max(end - overlap, pos + 1)
 
 
-def windowed(detect: Callable[[str], list[Span]], text: str, size: int | None = None,
-             overlap: int | None = None) -> list[Span]:
+def windowed(detect: Callable[[str], list[Span]], text: str) -> list[Span]:
     """detect(text) read in overlapping windows. Each window keeps the spans that start in its own part, from the
     middle of its overlap with the previous window to the middle of its overlap with the next: every span is
     found once, by the window where it and its context lie furthest from a cut."""
-    size, overlap = size or WINDOW, overlap or OVERLAP
-    if len(text) <= size:
+    if len(text) <= WINDOW:
         return detect(text)
     spans: list[Span] = []
     lo = 0
-    for (pos, window), (next_pos, _) in pairwise(chain(pieces(text, size, overlap), [(len(text), "")])):
+    for (pos, window), (next_pos, _) in pairwise(chain(pieces(text, WINDOW, OVERLAP), [(len(text), "")])):
         hi = (next_pos + pos + len(window)) // 2 if next_pos < len(text) else len(text)
         spans += [replace(sp, start=sp.start + pos, end=sp.end + pos) for sp in detect(window)
                   if lo <= sp.start + pos < hi]

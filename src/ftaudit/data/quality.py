@@ -263,39 +263,39 @@ class NearDuplicateIndex:
         row_of = {i: row for row, i in enumerate(with_sig)}
         batch_exact: dict[bytes, int] = {}  # this batch's own entries, seen by its later items
         batch_buckets: list[dict[bytes, list[int]]] = [{} for _ in range(self.bands)]
-        new_exact: list[int] = []
+        new_exact: list[int] = []  # batch positions of the items that hold their exact key first
+        new_rows: list[int] = []  # rows of band_keys of the signatures appended, at positions new_pos
         new_pos: list[int] = []
         out = []
         for i, (item, key, sig) in enumerate(zip(items, keys, sigs, strict=True)):
             exact = earlier_exact[i][0] if i in earlier_exact else batch_exact.get(key)
             pairs: list[Pair] = []
-            if sig is not None:
-                row = row_of[i]
-                seen: set[int] = set()
-                for band in range(self.bands):
-                    for pos in earlier[band].get(row, []) + batch_buckets[band].get(band_keys[row, band].tobytes(), []):
-                        if pos in seen:
-                            continue
-                        seen.add(pos)
-                        sim = similarity(sig, self._sig(pos))
-                        if sim >= self.threshold and self._ids[pos] != exact:
-                            pairs.append(Pair(self._ids[pos], item, sim))
+            row = row_of.get(i)
+            here = [band_keys[row, band].tobytes() for band in range(self.bands)] if sig is not None else []
+            seen: set[int] = set()
+            for band, band_key in enumerate(here):
+                for pos in earlier[band].get(row, []) + batch_buckets[band].get(band_key, []):
+                    if pos in seen:
+                        continue
+                    seen.add(pos)
+                    sim = similarity(sig, self._sig(pos))
+                    if sim >= self.threshold and self._ids[pos] != exact:
+                        pairs.append(Pair(self._ids[pos], item, sim))
             if add and exact is None:
                 batch_exact[key] = item
                 new_exact.append(i)
                 if sig is not None:
                     # Exact duplicates are not indexed twice: their twin already represents them.
                     pos = self._append(item, sig)
+                    new_rows.append(row)
                     new_pos.append(pos)
-                    for band in range(self.bands):
-                        batch_buckets[band].setdefault(band_keys[row_of[i], band].tobytes(), []).append(pos)
+                    for bucket, band_key in zip(batch_buckets, here, strict=True):
+                        bucket.setdefault(band_key, []).append(pos)
             out.append((exact, pairs))
         if new_exact:
             self._exact.add(keys128(b"".join(keys[i] for i in new_exact)), [items[i] for i in new_exact])
-        if new_pos:
-            rows = [row_of[i] for i in new_exact if sigs[i] is not None]
-            for band, bucket in enumerate(self._buckets):
-                bucket.add(band_keys[rows, band], new_pos)
+        for band, bucket in enumerate(self._buckets):
+            bucket.add(band_keys[new_rows, band], new_pos)
         return out
 
     def _band_keys(self, sigs: list[np.ndarray]) -> np.ndarray:

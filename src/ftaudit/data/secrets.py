@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from ftaudit.data.spans import Span, folds
+from ftaudit.data.spans import Span, lowered
 
 
 @dataclass(frozen=True)
@@ -158,12 +158,12 @@ def detect_secrets(text: str, candidates: Candidates = EVERY, fold: bool | None 
             s, e = m.span(p.group)
             spans.append(Span(s, e, p.type, p.score, "secret"))
     if candidates.stems and ("=" in text or ":" in text):
-        spans += _assignments(text, candidates.stems, folds(text) if fold is None else fold)
+        spans += _assignments(text, candidates.stems, fold)
     return spans
 
 
-def _assignments(text: str, stems: tuple[str, ...], fold: bool) -> list[Span]:
-    lower = text.lower() if fold else text  # spans.folds: offsets stay exact
+def _assignments(text: str, stems: tuple[str, ...], fold: bool | None) -> list[Span]:
+    lower = lowered(text, fold)
     starts: set[int] = set()
     for stem in stems:
         i = lower.find(stem)

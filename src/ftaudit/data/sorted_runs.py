@@ -20,9 +20,6 @@ class SortedRuns:
     def __init__(self):
         self._runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (hi, lo, value), sorted by all three
 
-    def __len__(self) -> int:
-        return sum(len(v) for _, _, v in self._runs)
-
     def find(self, keys: np.ndarray) -> dict[int, list[int]]:
         """{row of `keys`: the values stored under that key, oldest first} for the rows that have any."""
         found: dict[int, list[int]] = {}

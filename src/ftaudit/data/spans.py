@@ -22,6 +22,12 @@ def folds(text: str) -> bool:
     return "\u0130" not in text
 
 
+def lowered(text: str, fold: bool | None = None) -> str:
+    """text.lower() where that keeps every offset, else text itself (matched case-sensitively). `fold`: the whole
+    text's `folds`, from a caller that reads it in windows."""
+    return text.lower() if (folds(text) if fold is None else fold) else text
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """A detection addressed in a dataset: record index (0-based line/row in its file), field path, offsets into

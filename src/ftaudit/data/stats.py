@@ -170,8 +170,7 @@ def distribution(lengths: Counter, unit: str) -> LengthDistribution:
     on the lengths themselves, found by rank instead of from a sorted copy of every record's length."""
     if not lengths:
         return LengthDistribution(unit=unit, count=0, total=0, min=0, max=0, mean=0.0, p50=0.0, p90=0.0, p99=0.0)
-    v = np.array(sorted(lengths), dtype=np.int64)
-    c = np.array([lengths[x] for x in v.tolist()], dtype=np.int64)
+    v, c = (np.array(column, dtype=np.int64) for column in zip(*sorted(lengths.items()), strict=True))
     n, top = int(c.sum()), int(v[-1])
     total = int((v * c).sum())
     # Powers of two: record lengths span orders of magnitude, linear bins would hide everything but one.
