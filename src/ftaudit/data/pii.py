@@ -152,20 +152,28 @@ _LITERAL_WINDOWS = {"@": (("@",), 70, 260), "/": (("://", "www."), 8, 4096),
                     ".": (TLD_HIT, 256, 4096)}
 
 
+_ANCHORED = tuple(r for r in RECOGNIZERS if r.needs in _LITERAL_WINDOWS)  # all a text without digits can hold
+
+
 def _pattern_spans(text: str) -> list[Span]:
     spans: list[Span] = []
     validated: list[tuple[int, int]] = []  # identifiers that passed their check digits or structure rules
     digit_regions = _digit_regions(text)
     digits_in = [len(_DECIMAL.findall(text, rs, re_)) for rs, re_ in digit_regions]
+    fewest, most = (min(digits_in), max(digits_in)) if digits_in else (0, -1)
     enough: dict[int, list[tuple[int, int]]] = {}  # min_digits → the digit regions that hold that many
     literal_regions: dict[str, list[tuple[int, int]]] = {}
-    for r in RECOGNIZERS:
+    for r in RECOGNIZERS if digit_regions else _ANCHORED:
         if r.needs in _LITERAL_WINDOWS:
             if r.needs not in literal_regions:
                 lits, before, after = _LITERAL_WINDOWS[r.needs]
                 literal_regions[r.needs] = _literal_regions(text, lits, before, after)
             regions = literal_regions[r.needs]
-        else:  # a match lies inside its region: a region with fewer digits than every match holds has none
+        elif r.min_digits > most:  # a match lies inside its region: no region holds as many digits as it needs
+            continue
+        elif r.min_digits <= fewest:
+            regions = digit_regions
+        else:
             if r.min_digits not in enough:
                 enough[r.min_digits] = [g for g, n in zip(digit_regions, digits_in, strict=True) if n >= r.min_digits]
             regions = enough[r.min_digits]
@@ -192,6 +200,8 @@ def _pattern_spans(text: str) -> list[Span]:
     # A phone candidate overlapping a validated identifier, or any confident match, yields to it (a checksum or an
     # identifier's own layout is stronger evidence than a plausible digit layout, whatever the scores); skipping it
     # also saves the slow phone validation.
+    if not digit_regions:
+        return spans
     strong = validated + [(sp.start, sp.end) for sp in spans if sp.score >= 0.6]
     for rs, re_ in digit_regions:
         for m in _PHONE.finditer(text, rs, re_):
@@ -324,10 +334,10 @@ def detect_many(texts: Sequence[str], *, ner: bool | None = None, types: Iterabl
     use_ner = _resolve_ner(ner) and (wanted is None or bool(wanted & set(NER_TYPES)))
     ner_ents = _ner_entities_many(texts) if use_ner else None
     results: list[list[Span]] = []
-    secret_candidates = Candidates.of(texts)
+    secret_candidates = Candidates.each(texts)
     for i, text in enumerate(texts):
         fold = folds(text)
-        spans = windowed(partial(_identifier_spans, candidates=secret_candidates, fold=fold), text)
+        spans = windowed(partial(_identifier_spans, candidates=secret_candidates[i], fold=fold), text)
         if ner_ents is not None:
             # Shape and cue rules (ner_filter): identifiers are not names; e-mail/URL text is not a name either.
             spans += refine_entities(text, ner_ents[i], [(sp.start, sp.end) for sp in spans], _NER_LABELS)

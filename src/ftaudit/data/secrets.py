@@ -11,8 +11,10 @@ import base64
 import json
 import math
 import re
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
+from itertools import accumulate
 
 from ftaudit.data.spans import Span, lowered
 
@@ -122,20 +124,45 @@ JOIN_LIMIT = 1 << 22  # characters: batches up to this size are also looked at j
 
 @dataclass(frozen=True)
 class Candidates:
-    """The patterns and key-name stems whose literals occur somewhere in a batch of texts: a literal absent from
-    the texts joined is absent from each, so the rest need not be tried text by text."""
+    """The patterns and key-name stems whose literals occur in a text: the others need not be tried on it."""
 
     patterns: tuple[SecretPattern, ...] = PATTERNS
     stems: tuple[str, ...] = _KEY_STEMS
 
     @classmethod
-    def of(cls, texts: list[str]) -> "Candidates":
+    def each(cls, texts: list[str]) -> list["Candidates"]:
+        """Each text's candidates, found by one search of the texts joined per literal: a pass over the whole
+        batch in C, where asking each text for each literal costs a Python step per pair."""
         if len(texts) < 2 or sum(map(len, texts)) > JOIN_LIMIT:  # one text gains nothing; huge ones: no copy
-            return EVERY
+            return [EVERY] * len(texts)
         joined = "\0".join(texts)
+        starts = list(accumulate((len(t) + 1 for t in texts[:-1]), initial=0))
+        patterns: list[list[SecretPattern]] = [[] for _ in texts]
+        for p in PATTERNS:
+            for i in _holding(joined, starts, p.prefixes):
+                patterns[i].append(p)
         lower = joined.lower()
-        return cls(tuple(p for p in PATTERNS if any(pre in joined for pre in p.prefixes)),
-                   tuple(stem for stem in _KEY_STEMS if stem in lower))
+        if len(lower) == len(joined):  # every text's lower case keeps its offsets: it is the slice of this one
+            stems: list[list[str]] = [[] for _ in texts]
+            for stem in _KEY_STEMS:
+                for i in _holding(lower, starts, (stem,)):
+                    stems[i].append(stem)
+        else:  # some text is matched case-sensitively (spans.lowered): the stems anywhere in the batch
+            stems = [[stem for stem in _KEY_STEMS if stem in lower]] * len(texts)
+        return [cls(tuple(ps), tuple(ss)) for ps, ss in zip(patterns, stems, strict=True)]
+
+
+def _holding(joined: str, starts: list[int], literals: tuple[str, ...]) -> list[int]:
+    """The indices, in order, of the texts joined by NULs (starting at `starts`) that hold one of the literals;
+    a text found is left at its first hit."""
+    found: set[int] = set()
+    for lit in literals:
+        i = joined.find(lit)
+        while i >= 0:
+            t = bisect_right(starts, i) - 1
+            found.add(t)
+            i = joined.find(lit, starts[t + 1]) if t + 1 < len(starts) else -1
+    return sorted(found)
 
 
 EVERY = Candidates()
