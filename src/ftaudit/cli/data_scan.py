@@ -43,6 +43,9 @@ def register(sub) -> None:
                    help="names and places by NER: on every record (all; an error without a NER model), on a seeded "
                         "uniform sample of about N records with the rates estimated and their 95 %% intervals "
                         "(sample:N), or not at all (off); default: every record when a NER model is installed")
+    p.add_argument("--ner-model", default=None, metavar="DIR",
+                   help="names and places by this local Hugging Face token-classification model (on the GPU when "
+                        "there is one) instead of the spaCy pipeline; needs torch and transformers")
     p.add_argument("--ner-seed", type=int, default=0, metavar="S", help="seed of the NER sample (default 0)")
     p.add_argument("--lsh", choices=["driver", "cluster"], default="driver",
                    help="where duplicates and eval leaks are found: driver (one index in this process, default) "
@@ -103,6 +106,7 @@ def run(args) -> int:
         workers=args.workers or default_workers(), on_error=args.on_error, fields=fields, tokenizer=args.tokenizer,
         near_duplicate_threshold=args.near_duplicate_threshold, sme=args.sme, ner=ner, ner_sample=sample,
         ner_seed=args.ner_seed, shard_bytes=max(1, int(args.shard_mb * 1e6)),
+        ner_model=str(Path(args.ner_model).resolve()) if args.ner_model else None,
     )
     evidence = scan(args.paths, eval_paths=args.eval_paths, datasheet=args.datasheet, policy=args.policy,
                     options=opts, findings_path=args.findings, progress=not args.json and sys.stderr.isatty(),

@@ -15,10 +15,11 @@ import importlib.util
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache, partial
 
+from ftaudit.data import ner_transformer
 from ftaudit.data.loading import LoadError, OnError, iter_records, iter_texts  # noqa: F401 (re-exported)
 from ftaudit.data.ner_filter import NER_SCORE, refine_entities  # noqa: F401 (NER_SCORE re-exported)
 from ftaudit.data.parallel import imap_ordered
@@ -239,8 +240,12 @@ def _find_ner_model() -> str | None:
     return None
 
 
-def ner_available() -> tuple[bool, str]:
-    """(available, one sentence for the report). Checks installed packages only; loads nothing."""
+def ner_available(model: str | None = None) -> tuple[bool, str]:
+    """(available, one sentence for the report). Checks installed packages only; loads nothing. `model`: a
+    transformer token-classification model directory used instead of spaCy (`ner_transformer`)."""
+    if model is not None:
+        why = ner_transformer.missing(model)
+        return (False, why) if why else (True, ner_transformer.describe(model))
     if os.environ.get("FTAUDIT_NO_NER"):
         return False, "NER disabled (FTAUDIT_NO_NER is set): PERSON, LOCATION and NRP were not detected."
     if importlib.util.find_spec("spacy") is None:
@@ -284,25 +289,38 @@ def _nlp():
     return _NER_STATE["nlp"]
 
 
-def _ner_entities_many(texts: Sequence[str]) -> list[list[tuple[int, int, str]]]:
-    """Raw spaCy entities per text: (start, end, spaCy label); `ner_filter` turns them into spans.
+def _spacy_entities(texts: list[str]) -> list[list[tuple[int, int, str]]]:
+    docs = _nlp().pipe(texts, batch_size=len(texts))
+    return [[(ent.start_char, ent.end_char, ent.label_) for ent in doc.ents] for doc in docs]
 
-    Memory is bounded whatever the record length: long texts go in overlapping windows, and spaCy gets at most
-    NER_BATCH_CHARS characters at a time (a 50 MB single-line record once needed 15 GB in one call)."""
-    nlp = _nlp()
+
+def _entities_by(model: str | None) -> Callable[[list[str]], list[list[tuple[int, int, str]]]]:
+    """The NER model's entities of a list of texts: spaCy's pipeline, or the transformer model at `model`."""
+    if model is None:
+        return _spacy_entities
+    if ("transformer", model) not in _NER_STATE:
+        _NER_STATE["transformer", model] = ner_transformer.TransformerNer(model)
+    return _NER_STATE["transformer", model].entities
+
+
+def _ner_entities_many(texts: Sequence[str], model: str | None = None) -> list[list[tuple[int, int, str]]]:
+    """Raw NER entities per text: (start, end, label); `ner_filter` turns them into spans.
+
+    Memory is bounded whatever the record length: long texts go in overlapping windows, and the model gets at
+    most NER_BATCH_CHARS characters at a time (a 50 MB single-line record once needed 15 GB in one call)."""
+    entities = _entities_by(model)
     found: list[set[tuple[int, int, str]]] = [set() for _ in texts]
     group: list[tuple[int, int, int, str]] = []
     size = 0
 
     def flush() -> None:
-        docs = nlp.pipe([g[3] for g in group], batch_size=len(group))
-        for (i, off, length, piece), doc in zip(group, docs, strict=True):
+        for (i, off, length, piece), ents in zip(group, entities([g[3] for g in group]), strict=True):
             last = off + len(piece) >= length
-            for ent in doc.ents:
+            for start, end, label in ents:
                 # An entity cut by a window's edge is found whole in the neighbouring window: drop the stump.
-                if (ent.start_char == 0 and off > 0) or (ent.end_char == len(piece) and not last):
+                if (start == 0 and off > 0) or (end == len(piece) and not last):
                     continue
-                found[i].add((off + ent.start_char, off + ent.end_char, ent.label_))
+                found[i].add((off + start, off + end, label))
 
     for i, text in enumerate(texts):
         for off, piece in pieces(text, NER_WINDOW, NER_OVERLAP):
@@ -316,10 +334,10 @@ def _ner_entities_many(texts: Sequence[str]) -> list[list[tuple[int, int, str]]]
     return [sorted(f) for f in found]
 
 
-def _resolve_ner(ner: bool | None) -> bool:
+def _resolve_ner(ner: bool | None, model: str | None = None) -> bool:
     if ner is False:
         return False
-    ok, why = ner_available()
+    ok, why = ner_available(model)
     if ner is True and not ok:
         raise BadInput(why)
     return ok
@@ -328,11 +346,12 @@ def _resolve_ner(ner: bool | None) -> bool:
 # ---------------------------------------------------------------------------------------------------- public API
 
 def detect_many(texts: Sequence[str], *, ner: bool | None = None, types: Iterable[str] | None = None,
-                min_score: float = 0.0, special: bool = True) -> list[list[Span]]:
-    """Detections for each text. ner=None: use NER if installed; True: require it (BadInput if missing)."""
+                min_score: float = 0.0, special: bool = True, ner_model: str | None = None) -> list[list[Span]]:
+    """Detections for each text. ner=None: use NER if installed; True: require it (BadInput if missing).
+    `ner_model`: a transformer token-classification model directory instead of the spaCy pipeline."""
     wanted = set(types) if types is not None else None
-    use_ner = _resolve_ner(ner) and (wanted is None or bool(wanted & set(NER_TYPES)))
-    ner_ents = _ner_entities_many(texts) if use_ner else None
+    use_ner = _resolve_ner(ner, ner_model) and (wanted is None or bool(wanted & set(NER_TYPES)))
+    ner_ents = _ner_entities_many(texts, ner_model) if use_ner else None
     results: list[list[Span]] = []
     secret_candidates = Candidates.each(texts)
     for i, text in enumerate(texts):
@@ -350,9 +369,9 @@ def detect_many(texts: Sequence[str], *, ner: bool | None = None, types: Iterabl
 
 
 def detect_text(text: str, *, ner: bool | None = None, types: Iterable[str] | None = None,
-                min_score: float = 0.0, special: bool = True) -> list[Span]:
+                min_score: float = 0.0, special: bool = True, ner_model: str | None = None) -> list[Span]:
     """Personal data, secrets and special-category terms in one string, as offset spans in text order."""
-    return detect_many([text], ner=ner, types=types, min_score=min_score, special=special)[0]
+    return detect_many([text], ner=ner, types=types, min_score=min_score, special=special, ner_model=ner_model)[0]
 
 
 # One unit of work for a worker process: (source, record index, field path, text) tuples.

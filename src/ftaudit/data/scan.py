@@ -37,7 +37,7 @@ from ftaudit.errors import BadInput
 from ftaudit.io import sha256_file
 
 
-def detection_info(ner: bool | None) -> DetectionInfo:
+def detection_info(ner: bool | None, model: str | None = None) -> DetectionInfo:
     from ftaudit.data import pii
     from ftaudit.data.patterns.recognizers import PHONE_BACKEND
 
@@ -48,12 +48,13 @@ def detection_info(ner: bool | None) -> DetectionInfo:
         return DetectionInfo(ner_available=False, detectors=detectors,
                              note="NER switched off for this scan (--no-ner): PERSON, LOCATION and NRP were not "
                                   "detected; only pattern-based types were." + phones)
-    ok, note = pii.ner_available()
-    if ner is True and not ok:
+    ok, note = pii.ner_available(model)
+    if (ner is True or model is not None) and not ok:
         raise BadInput(note)
     long_text = pii.NER_LONG_TEXT_NOTE
+    ner_detector = "transformer-ner" if model else "spacy-ner"
     return DetectionInfo(ner_available=ok, note=(f"{note} {long_text[0].upper()}{long_text[1:]}." if ok else note)
-                         + phones, detectors=detectors + (["spacy-ner"] if ok else []))
+                         + phones, detectors=detectors + ([ner_detector] if ok else []))
 
 
 def scan(
@@ -110,12 +111,14 @@ def scan(
     the_policy = load_policy(policy)
     if tdm is not None:
         tdm_mod.check_source(tdm)
+    if opts.ner_model is not None and opts.ner is False:
+        raise BadInput("--ner-model names a NER model but NER is off (--no-ner / --ner off); give one of them")
     if opts.ner_sample is not None:
         if opts.ner is False or opts.ner_sample < 1:
             raise BadInput("--ner sample:N needs N >= 1 and NER switched on")
         opts = dataclasses.replace(opts, ner=True,
                                    ner_rate=min(1.0, opts.ner_sample / max(1, sum(count_records(p) for p in train))))
-    info = detection_info(opts.ner) if opts.detect else None
+    info = detection_info(opts.ner, opts.ner_model) if opts.detect else None
     roles = [("train", p) for p in train] + [("eval", p) for p in evals]
     from ftaudit.data.scan_run import ScanRun
 

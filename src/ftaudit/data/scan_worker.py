@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ftaudit.data import bias as bias_mod
@@ -46,6 +47,7 @@ class ScanOptions:
     ner_sample: int | None = None  # NER on a seeded uniform sample of about this many records (None: all)
     ner_seed: int = 0
     ner_rate: float | None = None  # the sample's inclusion probability, set by `scan` from the record count
+    ner_model: str | None = None  # a transformer token-classification model directory instead of spaCy
 
 
 SPECIAL_PREFIX = "SPECIAL_CATEGORY_"
@@ -137,15 +139,16 @@ class Worker:
     def _detect(self, items: list[tuple[RecordOut, str, str]]) -> None:
         from ftaudit.data.pii import detect_many
 
-        # One call per batch (and per NER choice): NER runs spaCy's nlp.pipe over all its texts at once.
+        # One call per batch (and per NER choice): the NER model reads all its texts at once.
         sampled: Counter = Counter()
+        detect = partial(detect_many, ner_model=self.opts.ner_model)
         if self.opts.ner_rate is None:
-            found_all = detect_many([t for *_, t in items], ner=self.opts.ner)
+            found_all = detect([t for *_, t in items], ner=self.opts.ner)
         else:
             found_all = [[] for _ in items]
             for ner in (True, False):
                 chosen = [i for i, (r, *_) in enumerate(items) if r.ner == ner]
-                for i, found in zip(chosen, detect_many([items[i][2] for i in chosen], ner=ner), strict=True):
+                for i, found in zip(chosen, detect([items[i][2] for i in chosen], ner=ner), strict=True):
                     found_all[i] = found
         for (r, path, text), found in zip(items, found_all, strict=True):
             if not found:
