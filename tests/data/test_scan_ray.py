@@ -176,7 +176,7 @@ def test_a_worker_killed_mid_scan_is_retried_and_the_report_is_whole(tmp_path, c
         deadline = time.monotonic() + 60
         while not killed and time.monotonic() < deadline:
             for proc in psutil.process_iter(["cmdline"]):
-                if any("ray::run_job" in part for part in proc.info["cmdline"] or ()):
+                if any("ray::MapBatches(_outcome)" in part for part in proc.info["cmdline"] or ()):
                     proc.kill()
                     killed.append(proc.pid)
                     return

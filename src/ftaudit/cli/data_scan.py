@@ -67,7 +67,7 @@ def add_engine_arguments(p, *, shard_mb: float) -> None:
     """Where the work runs: shared by the commands that read whole datasets (scan, data-subject requests)."""
     p.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes (default: all cores)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="local: worker processes on this machine (default); ray: tasks on a Ray cluster")
+                   help="local: worker processes on this machine (default); ray: Ray Data on a Ray cluster")
     p.add_argument("--address", default=None, metavar="HOST:PORT|ray://HOST:10001",
                    help="the Ray cluster (default: $RAY_ADDRESS, else a local Ray instance started for the work)")
     p.add_argument("--shard-mb", type=float, default=shard_mb, metavar="MB",

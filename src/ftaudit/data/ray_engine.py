@@ -1,17 +1,22 @@
 """The scan's jobs on a Ray cluster (`ftaudit data scan --engine ray [--address HOST:PORT|ray://HOST:10001]`).
 
 The same jobs as the local engine — byte-range shards that each task reads itself, or batches the driver read —
-run as Ray tasks, at most `max_pending` in flight, and come back in submission order, so the driver folds them as
-the local engine does and the report is the same. Ray retries a task whose worker or node is lost (3 times);
-after that, or when the cluster cannot be reached, the scan fails with one line and writes nothing (its checkpoint
-stays for --resume). Every node needs ftaudit installed and the data readable (object storage, or a shared
-filesystem). With `--lsh cluster` the tasks keep their records' keys and signatures in the object store and the
-duplicate search runs as tasks too (`lsh_shuffle`).
+go through Ray Data: a dataset of jobs, one job a batch of `map_batches`, its order preserved, so the driver folds
+the results as the local engine does and the report is the same. The jobs are fed a window at a time, so the
+driver never holds the whole list. Ray retries a job whose worker or node is lost (3 times); after that, or when
+the cluster cannot be reached, the scan fails with one line and writes nothing (its checkpoint stays for
+--resume). Every node needs ftaudit installed and the data readable (object storage, or a shared filesystem).
+With `--lsh cluster` the scan runs as plain Ray tasks instead: their records' keys and signatures stay in the
+object store, owned by the driver, for the duplicate search that follows as tasks too (`lsh_shuffle`).
 """
 
 from __future__ import annotations
 
+import logging
+import pickle
+import warnings
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import TypeVar
 
 from ftaudit.data.parallel import in_order
@@ -59,28 +64,85 @@ def _reachable(address: str, timeout: float = 3.0) -> None:
                        "running (ray start --head), and is the port open?") from None
 
 
-def imap_ordered(fn: Callable[..., R], chunks: Iterable[T], *, address: str | None = None,
-                 max_pending: int | None = None, args: tuple = (), keep: int = 0) -> Iterator:
-    """fn(chunk, *args) over chunks as Ray tasks, results in order. With `keep`, fn returns 1 + keep values: the
-    first comes back, the others stay in the cluster's object store, and each result is (first, [their refs])."""
+def imap_ordered(fn: Callable[..., R], chunks: Iterable[T], *, address: str | None = None) -> Iterator[R]:
+    """fn(chunk) over chunks with Ray Data, results in order: a dataset of WINDOW × CPUs chunks at a time, each
+    chunk a batch of its own. fn's own errors (FtauditError) come back as values and are raised here, in one
+    line; a job lost after RETRIES retries, or failing otherwise, is one line too."""
+    ray = connect(address)
+    from ray import data as ray_data
+    from ray.util.annotations import RayDeprecationWarning
+
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)  # a scan's output is its own progress display
+    ctx = ray_data.DataContext.get_current()
+    saved = ctx.execution_options.preserve_order, ctx.enable_progress_bars
+    ctx.execution_options.preserve_order, ctx.enable_progress_bars = True, False
+    it = iter(chunks)
+    try:
+        while window := list(islice(it, WINDOW * cpus(ray))):
+            jobs = ray_data.from_items([{"job": pickle.dumps(c)} for c in window], override_num_blocks=len(window))
+            with warnings.catch_warnings():  # Ray Data retries a lost worker's task forever unless told; the
+                warnings.simplefilter("ignore", RayDeprecationWarning)  # argument has no named form before 2.64
+                done = jobs.map_batches(_outcome, fn_args=(fn,), batch_size=1, batch_format="pyarrow",
+                                        max_retries=RETRIES)
+            for row in _rows(done):
+                error, value = pickle.loads(row["outcome"])
+                if error is not None:
+                    raise error
+                yield value
+    finally:
+        ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
+
+
+WINDOW = 32  # chunks per CPU in one dataset: its start-up is spread thin, and the driver holds only these
+
+
+def _outcome(batch, fn):
+    """One job on a Ray Data worker: (its error, None) or (None, its result), pickled."""
+    job = pickle.loads(batch["job"][0].as_py())
+    try:
+        outcome = (None, fn(job))
+    except FtauditError as exc:
+        outcome = (exc, None)
+    return {"outcome": [pickle.dumps(outcome)]}
+
+
+def _rows(dataset) -> Iterator[dict]:
+    from ray.exceptions import RayError, UserCodeException
+
+    try:
+        yield from dataset.iter_rows()
+    except UserCodeException as exc:
+        raise BadInput(f"a scan task failed on the Ray cluster: {_last_line(exc)}") from None
+    except RayError as exc:
+        raise BadInput(f"a scan task was lost on the Ray cluster after {RETRIES} retries "
+                       f"({type(exc).__name__}); nothing was written; rerun with --resume") from None
+
+
+def _last_line(exc: BaseException) -> str:
+    """The remote exception's own line (`Type: message`) from the end of its traceback."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return next((line for line in reversed(lines) if not line.startswith(("File ", "^", "~"))), type(exc).__name__)
+
+
+def imap_keeping(fn: Callable[..., tuple], chunks: Iterable[T], *, keep: int, address: str | None = None,
+                 args: tuple = ()) -> Iterator[tuple]:
+    """fn(chunk, *args) as Ray tasks returning 1 + keep values, results in order as (first, [refs of the others]):
+    the others stay in the object store, owned by this driver, for tasks that follow."""
     ray = connect(address)
     task = ray.remote(max_retries=RETRIES, retry_exceptions=False, num_returns=1 + keep)(fn)
     outstanding: set = set()
 
     def submit(chunk):
         refs = task.remote(chunk, *args)
-        first = refs[0] if keep else refs
-        outstanding.add(first)
+        outstanding.add(refs[0])
         return refs
 
     def result(refs):
-        first = refs[0] if keep else refs
-        outstanding.discard(first)
-        value = _get(ray, first)
-        return (value, refs[1:]) if keep else value
+        outstanding.discard(refs[0])
+        return _get(ray, refs[0]), refs[1:]
 
     try:
-        yield from in_order(submit, result, chunks, max_pending or 2 * cpus(ray))
+        yield from in_order(submit, result, chunks, 2 * cpus(ray))
     finally:
         for ref in outstanding:  # the consumer stopped early or failed: drop the queued work
             ray.cancel(ref, force=True)

@@ -78,7 +78,7 @@ def scan(
     the verdict is in `evidence.policy` (see `policy.enforce`). `tdm`: saved TDM reservations of the source domains
     (`ftaudit.data.tdm`), checked against every domain of the training data. `checkpoint_path`: where the state
     is saved every `checkpoint_seconds` (after a folded shard), so that `resume=True` continues an interrupted scan
-    and gives the report an uninterrupted one gives. `engine="ray"`: the same jobs as Ray tasks on the cluster at
+    and gives the report an uninterrupted one gives. `engine="ray"`: the same jobs through Ray Data on the cluster at
     `ray_address` (`ftaudit.data.ray_engine`), the same report; with `lsh="cluster"` also the duplicate and leak
     search, band keys grouped across the cluster (`ftaudit.data.lsh_shuffle`; not resumable)."""
     from ftaudit.data.loading import count_records, data_files, detect_format

@@ -1,4 +1,4 @@
-"""The main process of `ftaudit data scan`: jobs out to the workers (local processes or Ray tasks) in order,
+"""The main process of `ftaudit data scan`: jobs out to the workers (local processes or Ray) in order,
 results folded back in the same order — the report is the same for any number of workers, shard size or engine —
 a checkpoint now and then, progress on the terminal."""
 
@@ -71,7 +71,7 @@ class ScanRun:
         fn, parts = run_job, []
         if lsh == "cluster":
             fn, partitions = lsh_shuffle.run_and_split, ray_engine.cpus(ray_engine.connect(ray_address))
-            imap_ordered = partial(ray_engine.imap_ordered, address=ray_address, args=(partitions,),
+            imap_ordered = partial(ray_engine.imap_keeping, address=ray_address, args=(partitions,),
                                    keep=2 * partitions)
             self.agg.index_here, self.checkpoint_path = False, None
         elif engine == "ray":

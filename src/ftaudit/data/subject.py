@@ -9,7 +9,7 @@ on a dataset version that held the person, and every run fine-tuned from one of 
 needs to answer the request and to decide on retraining.
 
 Identifiers are never written or printed: results name them by number and kind, the ledger entry of each request
-holds salted digests of them only, and the workers that search the shards (local processes or Ray tasks, the
+holds salted digests of them only, and the workers that search the shards (local processes or Ray Data, the
 scan's engines) get only the compiled patterns, in memory.
 """
 
@@ -218,7 +218,7 @@ class FindJob:
 
 
 def find_in(job: FindJob) -> tuple[str, int, list[RecordHit]]:
-    """Worker entry point (a local process or a Ray task): (file, records read, the records that hold an
+    """Worker entry point (a local process or a Ray Data map task): (file, records read, the records that hold an
     identifier)."""
     from ftaudit.data.loading import iter_records, iter_texts
 
@@ -251,7 +251,7 @@ def find(paths: Iterable[str | os.PathLike], identifiers: Sequence[Identifier], 
          request_id: str | None = None, action: str = "find", workers: int | None = None, engine: str = "local",
          ray_address: str | None = None, shard_bytes: int = 1 << 22, batch_size: int = 1024) -> SubjectReport:
     """Every record of `paths` that holds one of the identifiers (every string of the record, metadata too), on
-    the scan's engines: `workers` local processes over byte-range shards, or Ray tasks (`engine="ray"`). The
+    the scan's engines: `workers` local processes over byte-range shards, or Ray Data (`engine="ray"`). The
     identifiers travel to the workers only as the compiled patterns they match with, in memory."""
     from ftaudit.data import parallel, ray_engine
     from ftaudit.data.loading import detect_format
