@@ -22,7 +22,8 @@ LAST = "Schmidt Kowalski Rossi Dubois Larsen Novak Garcia Jansen Berg Moreau Kel
 CITIES = "Berlin Warsaw Lyon Turin Oslo Porto Ghent Graz Cork Malmo Tallinn Bilbao".split()
 TRAIN = ["{p} lives in {c}.", "Please call {p} about the parcel sent to {c}.", "Yesterday {p} flew from {c} to {d}.",
          "The invoice for {p} was posted in {c}.", "We met {p} at the office in {c} last week.",
-         "The parcel was late again.", "Thanks for the quick refund."]
+         "The parcel was late again.", "Thanks for the quick refund.", "A parcel came on Monday.",
+         "On Friday a refund was sent."]
 HELD_OUT = ["On Monday {p} moved to {c} for good.", "A letter from {p} arrived from {c} today."]
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
@@ -43,17 +44,21 @@ def _sentence(rng: random.Random, template: str) -> tuple[str, list[tuple[int, i
 
 @pytest.fixture(scope="module")
 def ner_model(tmp_path_factory):
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    import re
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertForTokenClassification, PreTrainedTokenizerFast
 
     rng = random.Random(3)
     data = [_sentence(rng, rng.choice(TRAIN)) for _ in range(1500)]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    # A fixed vocabulary (the corpus's words and characters, sorted): a trained one differs between processes.
+    corpus = " ".join(TRAIN + HELD_OUT + FIRST + LAST + CITIES)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    pieces = sorted(set(re.findall(r"\w+|[^\w\s]", corpus)) | set(corpus.replace(" ", "")))
+    vocab = {token: i for i, token in enumerate(specials + pieces + ["##" + c for c in sorted(set(corpus) - {" "})])}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=False)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator([t for t, _ in data] + HELD_OUT, trainers.WordPieceTrainer(vocab_size=300,
-                                                                                          special_tokens=specials))
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", special_tokens=[(s, tok.token_to_id(s)) for s in ("[CLS]", "[SEP]")])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
@@ -128,8 +133,9 @@ def test_a_text_longer_than_both_windows_is_read_whole_and_once(ner_model):
     # Stray spans are the small model's own mistakes (sentence-initial "On", "A" in mid-text windows), not seams.
     assert recall >= 0.9 and len(stray) <= len(ents) // 20, (recall, stray[:10])
     raw = _ner_entities_many([text], ner_model)[0]  # before overlap resolution, which would hide a stump
-    assert (NER_WINDOW - 6, NER_WINDOW + 4, "PER") in raw
-    assert all(a[1] <= b[0] for a, b in zip(raw, raw[1:], strict=False))  # no stump or double at a seam
+    # The name across the cut is found whole (by the second window), and the first window's "Lena" is dropped.
+    assert (NER_WINDOW - 6, NER_WINDOW + 4, "PER") in raw and (NER_WINDOW - 6, NER_WINDOW - 2, "PER") not in raw
+    assert len(raw) == len(set(raw))
     assert ents[-1][1] > 2 * NER_WINDOW and any(sp.start > 2 * NER_WINDOW for sp in spans)  # the tail was read
 
 
@@ -138,7 +144,7 @@ def test_scan_states_the_model_and_workers_agree(ner_model, tmp_path):
     data = tmp_path / "d.jsonl"
     with open(data, "w") as fh:
         for _ in range(40):
-            fh.write(json.dumps({"text": _sentence(rng, rng.choice(HELD_OUT + TRAIN[-2:]))[0]}) + "\n")
+            fh.write(json.dumps({"text": _sentence(rng, rng.choice(HELD_OUT + TRAIN[-4:]))[0]}) + "\n")
     runs = [scan([data], options=ScanOptions(workers=w, ner_model=ner_model, shard_bytes=1024),
                  findings_path=tmp_path / f"f{w}.jsonl") for w in (1, 2)]
     detection = runs[0].findings.detection
@@ -164,3 +170,20 @@ def test_bad_ner_model(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()
+
+
+def test_anonymize_replaces_the_names_the_model_finds(ner_model, tmp_path, capsys):
+    rng = random.Random(13)
+    data, out = tmp_path / "d.jsonl", tmp_path / "out.jsonl"
+    held = [_sentence(rng, rng.choice(HELD_OUT)) for _ in range(20)]
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t, _ in held))
+    assert main(["data", "anonymize", str(data), str(out), "--strategy", "redact", "--ner-model", ner_model]) == 0
+    assert "tiny-bert-ner" in capsys.readouterr().out
+    copies = [json.loads(line)["text"] for line in open(out)]
+    names = [text[s:e] for text, ents in held for s, e, _ in ents]
+    left = [n for n in names if any(n in c for c in copies)]
+    assert len(left) <= len(names) // 10, left
+    assert sum("<PERSON>" in c for c in copies) >= 18
+    assert main(["data", "anonymize", str(data), str(tmp_path / "o2.jsonl"), "--no-ner", "--ner-model",
+                 ner_model]) == 1
+    assert "NER is off" in capsys.readouterr().err

@@ -37,6 +37,9 @@ def register(sub) -> None:
     ner.add_argument("--ner", dest="ner", action="store_true", default=None,
                      help="require NER for names/places (error if no spaCy model is installed)")
     ner.add_argument("--no-ner", dest="ner", action="store_false", help="pattern detectors only")
+    p.add_argument("--ner-model", default=None, metavar="DIR",
+                   help="names and places by this local Hugging Face token-classification model (on the GPU when "
+                        "there is one) instead of the spaCy pipeline; needs torch and transformers")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--summary", metavar="FILE", help="where to write the change summary (default: OUT.changes.json)")
     p.set_defaults(handler=_run)
@@ -77,7 +80,8 @@ def _run(args: argparse.Namespace) -> int:
     summary = anonymize_path(args.input, args.output, args.strategy, key=key, types=types,
                              preserve_format=args.preserve_format, ner=args.ner, min_score=min_score,
                              on_error=args.on_error, fields=args.fields, workers=args.workers,
-                             key_source=key_source)
+                             key_source=key_source,
+                             ner_model=str(Path(args.ner_model).resolve()) if args.ner_model else None)
     atomic_write_json(summary_path, summary.model_dump())
     print(f"wrote {summary.output}: {summary.records_written} records, {summary.records_changed} changed, "
           f"{summary.replacements_total} replacements ({summary.strategy}): "

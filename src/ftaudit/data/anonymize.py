@@ -22,6 +22,7 @@ import secrets as _secrets
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -240,6 +241,7 @@ class _Job:
     min_score: float
     ner: bool
     fields: tuple[str, ...] | None
+    ner_model: str | None = None
 
 
 def _anonymize_batch(job: _Job) -> tuple[list[tuple[int, dict, bool]], Counter, set[tuple[str, str]]]:
@@ -253,7 +255,8 @@ def _anonymize_batch(job: _Job) -> tuple[list[tuple[int, dict, bool]], Counter, 
             return text
         map_texts(data, collect)
     special = any(t.startswith(SPECIAL_PREFIX) for t in job.types)
-    spans = detect_many(texts, ner=job.ner, types=job.types, min_score=job.min_score, special=special)
+    spans = detect_many(texts, ner=job.ner, types=job.types, min_score=job.min_score, special=special,
+                        ner_model=job.ner_model)
     by_address = {addr: found for addr, found in zip(addresses, spans, strict=True) if found}
     counts: Counter = Counter()
     values: set[tuple[str, str]] = set()
@@ -364,9 +367,10 @@ def anonymize_path(src: str | os.PathLike, dst: str | os.PathLike, strategy: Str
                    types: Iterable[str] | None = None, preserve_format: bool = False, ner: bool | None = None,
                    min_score: float = DEFAULT_MIN_SCORE, on_error: Literal["stop", "skip"] = "stop",
                    fields: Sequence[str] | None = None, workers: int | None = None,
-                   key_source: str | None = None) -> AnonymizationSummary:
+                   key_source: str | None = None, ner_model: str | None = None) -> AnonymizationSummary:
     """Writes an anonymised copy of `src` to `dst` (same format; a saved HF dataset becomes JSONL) and returns what
-    was changed. Pseudonyms are consistent across records and, with the same key, across files and runs."""
+    was changed. Pseudonyms are consistent across records and, with the same key, across files and runs.
+    `ner_model`: a transformer token-classification model directory instead of the spaCy pipeline."""
     src_p, dst_p = Path(src), Path(dst)
     if strategy not in STRATEGIES:
         raise BadInput(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
@@ -389,14 +393,16 @@ def anonymize_path(src: str | os.PathLike, dst: str | os.PathLike, strategy: Str
     if strategy == "pseudonymize" and key is None:
         key = _secrets.token_bytes(32)
         key_source = "generated for this run"
-    use_ner = _resolve_ner(ner) and bool(set(type_list) & {"PERSON", "LOCATION", "NRP"})
+    if ner_model is not None and ner is False:
+        raise BadInput("--ner-model names a NER model but NER is off (--no-ner); give one of them")
+    use_ner = _resolve_ner(ner, ner_model) and bool(set(type_list) & {"PERSON", "LOCATION", "NRP"})
     summary = AnonymizationSummary(
         source=str(src_p), output=str(dst_p), strategy=strategy, preserve_format=preserve_format,
         types=list(type_list), min_score=min_score,
         key_source=key_source or ("key file" if key is not None and strategy in ("hash", "pseudonymize")
                                   else "not used"),
-        ner=ner_available()[1] if ner is not False else "NER switched off by the caller: PERSON, LOCATION and NRP "
-                                                         "were not detected.")
+        ner=ner_available(ner_model)[1] if ner is not False else ("NER switched off by the caller: PERSON, LOCATION "
+                                                                    "and NRP were not detected."))
     if strategy == "hash" and key is None:
         summary.notes.append("hash without a key: SHA-256 of low-entropy values (phone numbers, IDs) can be reversed "
                              "by enumeration; use --key-file for a keyed hash")
@@ -408,6 +414,9 @@ def anonymize_path(src: str | os.PathLike, dst: str | os.PathLike, strategy: Str
     records = iter_records(src_p, on_error=on_error, errors=errors)
     frozen_fields = tuple(fields) if fields else None
 
+    new_job = partial(_Job, strategy=strategy, key=key, preserve_format=preserve_format, types=type_list,
+                  min_score=min_score, ner=use_ner, fields=frozen_fields, ner_model=ner_model)
+
     def jobs():
         batch: list[tuple[int, dict]] = []
         size = 0
@@ -417,10 +426,10 @@ def anonymize_path(src: str | os.PathLike, dst: str | os.PathLike, strategy: Str
             batch.append((rec.index, rec.data))
             size += _text_size(rec.data)
             if len(batch) >= 256 or size >= 256 * 1024:
-                yield _Job(batch, strategy, key, preserve_format, type_list, min_score, use_ner, frozen_fields)
+                yield new_job(batch)
                 batch, size = [], 0
         if batch:
-            yield _Job(batch, strategy, key, preserve_format, type_list, min_score, use_ner, frozen_fields)
+            yield new_job(batch)
 
     found: set[tuple[str, str]] = set()
     changed: set[int] = set()
