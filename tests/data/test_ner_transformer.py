@@ -149,7 +149,7 @@ def test_scan_states_the_model_and_workers_agree(ner_model, tmp_path):
                  findings_path=tmp_path / f"f{w}.jsonl") for w in (1, 2)]
     detection = runs[0].findings.detection
     assert "transformer-ner" in detection.detectors and "spacy-ner" not in detection.detectors
-    assert "tiny-bert-ner" in detection.note and "on cpu" in detection.note
+    assert "tiny-bert-ner" in detection.note and "here: cpu" in detection.note
     types = {json.loads(line)["type"] for line in open(tmp_path / "f1.jsonl")}
     assert {"PERSON", "LOCATION"} <= types
     assert (tmp_path / "f1.jsonl").read_text() == (tmp_path / "f2.jsonl").read_text()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import multiprocessing
+from functools import lru_cache
 from pathlib import Path
 
 from ftaudit.errors import BadInput
@@ -18,6 +19,7 @@ STRIDE = 32  # tokens shared by consecutive windows of a text longer than the mo
 GPU_BATCH, CPU_BATCH = 64, 8  # texts per forward pass
 
 
+@lru_cache(maxsize=None)  # asked once per batch; the answer holds for the run
 def missing(path: str) -> str | None:
     """Why the model cannot be used, or None; reads its configuration only (the weights load in the workers)."""
     if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
@@ -85,6 +87,8 @@ class TransformerNer:
         return [[(int(e["start"]), int(e["end"]), e["entity_group"]) for e in ents] for ents in found]
 
 
+@lru_cache(maxsize=None)
 def describe(path: str) -> str:
-    return (f"NER by the token-classification model in {Path(path).name} (Hugging Face transformers, on "
-            f"{device()}), its labels mapped to PERSON, LOCATION and NRP like spaCy's.")
+    return (f"NER by the token-classification model in {Path(path).name} (Hugging Face transformers, on each "
+            f"worker's GPU when it has one, else its CPU; here: {device()}), its labels mapped to PERSON, LOCATION "
+            "and NRP like spaCy's.")
