@@ -190,3 +190,41 @@ def test_a_worker_killed_mid_scan_is_retried_and_the_report_is_whole(tmp_path, c
     assert killed, "no Ray task worker was seen running"
     dump = lambda e: e.model_dump(mode="json", exclude={"scanned_at"})  # noqa: E731
     assert dump(on_ray) == dump(local) and local.counts.records == 3663
+
+
+def test_a_ray_scan_interrupted_in_its_second_window_resumes_to_the_local_report(tmp_path, cluster, monkeypatch):
+    """Ctrl-C in the driver while Ray Data streams results: the checkpoint holds what was folded; --resume on the
+    cluster skips those jobs (past the first window of 32 jobs per CPU) and the report and findings file equal an
+    uninterrupted local scan's."""
+    from test_scan_shards import _dataset, _dump
+
+    from ftaudit.data import checkpoint, ray_engine
+    from ftaudit.data import scan_run as scan_mod
+
+    data = _dataset(tmp_path / "d.jsonl", 400)
+    opts = ScanOptions(workers=2, ner=False, on_error="skip", shard_bytes=800)  # about 100 shards
+    whole = scan([data], options=opts, findings_path=tmp_path / "whole.jsonl")
+    ckpt = tmp_path / "out" / checkpoint.FILENAME
+    folded = {"n": 0}
+    original = scan_mod.Progress.advance
+    window = ray_engine.WINDOW * 2
+
+    def stop_in_the_second_window(self, *a):
+        original(self, *a)
+        folded["n"] += 1
+        if folded["n"] == window + 5:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(scan_mod.Progress, "advance", stop_in_the_second_window)
+    with pytest.raises(KeyboardInterrupt):
+        scan([data], options=opts, findings_path=tmp_path / "f.jsonl", checkpoint_path=ckpt, checkpoint_seconds=0,
+             engine="ray", ray_address=cluster)
+    monkeypatch.setattr(scan_mod.Progress, "advance", original)
+    assert ckpt.is_file() and not (tmp_path / "f.jsonl").exists()
+    resumed = scan([data], options=opts, findings_path=tmp_path / "f.jsonl", checkpoint_path=ckpt, resume=True,
+                   engine="ray", ray_address=cluster)
+    assert _dump(resumed) == _dump(whole) and folded["n"] == window + 5 and whole.counts.records > 300
+    assert (tmp_path / "f.jsonl").read_bytes() == (tmp_path / "whole.jsonl").read_bytes()
+    import ray.data
+
+    assert ray.data.DataContext.get_current().execution_options.preserve_order is False  # the caller's, restored
