@@ -97,11 +97,11 @@ def _by_function_words(words: list[str], langs: tuple[str, ...]) -> str:
     if not words:
         return "und"
     hits = dict.fromkeys(langs, 0)
-    counts = Counter(words)
-    for w in counts.keys() & _WORD_LANGS.keys():
-        for lang in _WORD_LANGS[w]:
+    langs_of = _WORD_LANGS.get
+    for w in words:  # most words are no function word: one lookup each beats counting them first
+        for lang in langs_of(w, ()):
             if lang in hits:
-                hits[lang] += counts[w]
+                hits[lang] += 1
     best = max(hits, key=hits.get)
     ranked = sorted(hits.values(), reverse=True)
     # Need a minimum of evidence, and a margin over the runner-up (fr/es/it/pt share many function words).
