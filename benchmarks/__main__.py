@@ -15,6 +15,7 @@ BENCHMARKS = [
     "meter_objectives",
     "pii_detection",
     "data_scan",
+    "data_scan_stages",
     "long_record_memory",
     "evaluation_throughput",
     "ledger_query",
