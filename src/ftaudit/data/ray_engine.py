@@ -66,8 +66,8 @@ def _reachable(address: str, timeout: float = 3.0) -> None:
 
 def imap_ordered(fn: Callable[..., R], chunks: Iterable[T], *, address: str | None = None) -> Iterator[R]:
     """fn(chunk) over chunks with Ray Data, results in order: a dataset of WINDOW × CPUs chunks at a time, each
-    chunk a batch of its own. fn's own errors (FtauditError) come back as values and are raised here, in one
-    line; a job lost after RETRIES retries, or failing otherwise, is one line too."""
+    chunk a batch of its own. A job's error comes back as a value (Ray Data keeps only its text) and is raised
+    here as one line; a job lost after RETRIES retries is one line too."""
     ray = connect(address)
     from ray import data as ray_data
     from ray.util.annotations import RayDeprecationWarning
@@ -87,7 +87,7 @@ def imap_ordered(fn: Callable[..., R], chunks: Iterable[T], *, address: str | No
             for row in _rows(done):
                 error, value = pickle.loads(row["outcome"])
                 if error is not None:
-                    raise error
+                    raise _one_line(error)
                 yield value
     finally:
         ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
@@ -101,27 +101,18 @@ def _outcome(batch, fn):
     job = pickle.loads(batch["job"][0].as_py())
     try:
         outcome = (None, fn(job))
-    except FtauditError as exc:
+    except Exception as exc:  # every error goes back to the driver, which words it
         outcome = (exc, None)
     return {"outcome": [pickle.dumps(outcome)]}
 
 
 def _rows(dataset) -> Iterator[dict]:
-    from ray.exceptions import RayError, UserCodeException
+    from ray.exceptions import RayError
 
     try:
         yield from dataset.iter_rows()
-    except UserCodeException as exc:
-        raise BadInput(f"a scan task failed on the Ray cluster: {_last_line(exc)}") from None
     except RayError as exc:
-        raise BadInput(f"a scan task was lost on the Ray cluster after {RETRIES} retries "
-                       f"({type(exc).__name__}); nothing was written; rerun with --resume") from None
-
-
-def _last_line(exc: BaseException) -> str:
-    """The remote exception's own line (`Type: message`) from the end of its traceback."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return next((line for line in reversed(lines) if not line.startswith(("File ", "^", "~"))), type(exc).__name__)
+        raise _lost(exc) from None
 
 
 def imap_keeping(fn: Callable[..., tuple], chunks: Iterable[T], *, keep: int, address: str | None = None,
@@ -175,9 +166,18 @@ def _get(ray, ref, then: str = "rerun with --resume"):
     try:
         return ray.get(ref)
     except RayTaskError as exc:
-        if isinstance(exc.cause, FtauditError):
-            raise exc.cause from None  # the task's own one-line error, without the remote traceback
-        raise BadInput(f"a scan task failed on the Ray cluster: {type(exc.cause).__name__}: {exc.cause}") from None
+        raise _one_line(exc.cause) from None
     except RayError as exc:
-        raise BadInput(f"a scan task was lost on the Ray cluster after {RETRIES} retries "
-                       f"({type(exc).__name__}); nothing was written; {then}") from None
+        raise _lost(exc, then) from None
+
+
+def _one_line(cause: BaseException) -> FtauditError:
+    """A job's own error as the scan's one line: ftaudit's own as it is (no remote traceback), another named."""
+    if isinstance(cause, FtauditError):
+        return cause
+    return BadInput(f"a scan task failed on the Ray cluster: {type(cause).__name__}: {cause}")
+
+
+def _lost(exc: BaseException, then: str = "rerun with --resume") -> BadInput:
+    return BadInput(f"a scan task was lost on the Ray cluster after {RETRIES} retries ({type(exc).__name__}); "
+                    f"nothing was written; {then}")
