@@ -187,3 +187,6 @@ def test_anonymize_replaces_the_names_the_model_finds(ner_model, tmp_path, capsy
     assert main(["data", "anonymize", str(data), str(tmp_path / "o2.jsonl"), "--no-ner", "--ner-model",
                  ner_model]) == 1
     assert "NER is off" in capsys.readouterr().err
+    assert main(["data", "anonymize", str(data), str(tmp_path / "o3.jsonl"), "--ner-model",
+                 str(tmp_path / "nowhere")]) == 1
+    assert "not a model directory" in capsys.readouterr().err and not (tmp_path / "o3.jsonl").exists()

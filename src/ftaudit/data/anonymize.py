@@ -393,8 +393,6 @@ def anonymize_path(src: str | os.PathLike, dst: str | os.PathLike, strategy: Str
     if strategy == "pseudonymize" and key is None:
         key = _secrets.token_bytes(32)
         key_source = "generated for this run"
-    if ner_model is not None and ner is False:
-        raise BadInput("--ner-model names a NER model but NER is off (--no-ner); give one of them")
     use_ner = _resolve_ner(ner, ner_model) and bool(set(type_list) & {"PERSON", "LOCATION", "NRP"})
     summary = AnonymizationSummary(
         source=str(src_p), output=str(dst_p), strategy=strategy, preserve_format=preserve_format,

@@ -22,6 +22,10 @@ from collections.abc import Sequence
 
 from ftaudit.data.spans import Intervals, Span
 
+# NER label → Presidio entity (presidio_analyzer/conf/default.yaml): spaCy's OntoNotes labels and CoNLL's PER/LOC;
+# ORG is ignored there as too noisy.
+NER_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "NORP": "NRP", "GPE": "LOCATION", "LOC": "LOCATION",
+              "FAC": "LOCATION"}
 NER_SCORE = 0.85  # Presidio's SpacyRecognizer score
 NER_BARE_SCORE = 0.6  # one capitalised token, no cue: still above common review thresholds, ranked below
 CUE_SCORE = 0.75  # a name-shaped phrase recovered from a cue alone (NER did not call it a person)

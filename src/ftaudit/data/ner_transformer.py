@@ -13,6 +13,7 @@ import multiprocessing
 from functools import lru_cache
 from pathlib import Path
 
+from ftaudit.data.ner_filter import NER_LABELS
 from ftaudit.errors import BadInput
 
 STRIDE = 32  # tokens shared by consecutive windows of a text longer than the model's maximum length
@@ -33,13 +34,10 @@ def missing(path: str) -> str | None:
         config = AutoConfig.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
         return f"--ner-model {path}: not a token-classification model ({_first_line(exc)})"
-    if not any(label.startswith(("B-", "I-")) or label in _PLAIN_LABELS for label in config.id2label.values()):
+    if not any(label.startswith(("B-", "I-")) or label in NER_LABELS for label in config.id2label.values()):
         return (f"--ner-model {path}: not a token-classification model (its labels {sorted(config.id2label.values())} "
                 "name no entity)")
     return None
-
-
-_PLAIN_LABELS = frozenset({"PER", "PERSON", "LOC", "GPE", "FAC", "NORP"})  # models that tag without B-/I-
 
 
 def _first_line(exc: BaseException) -> str:

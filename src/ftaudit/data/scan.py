@@ -44,13 +44,12 @@ def detection_info(ner: bool | None, model: str | None = None) -> DetectionInfo:
     phones = f" {PHONE_BACKEND[0].upper()}{PHONE_BACKEND[1:]}."
     detectors = ["patterns", "secrets", "special-category lexicon",
                  "phonenumbers" if "libphonenumber" in PHONE_BACKEND else "phone-layout-heuristic"]
+    ok = pii._resolve_ner(ner, model)  # raises for NER required or a model named that cannot run, or NER off
     if ner is False:
         return DetectionInfo(ner_available=False, detectors=detectors,
                              note="NER switched off for this scan (--no-ner): PERSON, LOCATION and NRP were not "
                                   "detected; only pattern-based types were." + phones)
-    ok, note = pii.ner_available(model)
-    if (ner is True or model is not None) and not ok:
-        raise BadInput(note)
+    note = pii.ner_available(model)[1]
     long_text = pii.NER_LONG_TEXT_NOTE
     ner_detector = "transformer-ner" if model else "spacy-ner"
     return DetectionInfo(ner_available=ok, note=(f"{note} {long_text[0].upper()}{long_text[1:]}." if ok else note)
@@ -111,8 +110,6 @@ def scan(
     the_policy = load_policy(policy)
     if tdm is not None:
         tdm_mod.check_source(tdm)
-    if opts.ner_model is not None and opts.ner is False:
-        raise BadInput("--ner-model names a NER model but NER is off (--no-ner / --ner off); give one of them")
     if opts.ner_sample is not None:
         if opts.ner is False or opts.ner_sample < 1:
             raise BadInput("--ner sample:N needs N >= 1 and NER switched on")
