@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ftaudit.data import bias, pieces, pii
-from ftaudit.data.loading import iter_records
+from ftaudit.data.loading import Record, iter_records
 from ftaudit.data.quality import MinHasher, exact_key, garbled_reason, normalise, shingles
 from ftaudit.data.scan_worker import ScanOptions, Worker
 from ftaudit.data.spans import Intervals
@@ -115,3 +115,54 @@ def test_detection_in_windows_finds_what_reading_the_whole_text_finds(monkeypatc
     monkeypatch.setattr(pieces, "OVERLAP", size // 2)
     assert pii.detect_many(long_texts, ner=False) == whole
     assert sum(map(len, whole)) > 1000
+
+
+def test_a_group_of_overlapping_spans_across_a_window_end_waits_for_the_next_window(monkeypatch):
+    """Competing spans that overlap across a window's end are resolved together once the next window has been
+    read: the windowed detections equal reading the text whole, and such a group did occur."""
+    texts = _golden_texts()
+    long_text = " ".join(texts)
+    whole = pii.detect_many([long_text], ner=False)
+    waited = []
+    open_group = pii._open_group
+
+    def watched(spans, hi):
+        cut = open_group(spans, hi)
+        waited.append(len(spans) - cut)
+        return cut
+
+    monkeypatch.setattr(pii, "_open_group", watched)
+    monkeypatch.setattr(pieces, "WINDOW", 4096)  # every match shorter than half the overlap
+    monkeypatch.setattr(pieces, "OVERLAP", 2048)
+    parts = list(next(pii.detect_each([long_text], ner=False)))
+    assert len(parts) > 100 and [sp for part in parts for sp in part] == whole[0]
+    assert sum(n > 1 for n in waited) >= 3, waited  # groups of competing spans held across a window's end
+
+
+def _dense_line(n: int) -> str:
+    rng = random.Random(n)
+    return " ".join(f"mail anna{rng.randint(0, 99999)}@example.com call +44 20 7946 {rng.randint(1000, 9999)} "
+                    f"about her diabetes and her trade union" for _ in range(n))
+
+
+def test_a_line_of_many_findings_costs_bytes_not_objects_a_finding(monkeypatch):
+    """One record holding hundreds of thousands of findings: the worker keeps them in columns, window by window,
+    never as a list of every span (about 190 bytes a finding more before)."""
+    monkeypatch.setattr(pieces, "WINDOW", 1 << 16)
+    monkeypatch.setattr(pieces, "OVERLAP", 1 << 12)
+    worker = Worker(ScanOptions(ner=False))
+    peaks = []
+    for n in (4_000, 16_000):
+        batch = [Record(0, "dense.jsonl", {"text": _dense_line(n)})]
+        tracemalloc.start()
+        out = worker.run(batch, "train")
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        found = out.records[0].findings
+        assert len(found) == 4 * n  # the address, the phone number, two special-category terms
+        assert {t for _, _, _, t, _ in found} == {"EMAIL_ADDRESS", "PHONE_NUMBER", "SPECIAL_CATEGORY_HEALTH",
+                                                   "SPECIAL_CATEGORY_TRADE_UNION"}
+        peaks.append((peak, len(found)))
+    per_finding = (peaks[1][0] - peaks[0][0]) / (peaks[1][1] - peaks[0][1])
+    # The text and its case fold (about 42 bytes a finding here) and 20 bytes of columns.
+    assert per_finding < 100, f"{per_finding:.0f} bytes of memory per finding"

@@ -45,20 +45,24 @@ def pieces(text: str, size: int | None = None, overlap: int = 0) -> Iterator[tup
         pos = max(end - overlap, pos + 1)
 
 
-def windowed(detect: Callable[[str], list[Span]], text: str) -> list[Span]:
-    """detect(text) read in overlapping windows. Each window keeps the spans that start in its own part, from the
+def one_window(text: str) -> bool:
+    return len(text) <= WINDOW
+
+
+def windows(detect: Callable[[str], list[Span]], text: str) -> Iterator[tuple[int, list[Span]]]:
+    """(hi, spans) for each window in text order: every span a window keeps starts before `hi`, and every span a
+    later window keeps starts at or after it. Each window keeps the spans that start in its own part, from the
     middle of its overlap with the previous window to the middle of its overlap with the next: every span is
     found once, by the window where it and its context lie furthest from a cut."""
-    if len(text) <= WINDOW:
-        return detect(text)
-    spans: list[Span] = []
+    if one_window(text):
+        yield len(text), detect(text)
+        return
     lo = 0
     for (pos, window), (next_pos, _) in pairwise(chain(pieces(text, WINDOW, OVERLAP), [(len(text), "")])):
         hi = (next_pos + pos + len(window)) // 2 if next_pos < len(text) else len(text)
-        spans += [replace(sp, start=sp.start + pos, end=sp.end + pos) for sp in detect(window)
-                  if lo <= sp.start + pos < hi]
+        yield hi, [replace(sp, start=sp.start + pos, end=sp.end + pos) for sp in detect(window)
+                   if lo <= sp.start + pos < hi]
         lo = hi
-    return spans
 
 
 def utf8_length(text: str) -> int:

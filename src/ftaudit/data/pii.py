@@ -38,7 +38,7 @@ from ftaudit.data.patterns.recognizers import (
     TLD_HIT,
     phone_score,
 )
-from ftaudit.data.pieces import OVERLAP, PIECE, WINDOW, pieces, windowed
+from ftaudit.data.pieces import OVERLAP, PIECE, WINDOW, one_window, pieces, windows
 from ftaudit.data.secrets import SECRET_TYPES, Candidates, detect_secrets
 from ftaudit.data.spans import Finding, Span, folds, resolve_overlaps
 from ftaudit.data.special_categories import PREFIX as SPECIAL_PREFIX
@@ -349,23 +349,70 @@ def detect_many(texts: Sequence[str], *, ner: bool | None = None, types: Iterabl
                 min_score: float = 0.0, special: bool = True, ner_model: str | None = None) -> list[list[Span]]:
     """Detections for each text. ner=None: use NER if installed; True: require it (BadInput if missing).
     `ner_model`: a transformer token-classification model directory instead of the spaCy pipeline."""
-    wanted = set(types) if types is not None else None
+    return [[sp for part in found for sp in part] for found in
+            detect_each(texts, ner=ner, types=types, min_score=min_score, special=special, ner_model=ner_model)]
+
+
+def detect_each(texts: Sequence[str], *, ner: bool | None = None, types: Iterable[str] | None = None,
+                min_score: float = 0.0, special: bool = True,
+                ner_model: str | None = None) -> Iterator[Iterator[list[Span]]]:
+    """`detect_many`, each text's detections as consecutive lists in text order: one list a detection window
+    (`pieces.windows`), so that a record holding millions of findings is never held as millions of spans."""
+    wanted = frozenset(types) if types is not None else None
     use_ner = _resolve_ner(ner, ner_model) and (wanted is None or bool(wanted & set(NER_TYPES)))
     ner_ents = _ner_entities_many(texts, ner_model) if use_ner else None
-    results: list[list[Span]] = []
-    secret_candidates = Candidates.each(texts)
-    for i, text in enumerate(texts):
-        fold = folds(text)
-        spans = windowed(partial(_identifier_spans, candidates=secret_candidates[i], fold=fold), text)
-        if ner_ents is not None:
-            # Shape and cue rules (ner_filter): identifiers are not names; e-mail/URL text is not a name either.
-            spans += refine_entities(text, ner_ents[i], [(sp.start, sp.end) for sp in spans], NER_LABELS)
-        spans = resolve_overlaps(spans)
-        if special:
-            spans += windowed(partial(detect_special, fold=fold), text)  # flags for review, not competing
-            spans.sort(key=lambda s: (s.start, s.end))
-        results.append([s for s in spans if s.score >= min_score and (wanted is None or s.type in wanted)])
-    return results
+
+    def keep(sp: Span) -> bool:
+        return sp.score >= min_score and (wanted is None or sp.type in wanted)
+
+    for i, (text, candidates) in enumerate(zip(texts, Candidates.each(texts), strict=True)):
+        yield _detected(text, candidates, ner_ents[i] if ner_ents is not None else None, special, keep)
+
+
+def _detected(text: str, candidates: Candidates, ents: list | None, special: bool,
+              keep: Callable[[Span], bool]) -> Iterator[list[Span]]:
+    fold = folds(text)
+    found = windows(partial(_identifier_spans, candidates=candidates, fold=fold), text)
+    flags = windows(partial(detect_special, fold=fold) if special else _nothing, text)
+    if ents is not None or one_window(text):  # one window, or NER's filter reading all identifiers at once
+        spans = [sp for _, part in found for sp in part]
+        if ents is not None:  # shape and cue rules: identifiers are not names; e-mail/URL text is not either
+            spans += refine_entities(text, ents, [(sp.start, sp.end) for sp in spans], NER_LABELS)
+        yield _ordered(resolve_overlaps(spans), [sp for _, part in flags for sp in part], keep)
+        return
+    # Overlaps are resolved among spans that overlap, directly or through others: a group of them still reaching
+    # past a window's end waits for the next window's spans; what lies before it is final.
+    pending: list[Span] = []
+    flagged: list[Span] = []  # special-category terms flag for review, never competing
+    for (hi, part), (_, terms) in zip(found, flags, strict=True):
+        pending += part
+        pending.sort(key=lambda sp: sp.start)
+        cut = _open_group(pending, hi)
+        bound = pending[cut].start if cut < len(pending) else hi
+        done, pending = pending[:cut], pending[cut:]
+        flagged += terms
+        yield _ordered(resolve_overlaps(done), [t for t in flagged if t.start < bound], keep)
+        flagged = [t for t in flagged if t.start >= bound]
+
+
+def _nothing(text: str) -> list[Span]:
+    return []
+
+
+def _open_group(spans: list[Span], hi: int) -> int:
+    """Where the last group of overlapping spans (sorted by start) begins if it reaches past `hi`, else len."""
+    first, reach = len(spans), -1
+    for i, sp in enumerate(spans):
+        if sp.start >= reach:
+            first = i
+        reach = max(reach, sp.end)
+    return first if reach > hi else len(spans)
+
+
+def _ordered(resolved: list[Span], flagged: list[Span], keep: Callable[[Span], bool]) -> list[Span]:
+    spans = resolved + flagged
+    spans.sort(key=lambda s: (s.start, s.end))  # stable: an identifier before a term flag at the same place
+    return [s for s in spans if keep(s)]
 
 
 def detect_text(text: str, *, ner: bool | None = None, types: Iterable[str] | None = None,

@@ -38,7 +38,11 @@ def _mask_word(word: str) -> str:
     return shape(word)
 
 
-def redacted_context(text: str, spans: list[tuple[int, int, str]], focus: tuple[int, int], *, width: int = 40) -> str:
+CONTEXT_WIDTH = 40  # characters a sample shows on each side of its finding
+
+
+def redacted_context(text: str, spans: list[tuple[int, int, str]], focus: tuple[int, int], *,
+                     width: int = CONTEXT_WIDTH) -> str:
     """Context of `focus` (start, end) with `spans` (start, end, TYPE) replaced and the rest shape-masked."""
     lo = max(0, focus[0] - width)
     hi = min(len(text), focus[1] + width)

@@ -15,9 +15,10 @@ from typing import Any
 
 from ftaudit.data import bias as bias_mod
 from ftaudit.data import provenance as prov
+from ftaudit.data.found import FoundColumns
 from ftaudit.data.pieces import utf8_length
 from ftaudit.data.quality import MinHasher, exact_key, quality_flag
-from ftaudit.data.samples import redacted_context
+from ftaudit.data.samples import CONTEXT_WIDTH, redacted_context
 from ftaudit.data.stats import TokenCounter, detect_language
 from ftaudit.data.storage import location
 from ftaudit.errors import BadInput
@@ -72,7 +73,7 @@ class RecordOut:
     flag: str | None = None
     domains: list[str] = field(default_factory=list)
     domain_method: str = ""
-    findings: list[tuple[str, int, int, str, float]] = field(default_factory=list)
+    findings: FoundColumns = field(default_factory=FoundColumns)
     samples: list[tuple[str, str, int, int, str]] = field(default_factory=list)
     skipped: str | None = None
     ner: bool = False  # in the NER sample (--ner sample:N)
@@ -137,29 +138,44 @@ class Worker:
         return BatchOut(out, tally)
 
     def _detect(self, items: list[tuple[RecordOut, str, str]]) -> None:
-        from ftaudit.data.pii import detect_many
+        from ftaudit.data.pii import detect_each
 
         # One call per batch (and per NER choice): the NER model reads all its texts at once.
-        sampled: Counter = Counter()
-        detect = partial(detect_many, ner_model=self.opts.ner_model)
+        detect = partial(detect_each, ner_model=self.opts.ner_model)
         if self.opts.ner_rate is None:
-            found_all = detect([t for *_, t in items], ner=self.opts.ner)
+            found_all = list(detect([t for *_, t in items], ner=self.opts.ner))
         else:
-            found_all = [[] for _ in items]
+            found_all = [iter(())] * len(items)
             for ner in (True, False):
                 chosen = [i for i, (r, *_) in enumerate(items) if r.ner == ner]
                 for i, found in zip(chosen, detect([items[i][2] for i in chosen], ner=ner), strict=True):
                     found_all[i] = found
-        for (r, path, text), found in zip(items, found_all, strict=True):
-            if not found:
-                continue
-            spans = [(f.start, f.end, f.type) for f in found if not f.type.startswith(SPECIAL_PREFIX)]
-            for f in found:
-                r.findings.append((path, f.start, f.end, f.type, f.score))
-                if sampled[f.type] < self.opts.samples_per_type:
-                    sampled[f.type] += 1
-                    r.samples.append((f.type, path, f.start, f.end,
-                                      redacted_context(text, spans + [(f.start, f.end, f.type)], (f.start, f.end))))
+        sampled: Counter = Counter()
+        for (r, path, text), parts in zip(items, found_all, strict=True):
+            first = len(r.findings)
+            focus: list[tuple[str, int, int]] = []
+            for part in parts:
+                for f in part:
+                    r.findings.add(path, f.start, f.end, f.type, f.score)
+                    if sampled[f.type] < self.opts.samples_per_type:
+                        sampled[f.type] += 1
+                        focus.append((f.type, f.start, f.end))
+            if focus:
+                r.samples += _samples(r, path, text, (first, len(r.findings)), focus)
+
+
+def _samples(r: RecordOut, path: str, text: str, rows: tuple[int, int],
+             focus: list[tuple[str, int, int]]) -> list[tuple[str, str, int, int, str]]:
+    """Redacted samples of the focus findings; the identifiers around each are replaced in its context. Those are
+    the field's findings near it: identifiers do not overlap one another, so none starting further away than
+    the longest of them can reach into a context or across its edge."""
+    longest = max(r.findings.length[rows[0]:rows[1]])
+    out = []
+    for typ, start, end in focus:
+        near = r.findings.near(rows, start - CONTEXT_WIDTH - longest, end + CONTEXT_WIDTH + longest)
+        spans = [sp for sp in near if not sp[2].startswith(SPECIAL_PREFIX)]
+        out.append((typ, path, start, end, redacted_context(text, spans + [(start, end, typ)], (start, end))))
+    return out
 
 
 NER_SAMPLE_RULE = ("record I of file K (both 0-based, files in the order given) had NER when the first 8 bytes "
