@@ -9,12 +9,18 @@ import io
 import json
 import sqlite3
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from test_scan_object_storage import s3_put
 
 from ftaudit.cli import main
+from ftaudit.data import storage
 from ftaudit.data.anonymize import anonymize_path, write_new_key
 from ftaudit.data.scan import ScanOptions, path_sha256, scan
-from ftaudit.data.subject import Identifier, find
+from ftaudit.data.storage import location
+from ftaudit.data.subject import Identifier, erase, find
+from ftaudit.errors import BadInput
 from ftaudit.ledger.core import open_ledger
 from ftaudit.record import Lineage
 from reporting_records import full_record
@@ -203,3 +209,58 @@ def test_bad_paths_and_requests(tmp_path, capsys, monkeypatch):
     code, _, err = _cli(["data", "subject", "confirm", "0123456789abcdef", "--ledger", led, "--key", key], capsys,
                         monkeypatch=monkeypatch)
     assert code == 1 and "no erase request 0123456789abcdef" in err
+
+
+def _read(url: str) -> bytes:
+    with location(url).open() as fh:
+        return fh.read()
+
+
+def test_a_request_over_datasets_in_object_storage(tmp_path, capsys, monkeypatch, s3):
+    """find, erase and confirm on s3:// objects as on local files: the same records found (two workers reading
+    byte ranges), each new version uploaded beside its object, which stays until confirm replaces it."""
+    data = _jsonl(tmp_path / "d.jsonl", ROWS)
+    table = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"text": [r["text"] for r in ROWS]}), table)
+    urls = ["s3://dsr/v1/d.jsonl", "s3://dsr/v1/t.parquet"]
+    for f, url in zip((data, table), urls, strict=True):
+        s3_put(s3, url, f.read_bytes())
+    led, key = str(tmp_path / "l.sqlite"), str(tmp_path / "k.pem")
+    code, out, err = _cli(["data", "subject", "erase", *urls, "--workers", "2", "--shard-mb", "0.0001", "--ledger",
+                           led, "--key", key, "--json"], capsys, monkeypatch=monkeypatch)
+    assert code == 0, err
+    report = json.loads(out)
+    here = find([data, table], [Identifier(k.strip(), v.strip()) for k, v in
+                                (line.split(":", 1) for line in IDS.splitlines())])
+    for remote, local, url in zip(report["datasets"], here.datasets, urls, strict=True):
+        assert remote["path"] == url and remote["sha256"] == local.sha256
+        assert [h["record"] for h in remote["records"]] == [h.record for h in local.records] == [0, 1, 3]
+    news = [d["new_version"] for d in report["datasets"]]
+    assert news[0].startswith("s3://dsr/v1/d.erased-") and news[1].endswith(".parquet")
+    assert _read(urls[0]) == data.read_bytes() and _read(urls[1]) == table.read_bytes(), "kept until confirm"
+    assert [json.loads(line) for line in _read(news[0]).decode().splitlines() if line.strip()] == [ROWS[2], ROWS[4]]
+    assert pq.read_table(pa.BufferReader(_read(news[1]))).column("text").to_pylist() == \
+        [ROWS[2]["text"], ROWS[4]["text"]]
+    code, out2, err = _cli(["data", "subject", "confirm", report["request_id"], "--ledger", led, "--key", key],
+                           capsys, monkeypatch=monkeypatch)
+    assert code == 0, err
+    for d, url, new in zip(report["datasets"], urls, news, strict=True):
+        assert path_sha256(location(url))[0] == d["new_sha256"] and not location(new).exists()
+    _no_values(out, out2, err, _ledger_text(led))
+
+
+def test_an_upload_that_fails_leaves_no_new_version(tmp_path, monkeypatch, s3):
+    data = _jsonl(tmp_path / "d.jsonl", ROWS * 50)
+    s3_put(s3, "s3://dsr-fail/d.jsonl", data.read_bytes())
+    report = find(["s3://dsr-fail/d.jsonl"], [Identifier("email", "jane.doe@example.com")])
+
+    def cut(src, dst, length):
+        dst.write(src.read(100))
+        raise OSError("connection reset by peer")
+
+    monkeypatch.setattr(storage.shutil, "copyfileobj", cut)
+    with pytest.raises(BadInput, match=r"cannot write it to object storage: connection reset by peer") as exc:
+        erase(report)
+    assert "jane" not in str(exc.value).lower()
+    assert [o.name for o in location("s3://dsr-fail").rglob("*")] == ["d.jsonl"]
+    assert _read("s3://dsr-fail/d.jsonl") == data.read_bytes()

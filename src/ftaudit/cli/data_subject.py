@@ -24,7 +24,8 @@ def register(sub) -> None:
                             ("erase", "find, then write new dataset versions without those records (Art. 17)")):
         a = actions.add_parser(name, help=help_text, description=DESCRIPTION)
         a.add_argument("datasets", nargs="+", metavar="DATASET", help="JSONL, JSON, CSV/TSV, Parquet, text, or a "
-                                                                      "saved HF dataset dir")
+                                                                      "saved HF dataset dir; a path or an s3://, "
+                                                                      "gs://, abfs://, hdfs:// URL")
         a.add_argument("--identifiers", metavar="FILE", default="-", help="the identifiers (default: stdin)")
         a.add_argument("--key-file", metavar="F", help="the key `ftaudit data anonymize` used: also find its "
                                                       "pseudonyms and keyed hashes of the identifiers")

@@ -32,6 +32,7 @@ from ftaudit.data.loading import Record, detect_format, iter_records, map_texts
 from ftaudit.data.parallel import imap_ordered
 from ftaudit.data.pii import PII_TYPES, SECRET_TYPES, Span, _resolve_ner, detect_many, ner_available
 from ftaudit.data.special_categories import PREFIX as SPECIAL_PREFIX
+from ftaudit.data.storage import ObjectPath
 from ftaudit.errors import BadInput
 from ftaudit.io import atomic_open, atomic_path
 
@@ -352,11 +353,12 @@ class _Writer:
             self.fh.write("[]\n" if self.n == 0 else "\n]\n")
 
 
-def _parquet_batches(rows_iter, src: Path, tmp: str) -> None:
+def _parquet_batches(rows_iter, src: Path | ObjectPath, tmp: str) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pq.ParquetFile(src).schema_arrow
+    with src.open("rb") as fh:
+        schema = pq.ParquetFile(fh).schema_arrow
     with pq.ParquetWriter(tmp, schema) as writer:
         for rows in rows_iter:
             if rows:
@@ -482,7 +484,7 @@ def anonymize_path(src: str | os.PathLike, dst: str | os.PathLike, strategy: Str
     return summary
 
 
-def write_records(out_fmt: str, path: Path, src: Path, batches: Iterable[list[tuple[int, dict]]]) -> int:
+def write_records(out_fmt: str, path: Path, src: Path | ObjectPath, batches: Iterable[list[tuple[int, dict]]]) -> int:
     """Write (index, record) batches to `path` in the output format, atomically; returns the records written."""
     if out_fmt == "parquet":
         written = 0

@@ -6,7 +6,8 @@
 questions (name, suffix, exists, is_file, is_dir, stat, open), so the loaders and shards read either the same way.
 Credentials and endpoints come from each store's usual environment (AWS_ACCESS_KEY_ID / AWS_PROFILE /
 AWS_ENDPOINT_URL, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_ACCOUNT_KEY …), as Arrow, Ray and the clouds' own
-tools read them. Objects are read, never written: outputs go to local paths.
+tools read them. Objects are read, and written only where a data-subject erasure puts the new version of a
+dataset beside the old one (`upload`, then `move_to` on confirmation); every other output goes to a local path.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
@@ -58,6 +61,33 @@ class ObjectPath:
     @property
     def suffix(self) -> str:
         return PurePosixPath(self.name).suffix
+
+    @property
+    def stem(self) -> str:
+        return PurePosixPath(self.name).stem
+
+    def with_name(self, name: str) -> ObjectPath:
+        return ObjectPath(f"{self.url.rsplit('/', 1)[0]}/{name}")
+
+    def upload(self, local: Path) -> None:
+        """Writes a local file's bytes as this (new) object. The stores commit an upload when it ends, so readers
+        never see part of it; an upload that fails is deleted, not left half-written."""
+        fs, key = _filesystem(self.url)
+        try:
+            with local.open("rb") as src, fs.open_output_stream(key) as dst:
+                shutil.copyfileobj(src, dst, READ_BUFFER)
+        except OSError as exc:
+            with suppress(OSError):
+                fs.delete_file(key)
+            raise unwritable(self, exc) from None
+
+    def move_to(self, target: ObjectPath) -> None:
+        """Replaces `target` by this object (a server-side copy, which readers see whole, then a delete)."""
+        fs, key = _filesystem(self.url)
+        try:
+            fs.move(key, _filesystem(target.url)[1])
+        except OSError as exc:
+            raise unwritable(target, exc) from None
 
     def _info(self):
         fs, key = _filesystem(self.url)
@@ -109,10 +139,18 @@ class ObjectPath:
         return [ObjectPath(root + path) for path in sorted(i.path for i in infos if i.type == pafs.FileType.File)]
 
 
+def _first_line(exc: OSError) -> str:
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
+
+
 def unreadable(p: ObjectPath, exc: OSError) -> BadInput:
-    first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-    return BadInput(f"{p}: cannot read it from object storage: {first}; check the URL, the credentials and, for an "
-                    "S3-compatible store, AWS_ENDPOINT_URL")
+    return BadInput(f"{p}: cannot read it from object storage: {_first_line(exc)}; check the URL, the credentials "
+                    "and, for an S3-compatible store, AWS_ENDPOINT_URL")
+
+
+def unwritable(p: ObjectPath, exc: OSError) -> BadInput:
+    return BadInput(f"{p}: cannot write it to object storage: {_first_line(exc)}; check the credentials' write "
+                    "permission and, for an S3-compatible store, AWS_ENDPOINT_URL")
 
 
 def _filesystem(url: str):

@@ -19,6 +19,7 @@ import hashlib
 import os
 import re
 import secrets
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ftaudit.data.storage import ObjectPath, location
 from ftaudit.errors import BadInput
 
 KINDS = ("email", "phone", "name", "id")
@@ -238,7 +240,11 @@ def find_in(job: FindJob) -> tuple[str, int, list[RecordHit]]:
     return job.path, scanned, hits
 
 
-def _jobs(files: list[Path], matcher: Matcher, shard_bytes: int, batch_size: int) -> Iterator[FindJob]:
+def _absolute(p: Path | ObjectPath) -> Path | ObjectPath:
+    return p.absolute() if isinstance(p, Path) else p
+
+
+def _jobs(files: list[Path | ObjectPath], matcher: Matcher, shard_bytes: int, batch_size: int) -> Iterator[FindJob]:
     from ftaudit.data.loading import detect_format
     from ftaudit.data.scan_worker import units
 
@@ -257,7 +263,7 @@ def find(paths: Iterable[str | os.PathLike], identifiers: Sequence[Identifier], 
     from ftaudit.data.loading import detect_format
     from ftaudit.data.scan_aggregate import path_sha256
 
-    files = [Path(p).absolute() for p in paths]  # confirm may run from another directory
+    files = [_absolute(location(p)) for p in paths]  # confirm may run from another directory
     if not files:
         raise BadInput("no datasets given: pass the files (or saved HF dataset directories) to search")
     for p in files:
@@ -276,7 +282,7 @@ def find(paths: Iterable[str | os.PathLike], identifiers: Sequence[Identifier], 
                          datasets=list(results.values()))
 
 
-def erased_path(path: Path, request_id: str) -> Path:
+def erased_path(path: Path | ObjectPath, request_id: str) -> Path | ObjectPath:
     from ftaudit.data.loading import detect_format
 
     if detect_format(path) == "hf_dataset":
@@ -286,8 +292,8 @@ def erased_path(path: Path, request_id: str) -> Path:
 
 def erase(report: SubjectReport) -> SubjectReport:
     """Writes, for each dataset with hits, a new version without those records beside the old one (atomic; the
-    old version is untouched until `confirm`). JSONL and text keep an empty line in each erased record's place,
-    so the other records keep their numbers."""
+    old version is untouched until `confirm`), in object storage as on disk. JSONL and text keep an empty line in
+    each erased record's place, so the other records keep their numbers."""
     from ftaudit.data.anonymize import write_records
     from ftaudit.data.loading import detect_format, iter_records
     from ftaudit.data.scan_aggregate import path_sha256
@@ -295,14 +301,14 @@ def erase(report: SubjectReport) -> SubjectReport:
     for d in report.datasets:
         if not d.records:
             continue
-        src = Path(d.path)
+        src = location(d.path)
         if src.suffix.lower() == ".gz":
             raise BadInput(f"{src}: erasure writes uncompressed files; decompress it first (gunzip -k)")
         fmt = detect_format(src)
         out = erased_path(src, report.request_id)
         drop = {h.record for h in d.records}
 
-        def kept(src: Path = src, drop: set[int] = drop):
+        def kept(src: Path | ObjectPath = src, drop: set[int] = drop):
             batch: list[tuple[int, dict]] = []
             for rec in iter_records(src):
                 if rec.index not in drop:
@@ -312,8 +318,17 @@ def erase(report: SubjectReport) -> SubjectReport:
                     batch = []
             yield batch
 
-        write_records("jsonl" if fmt == "hf_dataset" else fmt, out, src, kept())
-        d.new_version, d.new_sha256 = str(out), path_sha256(out)[0]
+        out_fmt = "jsonl" if fmt == "hf_dataset" else fmt
+        if isinstance(out, Path):
+            write_records(out_fmt, out, src, kept())
+            d.new_sha256 = path_sha256(out)[0]
+        else:  # written whole on local disk, then uploaded in one piece
+            with tempfile.TemporaryDirectory() as tmp:
+                local = Path(tmp) / out.name
+                write_records(out_fmt, local, src, kept())
+                d.new_sha256 = path_sha256(local)[0]
+                out.upload(local)
+        d.new_version = str(out)
     report.action = "erase"
     return report
 
@@ -326,14 +341,18 @@ def confirm(erasure: dict, *, already_confirmed: bool) -> list[dict]:
         raise BadInput(f"request {erasure['request_id']} was already confirmed")
     todo = [d for d in erasure["datasets"] if d.get("new_version")]
     for d in todo:
-        old, new = Path(d["path"]), Path(d["new_version"])
+        old, new = location(d["path"]), location(d["new_version"])
         if not new.is_file() or path_sha256(new)[0] != d["new_sha256"]:
             raise BadInput(f"{new}: the new version is missing or was changed since the erase request; run erase "
                            "again")
         if not old.exists() or path_sha256(old)[0] != d["sha256"]:
             raise BadInput(f"{old}: the dataset changed since the erase request; run erase again")
     for d in todo:
-        os.replace(d["new_version"], d["path"])
+        new = location(d["new_version"])
+        if isinstance(new, Path):
+            os.replace(new, d["path"])
+        else:
+            new.move_to(location(d["path"]))
     return [{"path": d["path"], "sha256": d["new_sha256"], "replaced_sha256": d["sha256"]} for d in todo]
 
 
