@@ -158,6 +158,17 @@ def test_a_data_subject_search_on_ray_finds_what_the_local_engine_finds(tmp_path
     assert code == 0 and "3 of 400 records: 3, 150, 399" in out and "4 of 300 records" in out
 
 
+def test_a_data_subject_search_on_ray_reads_object_storage(tmp_path, cluster, s3):
+    files, ids = subject_data(tmp_path)
+    urls = [f"s3://ray-subject/v1/{f.name}" for f in files]
+    for f, url in zip(files, urls, strict=True):
+        s3_put(s3, url, f.read_bytes())
+    dump = lambda r: [d.model_dump(exclude={"path"}) for d in r.datasets]  # noqa: E731
+    on_ray = find(urls, ids, engine="ray", ray_address=cluster, shard_bytes=700)
+    assert [d.path for d in on_ray.datasets] == urls
+    assert dump(on_ray) == dump(find(files, ids, workers=1)) and on_ray.records_found == 7
+
+
 def test_a_worker_killed_mid_scan_is_retried_and_the_report_is_whole(tmp_path, cluster):
     """kill -9 of the Ray worker process running a scan task: Ray runs the task again, and the report equals the
     local engine's (no shard lost, none counted twice)."""
