@@ -35,6 +35,9 @@ async def chat(request: web.Request) -> web.StreamResponse:
         return web.json_response({"error": {"message": "CUDA out of memory", "type": "server_error"}}, status=500)
     if body.get("model") == "slow":
         await asyncio.sleep(5)
+    if body.get("model") == "auth-echo":  # what credentials reached the upstream
+        return web.json_response({"choices": [{"index": 0, "finish_reason": "stop", "message": {
+            "role": "assistant", "content": request.headers.get("authorization", "none")}}]})
     if not body.get("stream"):
         return web.Response(body=BODY, content_type="application/json")
     resp = web.StreamResponse(headers={"content-type": "text/event-stream"})

@@ -92,9 +92,44 @@ def test_with_an_api_key_every_route_but_health_needs_it(stub, run_dir, monitor_
             assert r.status == 200
         with urllib.request.urlopen(gw.url + "/healthz", timeout=10) as r:  # load balancers probe it without a key
             assert json.loads(r.read())["status"] == "serving"
+        assert _upstream_saw(gw.url, "Bearer s3cret-key") == "none", "the gateway's own key stays in the gateway"
     finally:
         gw.proc.send_signal(signal.SIGTERM)
         gw.proc.wait(30)
+
+
+def _upstream_saw(url: str, auth: str) -> str:
+    body = json.dumps({"model": "auth-echo", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    req = urllib.request.Request(url + "/v1/chat/completions", data=body, headers={
+        "content-type": "application/json", "authorization": auth})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize("keys", [("--upstream-api-key-env", "UPSTREAM_KEY"),
+                                  ("--api-key-env", "GATEWAY_KEY", "--upstream-api-key-env", "UPSTREAM_KEY"), ()],
+                         ids=["upstream key", "both keys", "no keys"])
+def test_the_upstream_gets_its_own_key_or_the_clients_header_when_the_gateway_has_none(stub, run_dir, monitor_env,
+                                                                                        tmp_path, keys):
+    env = {**monitor_env, "GATEWAY_KEY": "s3cret-key", "UPSTREAM_KEY": "upstream-key"}
+    gw = start_gateway(stub, run_dir, str(tmp_path / "ledger.sqlite"), env, *keys)
+    try:
+        client = "Bearer s3cret-key" if "GATEWAY_KEY" in keys else "Bearer clients-own-key"
+        assert _upstream_saw(gw.url, client) == ("Bearer upstream-key" if keys else "Bearer clients-own-key")
+    finally:
+        gw.proc.send_signal(signal.SIGTERM)
+        gw.proc.wait(30)
+
+
+def test_an_empty_key_variable_is_refused(run_dir, tmp_path, capsys, monkeypatch):
+    from ftaudit.cli import main
+
+    monkeypatch.setenv("FTAUDIT_TEST_UNSET_KEY", "")
+    for option in ("--api-key-env", "--upstream-api-key-env"):
+        code = main(["monitor", "gateway", "--upstream", "http://127.0.0.1:9", "--run", str(run_dir), "--ledger",
+                     str(tmp_path / "l.sqlite"), option, "FTAUDIT_TEST_UNSET_KEY"])
+        err = capsys.readouterr().err
+        assert code == 1 and f"{option} FTAUDIT_TEST_UNSET_KEY: that environment variable is empty" in err
 
 
 BACKLOG, PACE_S = 40, 0.05  # answers a client may be ahead of what the writer committed; seconds between looks

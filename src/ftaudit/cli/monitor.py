@@ -34,7 +34,10 @@ def register(sub) -> None:
                    help="events waiting to be written before requests are refused with 503 (default 10000)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the upstream (default 300)")
     p.add_argument("--api-key-env", metavar="NAME",
-                   help="require `Authorization: Bearer $NAME` on every route (the header is forwarded upstream)")
+                   help="require `Authorization: Bearer $NAME` on every route (that key is never sent upstream)")
+    p.add_argument("--upstream-api-key-env", metavar="NAME",
+                   help="send `Authorization: Bearer $NAME` to the upstream (default: with --api-key-env none, "
+                        "without it the client's own header)")
     p.add_argument("--json", action="store_true",
                    help="JSON lines on stdout: one when listening, one with the counters when stopped")
     _common(p)
@@ -148,6 +151,19 @@ def _verified(ledger) -> None:
     verify_ledger(ledger, load_trust())
 
 
+def _key_from_env(option: str, name: str | None) -> str | None:
+    import os
+
+    from ftaudit.errors import BadInput
+
+    if name is None:
+        return None
+    key = os.environ.get(name)
+    if not key:
+        raise BadInput(f"{option} {name}: that environment variable is empty")
+    return key
+
+
 def _listen(text: str) -> tuple[str, int]:
     from ftaudit.errors import BadInput
 
@@ -159,7 +175,6 @@ def _listen(text: str) -> tuple[str, int]:
 
 def gateway(args) -> int:
     import gc
-    import os
     import sys
 
     from aiohttp import web
@@ -177,11 +192,8 @@ def gateway(args) -> int:
         raise BadInput(f"--upstream {args.upstream!r}: give an http:// or https:// URL")
     if args.flush_ms < 1 or args.queue_max < 1:
         raise BadInput("--flush-ms and --queue-max must be at least 1")
-    api_key = None
-    if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env)
-        if not api_key:
-            raise BadInput(f"--api-key-env {args.api_key_env}: that environment variable is empty")
+    api_key = _key_from_env("--api-key-env", args.api_key_env)
+    upstream_key = _key_from_env("--upstream-api-key-env", args.upstream_api_key_env)
     deployment = deployment_for_run(args.run_dir, args.deployment, args.output_format)
     salt = load_salt()
     policy = ContentPolicy(args.content, salt)
@@ -199,7 +211,7 @@ def gateway(args) -> int:
         print(f"ftaudit: warning: listening on {host} without --api-key-env: anyone who reaches it can use the "
               "model and send feedback", file=sys.stderr)
     gw = Gateway(args.upstream, deployment, log, policy, ledger_location=args.ledger, key_path=args.key,
-                 timeout_s=args.timeout, api_key=api_key)
+                 timeout_s=args.timeout, api_key=api_key, upstream_api_key=upstream_key)
     started = {"event": "listening", "url": f"http://{host}:{port}", "upstream": args.upstream,
                "deployment": deployment.name, "run_id": deployment.run_id, "weights_sha256": deployment.weights_sha256,
                "content": args.content, "ledger": log.location, "writer_id": log.writer_id}
@@ -495,7 +507,6 @@ def _duration(text: str) -> float:
 
 
 def probe(args) -> int:
-    import os
     import sys
     import time
 
@@ -503,7 +514,7 @@ def probe(args) -> int:
 
     if args.count is not None and (args.every is None or args.count < 1):
         raise BadInput("--count N needs --every and N >= 1")
-    key = os.environ.get(args.api_key_env) if args.api_key_env else None
+    key = _key_from_env("--api-key-env", args.api_key_env)
     if args.every is None:
         _probe_once(args, key)
         return 0

@@ -65,7 +65,7 @@ async def json_errors(request: web.Request, handler):
 class Gateway:
     def __init__(self, upstream: str, deployment: Deployment, log: EventLog, policy: ContentPolicy, *,
                  ledger_location: str | None, key_path: str | None = None, timeout_s: float = 300.0,
-                 poll_s: float = 1.0, api_key: str | None = None):
+                 poll_s: float = 1.0, api_key: str | None = None, upstream_api_key: str | None = None):
         self.upstream = upstream.rstrip("/")
         if self.upstream.endswith("/v1"):
             self.upstream = self.upstream[:-3]
@@ -74,6 +74,9 @@ class Gateway:
         self.timeout = ClientTimeout(total=timeout_s, sock_connect=10)
         self.poll_s = poll_s
         self.api_key = api_key
+        # The gateway's own key is a credential for the gateway and never leaves it; the upstream gets its own key,
+        # or, with neither key configured, whatever Authorization the client sent (the upstream's own key).
+        self.upstream_auth = f"Bearer {upstream_api_key}" if upstream_api_key else None
         self.suspended: dict | None = None
         self.session: ClientSession | None = None
 
@@ -121,6 +124,10 @@ class Gateway:
         if ledger is not None:
             ledger.close()
 
+    @property
+    def _client_auth_passes(self) -> bool:
+        return self.api_key is None and self.upstream_auth is None
+
     # -- handlers ------------------------------------------------------------------------------------------
     @web.middleware
     async def authenticate(self, request: web.Request, handler):
@@ -161,7 +168,10 @@ class Gateway:
                     status, err = 400, "malformed JSON body"
                     return error(400, "the request body is not a JSON object", "invalid_request_error", rid)
                 streamed = parsed.get("stream") is True
-            headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST)
+            headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST
+                                  and (k.lower() != "authorization" or self._client_auth_passes))
+            if self.upstream_auth is not None:
+                headers["authorization"] = self.upstream_auth
             try:
                 async with self.session.request(request.method, self.upstream + request.path_qs, data=body or None,
                                                 headers=headers) as up:
