@@ -17,6 +17,7 @@ BENCHMARKS = [
     "data_scan",
     "data_scan_stages",
     "long_record_memory",
+    "checkpoint_cost",
     "evaluation_throughput",
     "ledger_query",
     "documents_render",

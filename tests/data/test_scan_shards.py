@@ -137,6 +137,55 @@ def test_interrupted_scan_resumes_to_the_same_report(tmp_path, monkeypatch):
         scan([data], options=opts, checkpoint_path=ckpt, resume=True)
 
 
+def test_a_checkpoint_writes_each_index_array_once_and_resumes_from_them(tmp_path, monkeypatch):
+    """With the spill threshold and the signature block made small, the index's runs and full blocks go to files
+    beside the pickle: every save writes only the arrays made since the one before, a save's unreferenced files
+    are gone after it, and a scan resumed from the pickle and its files gives the uninterrupted report."""
+    from ftaudit.data import quality
+
+    monkeypatch.setattr(checkpoint, "SPILL_BYTES", 256)
+    monkeypatch.setattr(quality.NearDuplicateIndex, "_BLOCK", 16)
+    data = _dataset(tmp_path / "d.jsonl", 1000)
+    opts = ScanOptions(workers=1, ner=False, on_error="skip", shard_bytes=8192)
+    whole = scan([data], options=opts, findings_path=tmp_path / "whole.jsonl")
+    ckpt = tmp_path / "out" / checkpoint.FILENAME
+    written, held = [], []  # bytes of each array file written; bytes of the files a checkpoint refers to, per save
+    save_array, save = checkpoint.np.save, checkpoint.save
+
+    def counted_array(fh, arr, **kw):
+        written.append(arr.nbytes)
+        save_array(fh, arr, **kw)
+
+    def counted_save(path, state):
+        save(path, state)
+        named = set()
+
+        class Names(checkpoint._Unpickler):
+            def persistent_load(self, name):
+                named.add(name)
+
+        with open(path, "rb") as fh:
+            Names(fh, None).load()
+        assert {f.stem for f in checkpoint.arrays_dir(path).glob("*.npy")} == named  # nothing stale, nothing lost
+        held.append(sum(f.stat().st_size - 128 for f in checkpoint.arrays_dir(path).glob("*.npy")))  # less headers
+        if len(held) == 20:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint.np, "save", counted_array)
+    monkeypatch.setattr(checkpoint, "save", counted_save)
+    with pytest.raises(KeyboardInterrupt):
+        scan([data], options=opts, findings_path=tmp_path / "f.jsonl", checkpoint_path=ckpt, checkpoint_seconds=0)
+    assert held[-1] > 20_000
+    # What the saves wrote, against pickling the same arrays whole at every save.
+    assert sum(written) < sum(held) / 4
+    monkeypatch.setattr(checkpoint, "save", save)
+    monkeypatch.setattr(checkpoint.np, "save", save_array)
+    resumed = scan([data], options=opts, findings_path=tmp_path / "f.jsonl", checkpoint_path=ckpt, resume=True)
+    assert _dump(resumed) == _dump(whole)
+    assert (tmp_path / "f.jsonl").read_bytes() == (tmp_path / "whole.jsonl").read_bytes()
+    assert not ckpt.exists() and not checkpoint.arrays_dir(ckpt).exists()
+
+
 def test_kill_9_mid_scan_then_resume_gives_the_uninterrupted_report(tmp_path):
     data = _dataset(tmp_path / "d.jsonl", 10000)
     args = [str(BIN / "ftaudit"), "data", "scan", str(data), "--no-ner", "--on-error", "skip", "--workers", "2",

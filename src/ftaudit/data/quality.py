@@ -314,6 +314,8 @@ class NearDuplicateIndex:
     def _append(self, item: int, sig: np.ndarray) -> int:
         pos = len(self._ids)
         if pos % self._BLOCK == 0:
+            if self._blocks:  # full: read-only from now on (a checkpoint writes it once)
+                self._blocks[-1].flags.writeable = False
             self._blocks.append(np.empty((self._BLOCK, self.num_perm), dtype=np.uint32))
         self._blocks[-1][pos % self._BLOCK] = sig
         self._ids.append(item)

@@ -47,5 +47,9 @@ class SortedRuns:
 
 
 def _sorted(hi: np.ndarray, lo: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The run, read-only: a run never changes once made (a checkpoint writes each one once)."""
     order = np.lexsort((values, lo, hi))
-    return hi[order], lo[order], values[order]
+    run = hi[order], lo[order], values[order]
+    for column in run:
+        column.flags.writeable = False
+    return run
