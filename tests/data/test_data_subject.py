@@ -181,6 +181,38 @@ def test_runs_trained_on_a_version_that_held_the_person_and_their_descendants(tm
     _no_values(out, err)
 
 
+def test_registered_searches_every_data_file_the_ledgers_runs_recorded(tmp_path, capsys, monkeypatch):
+    data = _jsonl(tmp_path / "train.jsonl", ROWS)
+    clean = _jsonl(tmp_path / "clean.jsonl", [ROWS[2]])
+    gone = _jsonl(tmp_path / "gone.jsonl", ROWS[:2])
+    (tmp_path / "rec").mkdir()
+    base = full_record(tmp_path / "rec")
+    runs = {"run-a": [data, clean], "run-b": [clean], "run-c": [gone]}
+    led, key = tmp_path / "l.sqlite", tmp_path / "k.pem"
+    with open_ledger(led, key_path=key) as ledger:
+        for run_id, files in runs.items():
+            ledger.record_run(base.model_copy(update={"run_id": run_id,
+                                                      "data": scan(files, options=ScanOptions(ner=False))}))
+    gone_sha = path_sha256(gone)[0]
+    gone.unlink()
+    code, out, err = _cli(["data", "subject", "find", "--registered", "--ledger", str(led), "--key", str(key),
+                           "--json"], capsys, monkeypatch=monkeypatch)
+    assert code == 0, err
+    report = json.loads(out)
+    assert [(d["path"], len(d["records"])) for d in report["datasets"]] == [(str(data), 3), (str(clean), 0)]
+    assert report["missing"] == [{"path": str(gone), "runs": ["run-c"], "sha256": [gone_sha]}]
+    assert [r["run_id"] for r in report["runs"]] == ["run-a"]
+    assert '"missing":[{"path":' in _ledger_text(led).replace(" ", "")
+    code, out, err = _cli(["data", "subject", "find", str(data), "--registered", "--ledger", str(led), "--key",
+                           str(key)], capsys, monkeypatch=monkeypatch)
+    assert code == 0 and out.count(f"  {data} (sha256") == 1, "a dataset named and registered is searched once"
+    assert f"{gone}: not there now, so not searched; recorded by run-c" in out
+    _no_values(out, err)  # (the ledger's run records hold words such as "does")
+    code, _, err = _cli(["data", "subject", "find", "--ledger", str(led), "--key", str(key)], capsys,
+                        monkeypatch=monkeypatch)
+    assert code == 1 and "no datasets to search" in err and "--registered" in err
+
+
 @pytest.mark.parametrize("stdin,message", [
     ("", "no identifiers given"),
     ("passport: X1234567\n", "identifier line 1: unknown kind 'passport'"),

@@ -23,9 +23,12 @@ def register(sub) -> None:
     for name, help_text in (("find", "list the records, datasets and runs that hold the person's data (Art. 15)"),
                             ("erase", "find, then write new dataset versions without those records (Art. 17)")):
         a = actions.add_parser(name, help=help_text, description=DESCRIPTION)
-        a.add_argument("datasets", nargs="+", metavar="DATASET", help="JSONL, JSON, CSV/TSV, Parquet, text, or a "
+        a.add_argument("datasets", nargs="*", metavar="DATASET", help="JSONL, JSON, CSV/TSV, Parquet, text, or a "
                                                                       "saved HF dataset dir; a path or an s3://, "
                                                                       "gs://, abfs://, hdfs:// URL")
+        a.add_argument("--registered", action="store_true",
+                       help="also search every data file the ledger's runs recorded, at its recorded path; those "
+                            "no longer there are listed as missing")
         a.add_argument("--identifiers", metavar="FILE", default="-", help="the identifiers (default: stdin)")
         a.add_argument("--key-file", metavar="F", help="the key `ftaudit data anonymize` used: also find its "
                                                       "pseudonyms and keyed hashes of the identifiers")
@@ -74,14 +77,21 @@ def _run(args: argparse.Namespace) -> int:
     from ftaudit.cli.ledger import default_ledger
     from ftaudit.data import subject
     from ftaudit.data.anonymize import read_key
+    from ftaudit.errors import BadInput
     from ftaudit.ledger.core import open_ledger
 
     check_engine_arguments(args)
     identifiers = _read_identifiers(args.identifiers)
     key = read_key(args.key_file) if args.key_file else None
     with open_ledger(default_ledger(args.ledger), key_path=args.key) as ledger:
-        report = subject.find(args.datasets, identifiers, key=key, workers=args.workers, engine=args.engine,
-                              ray_address=args.address, shard_bytes=int(args.shard_mb * 1e6))
+        present, missing = subject.registered(ledger) if args.registered else ([], [])
+        if not args.datasets and not present:
+            raise BadInput("no datasets to search: pass the files (or saved HF dataset directories)"
+                           + (f", or record runs in {ledger.location}" if args.registered else ", or --registered "
+                              "for every data file the ledger's runs recorded"))
+        report = subject.find([*args.datasets, *present], identifiers, key=key, workers=args.workers,
+                              engine=args.engine, ray_address=args.address, shard_bytes=int(args.shard_mb * 1e6))
+        report.missing = missing
         if args.subject_command == "erase":
             report = subject.erase(report)
         held = {d.sha256: d.path for d in report.datasets if d.records}
@@ -99,6 +109,9 @@ def _run(args: argparse.Namespace) -> int:
         if d.new_version:
             print(f"    new version without them: {d.new_version} (sha256 {d.new_sha256[:12]}); the old one stays "
                   f"until `ftaudit data subject confirm {report.request_id}`")
+    for m in report.missing:
+        print(f"  {m.path}: not there now, so not searched; recorded by {', '.join(m.runs)} (sha256 "
+              f"{', '.join(h[:12] for h in m.sha256)}): find that copy to answer the request")
     if report.runs:
         print("  runs trained on data that held the person (consider retraining):")
         for r in report.runs:

@@ -193,11 +193,19 @@ class AffectedRun(BaseModel):
     reason: str
 
 
+class MissingDataset(BaseModel):
+    path: str = Field(description="where a run recorded a data file that is not there now")
+    runs: list[str] = Field(description="the runs that recorded it")
+    sha256: list[str] = Field(description="the versions they recorded")
+
+
 class SubjectReport(BaseModel):
     request_id: str
     action: str
     identifiers: list[str] = Field(description="'1 (email)', …: kinds only, never values")
     datasets: list[DatasetResult]
+    missing: list[MissingDataset] = Field(default_factory=list, description="--registered: data files runs trained "
+                                          "on that are not at their recorded path: not searched")
     runs: list[AffectedRun] = Field(default_factory=list)
     ledger_seq: int | None = None
 
@@ -263,7 +271,7 @@ def find(paths: Iterable[str | os.PathLike], identifiers: Sequence[Identifier], 
     from ftaudit.data.loading import detect_format
     from ftaudit.data.scan_aggregate import path_sha256
 
-    files = [_absolute(location(p)) for p in paths]  # confirm may run from another directory
+    files = list(dict.fromkeys(_absolute(location(p)) for p in paths))  # confirm may run from another directory
     if not files:
         raise BadInput("no datasets given: pass the files (or saved HF dataset directories) to search")
     for p in files:
@@ -358,16 +366,39 @@ def confirm(erasure: dict, *, already_confirmed: bool) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------------ the ledger
 
+def _runs(ledger) -> list[tuple]:
+    return ledger.store.query("SELECT run_id, parent_run_id, output_name, status, record_created_at FROM runs "
+                              "ORDER BY first_seq")
+
+
+def _data_files(ledger, run_id: str) -> list[dict]:
+    return ((ledger.run_record(run_id) or {}).get("data") or {}).get("files") or []
+
+
+def registered(ledger) -> tuple[list[Path | ObjectPath], list[MissingDataset]]:
+    """Every data file (train or eval) a run in the ledger recorded, once each in the order first recorded: those
+    at their recorded path to be searched, and those missing there, with the runs and versions that name them.
+    A relative path is read from the current directory, as the run that recorded it read it."""
+    seen: dict[str, MissingDataset] = {}
+    for run_id, *_ in _runs(ledger):
+        for f in _data_files(ledger, run_id):
+            entry = seen.setdefault(f["path"], MissingDataset(path=f["path"], runs=[], sha256=[]))
+            if run_id not in entry.runs:
+                entry.runs.append(run_id)
+            if f.get("sha256") and f["sha256"] not in entry.sha256:
+                entry.sha256.append(f["sha256"])
+    here = {path: location(path) for path in seen}
+    present = [p for p in here.values() if p.exists()]
+    return present, [m for path, m in seen.items() if not here[path].exists()]
+
+
 def affected_runs(ledger, digests: dict[str, str]) -> list[AffectedRun]:
     """Runs whose record lists a data file with one of these sha256 digests ({sha256: path}), then, transitively,
     the runs that started from one of their models (a lineage's parent run)."""
-    rows = ledger.store.query("SELECT run_id, parent_run_id, output_name, status, record_created_at FROM runs "
-                              "ORDER BY first_seq")
+    rows = _runs(ledger)
     found: dict[str, AffectedRun] = {}
     for run_id, _, output_name, status, created in rows:
-        record = ledger.run_record(run_id) or {}
-        files = ((record.get("data") or {}).get("files") or [])
-        hit = next((f for f in files if f.get("sha256") in digests), None)
+        hit = next((f for f in _data_files(ledger, run_id) if f.get("sha256") in digests), None)
         if hit is not None:
             found[run_id] = AffectedRun(run_id=run_id, output_name=output_name, status=status, created_at=created,
                                         reason=f"trained on {digests[hit['sha256']]} (version "
@@ -386,5 +417,5 @@ def affected_runs(ledger, digests: dict[str, str]) -> list[AffectedRun]:
 def record_request(ledger, report: SubjectReport, identifiers: Sequence[Identifier]) -> int:
     salt = secrets.token_hex(16)
     data = {"request_id": report.request_id, "salt": salt, "identifiers": salted_digests(identifiers, salt),
-            **report.model_dump(mode="json", include={"datasets", "runs"})}
+            **report.model_dump(mode="json", include={"datasets", "missing", "runs"})}
     return ledger.record_event(f"dsr-{report.request_id}", f"{EVENT}.{report.action}", data).seq
