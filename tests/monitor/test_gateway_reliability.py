@@ -106,9 +106,8 @@ def _upstream_saw(url: str, auth: str) -> str:
         return json.loads(r.read())["choices"][0]["message"]["content"]
 
 
-@pytest.mark.parametrize("keys", [("--upstream-api-key-env", "UPSTREAM_KEY"),
-                                  ("--api-key-env", "GATEWAY_KEY", "--upstream-api-key-env", "UPSTREAM_KEY"), ()],
-                         ids=["upstream key", "both keys", "no keys"])
+@pytest.mark.parametrize("keys", [("--api-key-env", "GATEWAY_KEY", "--upstream-api-key-env", "UPSTREAM_KEY"), ()],
+                         ids=["both keys", "no keys"])
 def test_the_upstream_gets_its_own_key_or_the_clients_header_when_the_gateway_has_none(stub, run_dir, monitor_env,
                                                                                         tmp_path, keys):
     env = {**monitor_env, "GATEWAY_KEY": "s3cret-key", "UPSTREAM_KEY": "upstream-key"}
@@ -133,6 +132,7 @@ def test_an_empty_key_variable_is_refused(run_dir, tmp_path, capsys, monkeypatch
 
 
 BACKLOG, PACE_S = 40, 0.05  # answers a client may be ahead of what the writer committed; seconds between looks
+LOADED = 100  # answers before the kill
 
 
 @pytest.mark.parametrize("victim", ["gateway", "gateway and writer"])
@@ -179,9 +179,10 @@ def test_kill_9_under_load_loses_at_most_the_writers_batch_and_never_corrupts(st
     threads = [threading.Thread(target=client) for _ in range(4)] + [threading.Thread(target=pacer)]
     for t in threads:
         t.start()
-    time.sleep(3)
-    deadline = time.monotonic() + 30  # a loaded CI machine may start the writer late: kill once it has committed
-    while not _committed_events(ledger) and time.monotonic() < deadline:
+    # Under load: kill once more than LOADED requests were answered and the writer has committed some (a loaded CI
+    # machine may start the niced writer late), not after a fixed time.
+    deadline = time.monotonic() + 120
+    while (len(answered) <= LOADED or not _committed_events(ledger)) and time.monotonic() < deadline:
         time.sleep(0.1)
     (writer,) = [c for c in _children(gw.proc.pid) if b"resource_tracker" not in _cmdline(c)]  # the event log's
     if victim == "gateway":
@@ -201,7 +202,7 @@ def test_kill_9_under_load_loses_at_most_the_writers_batch_and_never_corrupts(st
     done = ftaudit(monitor_env, "verify", ledger)
     assert done.returncode == 0, done.stderr  # the chain is whole: no half-written batch
     events = events_of(monitor_env, ledger, tmp_path / "e.jsonl")
-    assert len(answered) > 100
+    assert len(answered) > LOADED
     assert len(events) <= len(answered) + 4  # at most the requests in flight at the kill have no answer
     logged = {e["request_id"] for e in events}
     if victim == "gateway":
