@@ -7,7 +7,7 @@ questions (name, suffix, exists, is_file, is_dir, stat, open), so the loaders an
 Credentials and endpoints come from each store's usual environment (AWS_ACCESS_KEY_ID / AWS_PROFILE /
 AWS_ENDPOINT_URL, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_ACCOUNT_KEY …), as Arrow, Ray and the clouds' own
 tools read them. Objects are read, and written only where a data-subject erasure puts the new version of a
-dataset beside the old one (`upload`, then `move_to` on confirmation); every other output goes to a local path.
+dataset beside the old one (`upload`, then `replace` on confirmation); every other output goes to a local path.
 """
 
 from __future__ import annotations
@@ -81,8 +81,9 @@ class ObjectPath:
                 fs.delete_file(key)
             raise unwritable(self, exc) from None
 
-    def move_to(self, target: ObjectPath) -> None:
-        """Replaces `target` by this object (a server-side copy, which readers see whole, then a delete)."""
+    def replace(self, target: ObjectPath) -> None:
+        """`Path.replace` for objects: `target` becomes this object (a server-side copy, which readers see whole,
+        then a delete)."""
         fs, key = _filesystem(self.url)
         try:
             fs.move(key, _filesystem(target.url)[1])

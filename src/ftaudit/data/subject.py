@@ -326,15 +326,11 @@ def erase(report: SubjectReport) -> SubjectReport:
                     batch = []
             yield batch
 
-        out_fmt = "jsonl" if fmt == "hf_dataset" else fmt
-        if isinstance(out, Path):
-            write_records(out_fmt, out, src, kept())
-            d.new_sha256 = path_sha256(out)[0]
-        else:  # written whole on local disk, then uploaded in one piece
-            with tempfile.TemporaryDirectory() as tmp:
-                local = Path(tmp) / out.name
-                write_records(out_fmt, local, src, kept())
-                d.new_sha256 = path_sha256(local)[0]
+        with tempfile.TemporaryDirectory() as tmp:  # an object's new version: written whole here, uploaded once
+            local = out if isinstance(out, Path) else Path(tmp) / out.name
+            write_records("jsonl" if fmt == "hf_dataset" else fmt, local, src, kept())
+            d.new_sha256 = path_sha256(local)[0]
+            if local is not out:
                 out.upload(local)
         d.new_version = str(out)
     report.action = "erase"
@@ -356,11 +352,7 @@ def confirm(erasure: dict, *, already_confirmed: bool) -> list[dict]:
         if not old.exists() or path_sha256(old)[0] != d["sha256"]:
             raise BadInput(f"{old}: the dataset changed since the erase request; run erase again")
     for d in todo:
-        new = location(d["new_version"])
-        if isinstance(new, Path):
-            os.replace(new, d["path"])
-        else:
-            new.move_to(location(d["path"]))
+        location(d["new_version"]).replace(location(d["path"]))
     return [{"path": d["path"], "sha256": d["new_sha256"], "replaced_sha256": d["sha256"]} for d in todo]
 
 
